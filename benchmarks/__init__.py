@@ -1,0 +1,1 @@
+"""Benchmarks: data generator and comparisons against DuckDB / Polars."""

@@ -1,0 +1,58 @@
+"""The operator protocol: a schema plus a pull-based stream of RecordBatches.
+
+Operators form chains: each one pulls batches from its inputs only when its own
+consumer asks for the next batch, so a chain scan -> sql -> sink holds at most a
+few batches in memory at a time (DuckDB / DataFusion may buffer internally under
+their own memory limits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+
+@runtime_checkable
+class Operator(Protocol):
+    """Anything with an Arrow schema that yields RecordBatches on demand."""
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    def batches(self) -> Iterator[pa.RecordBatch]: ...
+
+    def describe(self) -> str: ...
+
+
+class ReaderOperator:
+    """Wraps an already-open ``pa.RecordBatchReader`` as an operator.
+
+    >>> op = ReaderOperator(pa.table({"a": [1, 2]}).to_reader(), "example")
+    >>> [b.num_rows for b in op.batches()]
+    [2]
+    """
+
+    def __init__(self, reader: pa.RecordBatchReader, label: str) -> None:
+        self._reader = reader
+        self._label = label
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._reader.schema
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        yield from self._reader
+
+    def describe(self) -> str:
+        return f"Reader({self._label})"
+
+
+def to_reader(op: Operator) -> pa.RecordBatchReader:
+    """Expose an operator as a ``pa.RecordBatchReader`` (lazy: pulls on demand).
+
+    >>> to_reader(ReaderOperator(pa.table({"a": [1]}).to_reader(), "t")).read_all().num_rows
+    1
+    """
+    return pa.RecordBatchReader.from_batches(op.schema, op.batches())

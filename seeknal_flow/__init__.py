@@ -1,0 +1,1 @@
+"""seeknal-flow: Arrow-native streaming dataflow for feature-store pipelines."""
