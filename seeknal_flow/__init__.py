@@ -1,1 +1,24 @@
-"""seeknal-flow: Arrow-native streaming dataflow for feature-store pipelines."""
+"""seeknal-flow: Arrow-native streaming dataflow for feature-store pipelines.
+
+Heavy classes (which import pyarrow) load on first access, so the CLI starts fast.
+"""
+
+from seeknal_flow.decorators import feature_group, source, transform
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "FeatureFrame": "seeknal_flow.frames",
+    "Context": "seeknal_flow.context",
+}
+
+__all__ = ["Context", "FeatureFrame", "__version__", "feature_group", "source", "transform"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'seeknal_flow' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

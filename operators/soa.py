@@ -1,0 +1,695 @@
+"""Second-order aggregation (SPEC §4): spec -> one DataFusion aggregate plan -> Arrow stream.
+
+Three layers, kept apart so another engine can execute the same plan later:
+
+* :func:`check_soa` validates a :class:`SOAQuery` against the input (and spine)
+  schema and returns every problem, without reading data;
+* :func:`output_columns` / :func:`soa_sql` compile it (pure functions);
+* :func:`execute_soa` / :class:`SOAOperator` run the SQL on DataFusion with the
+  run's memory pool and spill directory, streaming the result.
+
+Semantics decided here (beyond SPEC §4):
+
+* Each distinct id of the input gives one output row, including ids whose rows
+  are all in the future or have NULL dates (a NULL id is a group of its own).
+  Over such an empty filter ``count``/``count_distinct`` give 0 and every other
+  aggregate gives NULL (plain SQL ``FILTER`` semantics); ratios are then NULL.
+* A ratio is NULL when its numerator aggregate is NULL (empty window), or is 0
+  for ``count``/``count_distinct`` (the window had no non-null value), or when
+  the denominator is NULL or 0.
+* Window bounds must satisfy ``0 <= lo <= hi``: a negative bound would read rows
+  dated after the application date.
+* Temporal SOA keeps the spine's application date value as is (its own type)
+  and outputs rows in spine order; spine rows without input rows (or with a
+  NULL date) still get a row.
+* Unquoted identifiers in a ``since`` condition are lower-cased by DataFusion's
+  SQL parser: quote mixed-case column names (``"Status" = 'x'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import pyarrow as pa
+
+from operators.errors import EngineError
+from operators.memory import MemoryConfig, datafusion_context
+from operators.soa_spec import AGG_SQL, COUNT_LIKE, VALID_AGGS, SOAFeature, SOAQuery, SOARatio, SOASince
+
+__all__ = [
+    "SOAFeature",
+    "SOAOperator",
+    "SOAQuery",
+    "SOARatio",
+    "SOASince",
+    "SPINE_ROW_COL",
+    "check_soa",
+    "execute_soa",
+    "output_columns",
+    "soa_output_schema",
+    "soa_sql",
+]
+
+SOAInput = Union[str, os.PathLike, list, pa.Table, pa.RecordBatchReader]
+
+# Column execute_soa adds to the spooled spine: its row number, which fixes the
+# output order without relying on scan order inside DataFusion.
+SPINE_ROW_COL = "_soa_spine_row"
+_DAYS = "_days_between"
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def _q(name: str) -> str:
+    """Quote an identifier for DataFusion (case preserved, quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Out:
+    """One output column: its name, the feature it comes from and how to compute it."""
+
+    name: str
+    feature: str
+    kind: str  # basic | window | ratio | since
+    agg: str
+    col: str
+    filters: tuple[str, ...]  # one per aggregate (two for a ratio: numerator, denominator)
+
+
+def _window_filter(lo: int, hi: int) -> str:
+    return f"{_DAYS} BETWEEN {lo} AND {hi}"
+
+
+def _outputs(query: SOAQuery) -> list[_Out]:
+    outs: list[_Out] = []
+    since_idx = 0
+    for key, f in query.features.items():
+        col = f.source_feature or key
+        if f.window is not None:
+            lo, hi = f.window
+            for a in f.basic:
+                outs.append(_Out(f"{col}_{a.upper()}_{lo}_{hi}", key, "window", a, col, (_window_filter(lo, hi),)))
+        else:
+            for a in f.basic:
+                outs.append(_Out(f"{col}_{a.upper()}", key, "basic", a, col, (f"{_DAYS} >= 0",)))
+        if f.ratio is not None:
+            (l1, u1), (l2, u2) = f.ratio.numerator, f.ratio.denominator
+            for a in f.ratio.aggs:
+                A = a.upper()
+                outs.append(
+                    _Out(
+                        f"{col}_{A}{l1}_{u1}_{A}{l2}_{u2}",
+                        key,
+                        "ratio",
+                        a,
+                        col,
+                        (_window_filter(l1, u1), _window_filter(l2, u2)),
+                    )
+                )
+        if f.since is not None:
+            flag = f"_soa_since_{since_idx}"
+            since_idx += 1
+            for a in f.since.aggs:
+                outs.append(_Out(f"SINCE_{a.upper()}_{col}_GEO_D", key, "since", a, col, (f"{flag} AND {_DAYS} >= 0",)))
+    return outs
+
+
+def output_columns(query: SOAQuery) -> list[str]:
+    """Names of the output columns, in order (id first; temporal SOA adds the application date).
+
+    >>> q = SOAQuery(id_col="region", feature_date_col="d", application_date_col="app", features={
+    ...     "amount": SOAFeature(basic=("sum", "mean")),
+    ...     "recent": SOAFeature(source_feature="amount", window=(1, 7), basic=("sum",)),
+    ...     "trend": SOAFeature(source_feature="amount", ratio=SOARatio(numerator=(1, 7), denominator=(8, 14))),
+    ...     "returns": SOAFeature(since=SOASince(condition="returns > 0")),
+    ... })
+    >>> output_columns(q)
+    ['region', 'amount_SUM', 'amount_MEAN', 'amount_SUM_1_7', 'amount_SUM1_7_SUM8_14', 'SINCE_COUNT_returns_GEO_D']
+    """
+    return [query.id_col] + [o.name for o in _outputs(query)]
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def _since_conditions(query: SOAQuery) -> list[tuple[str, str]]:
+    flags = []
+    for f in query.features.values():
+        if f.since is not None:
+            flags.append((f"_soa_since_{len(flags)}", f.since.condition))
+    return flags
+
+
+def _source_columns(query: SOAQuery, exclude: tuple[str, ...] = ()) -> list[str]:
+    cols: list[str] = []
+    for o in _outputs(query):
+        if o.col not in cols and o.col not in exclude:
+            cols.append(o.col)
+    return cols
+
+
+@dataclass
+class _Aggs:
+    """Filtered aggregates, deduplicated: a window sum reused by a ratio is computed once."""
+
+    exprs: dict[str, str] = field(default_factory=dict)  # SQL -> alias
+
+    def alias(self, agg: str, col: str, flt: str) -> str:
+        sql = f"{AGG_SQL[agg].format(x=_q(col))} FILTER (WHERE {flt})"
+        if sql not in self.exprs:
+            self.exprs[sql] = f"_soa_a{len(self.exprs)}"
+        return self.exprs[sql]
+
+
+def _final_exprs(query: SOAQuery, aggs: _Aggs) -> list[str]:
+    exprs = []
+    for o in _outputs(query):
+        if o.kind == "ratio":
+            num = aggs.alias(o.agg, o.col, o.filters[0])
+            den = aggs.alias(o.agg, o.col, o.filters[1])
+            if o.agg in COUNT_LIKE:  # COUNT over an empty window is 0, not NULL
+                num = f"NULLIF({num}, 0)"
+            exprs.append(f"CAST({num} AS DOUBLE) / NULLIF(CAST({den} AS DOUBLE), 0) AS {_q(o.name)}")
+        else:
+            exprs.append(f"{aggs.alias(o.agg, o.col, o.filters[0])} AS {_q(o.name)}")
+    return exprs
+
+
+def soa_sql(query: SOAQuery, input_name: str = "soa_input", spine_name: str | None = None) -> str:
+    """Compile ``query`` to one DataFusion SQL statement (pure; no data, no validation).
+
+    Without a spine: one row per id. With ``spine_name`` (temporal SOA): one row
+    per spine row, in spine order; that table must carry :data:`SPINE_ROW_COL`
+    (an int64 row number, which :func:`execute_soa` adds).
+
+    >>> q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
+    ...              features={"x": SOAFeature(basic=("sum",))})
+    >>> print(soa_sql(q))  # doctest: +NORMALIZE_WHITESPACE
+    WITH _soa_rows AS (
+      SELECT "k", CAST("app" AS DATE) - CAST("d" AS DATE) AS _days_between, "x"
+      FROM soa_input
+    ),
+    _soa_agg AS (
+      SELECT "k",
+        SUM("x") FILTER (WHERE _days_between >= 0) AS _soa_a0
+      FROM _soa_rows
+      GROUP BY "k"
+    )
+    SELECT "k",
+      _soa_a0 AS "x_SUM"
+    FROM _soa_agg
+    """
+    aggs = _Aggs()
+    final = _final_exprs(query, aggs)
+    flags = [f"({cond}) AS {flag}" for flag, cond in _since_conditions(query)]
+    agg_list = ",\n    ".join(f"{sql} AS {alias}" for sql, alias in aggs.exprs.items())
+    final_list = ",\n  ".join(final)
+    key = _q(query.id_col)
+    days = f"CAST({_q(query.application_date_col)} AS DATE) - CAST({_q(query.feature_date_col)} AS DATE)"
+    if spine_name is None:
+        cols = [key, f"{days} AS {_DAYS}"]
+        cols += [_q(c) for c in _source_columns(query, exclude=(query.id_col,))] + flags
+        return (
+            f"WITH _soa_rows AS (\n  SELECT {', '.join(cols)}\n  FROM {input_name}\n),\n"
+            f"_soa_agg AS (\n  SELECT {key},\n    {agg_list}\n  FROM _soa_rows\n  GROUP BY {key}\n)\n"
+            f"SELECT {key},\n  {final_list}\nFROM _soa_agg"
+        )
+    spine_id = _q(query.spine_id_col or query.id_col)
+    spine_date = _q(query.spine_date_col or query.application_date_col)
+    src = _source_columns(query)
+    rows = [f"{key} AS _soa_key", f"CAST({_q(query.feature_date_col)} AS DATE) AS _soa_feature_day"]
+    rows += [_q(c) for c in src] + flags
+    joined = [
+        f"s.{SPINE_ROW_COL}",
+        "s._soa_spine_key",
+        "s._soa_app",
+        f"CAST(s._soa_app AS DATE) - r._soa_feature_day AS {_DAYS}",
+    ] + [f"r.{_q(c)}" for c in src] + [f"r.{flag}" for flag, _ in _since_conditions(query)]
+    # The spine is the preserved (and usually smaller) side of the LEFT JOIN, so
+    # DataFusion builds its hash table from the spine and streams the input.
+    return (
+        f"WITH _soa_rows AS (\n  SELECT {', '.join(rows)}\n  FROM {input_name}\n),\n"
+        f"_soa_spine AS (\n  SELECT {SPINE_ROW_COL}, {spine_id} AS _soa_spine_key, {spine_date} AS _soa_app\n"
+        f"  FROM {spine_name}\n),\n"
+        f"_soa_joined AS (\n  SELECT {', '.join(joined)}\n"
+        f"  FROM _soa_spine s LEFT JOIN _soa_rows r ON s._soa_spine_key = r._soa_key\n),\n"
+        f"_soa_agg AS (\n  SELECT {SPINE_ROW_COL}, _soa_spine_key, _soa_app,\n    {agg_list}\n"
+        f"  FROM _soa_joined\n  GROUP BY {SPINE_ROW_COL}, _soa_spine_key, _soa_app\n)\n"
+        f"SELECT _soa_spine_key AS {key}, _soa_app AS {_q(query.application_date_col)},\n  {final_list}\n"
+        f"FROM _soa_agg\nORDER BY {SPINE_ROW_COL}"
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_date(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_date(t) or pa.types.is_timestamp(t)
+
+
+def _key_kind(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_integer(t):
+        return "integer"
+    return str(t)
+
+
+def _fmt_bounds(b: object) -> str:
+    if isinstance(b, (tuple, list)):
+        return "[" + ", ".join(str(v) for v in b) + "]"
+    return repr(b)
+
+
+def _bounds_problem(what: str, b: object) -> str | None:
+    ok = (
+        isinstance(b, (tuple, list))
+        and len(b) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in b)
+    )
+    if not ok or b[0] > b[1]:
+        return f"{what} {_fmt_bounds(b)} must be two integers with lo <= hi"
+    if b[0] < 0:
+        return f"{what} {_fmt_bounds(b)} starts before day 0: it would read rows dated after the application date"
+    return None
+
+
+def _empty_context(input_schema: pa.Schema, spine_schema: pa.Schema | None):
+    """A DataFusion context over zero-row tables: planning checks types, reads no data."""
+    from datafusion import SessionContext
+
+    ctx = SessionContext()
+    ctx.register_record_batches("soa_input", [[pa.RecordBatch.from_pylist([], schema=input_schema)]])
+    if spine_schema is not None:
+        spine_schema = _with_spine_row(spine_schema)
+        ctx.register_record_batches("soa_spine", [[pa.RecordBatch.from_pylist([], schema=spine_schema)]])
+    return ctx
+
+
+def _with_spine_row(schema: pa.Schema) -> pa.Schema:
+    if SPINE_ROW_COL in schema.names:
+        return schema
+    return schema.append(pa.field(SPINE_ROW_COL, pa.int64(), nullable=False))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_soa(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema | None = None) -> list[str]:
+    """Every problem of ``query`` against the input (and spine) schema; ``[]`` when it can run.
+
+    Messages are one line each and carry no node prefix (the caller adds node and file).
+    Nothing is read: the ``since`` conditions and the aggregate types are checked by
+    planning against empty tables.
+
+    >>> schema = pa.schema([("region", pa.string()), ("d", pa.date32()), ("app", pa.date32())])
+    >>> q = SOAQuery(id_col="regionx", feature_date_col="d", application_date_col="app",
+    ...              features={"amount": SOAFeature(basic=("sum", "foo"))})
+    >>> for p in check_soa(q, schema): print(p)
+    Missing id column 'regionx' (input has: region, d, app)
+    Missing feature columns: {'amount'} (input has: region, d, app)
+    feature 'amount': unknown aggregation 'foo'; valid: count, sum, mean, avg, min, max, stddev, std, var, median, count_distinct
+    """
+    problems: list[str] = []
+    names = input_schema.names
+    has = f"(input has: {', '.join(names)})"
+    temporal = spine_schema is not None
+
+    def need(label: str, col: str, schema: pa.Schema, where: str, date: bool) -> bool:
+        if col not in schema.names:
+            problems.append(f"Missing {label} column {col!r} ({where} has: {', '.join(schema.names)})")
+            return False
+        if date and not _is_date(schema.field(col).type):
+            problems.append(f"{label} column {col!r} has type {schema.field(col).type}; expected a date or timestamp")
+            return False
+        return True
+
+    id_ok = need("id", query.id_col, input_schema, "input", False)
+    dates_ok = need("feature date", query.feature_date_col, input_schema, "input", True)
+    if temporal:
+        spine_id = query.spine_id_col or query.id_col
+        spine_date = query.spine_date_col or query.application_date_col
+        sid_ok = need("spine id", spine_id, spine_schema, "spine", False)
+        dates_ok &= need("spine date", spine_date, spine_schema, "spine", True)
+        if id_ok and sid_ok:
+            a, b = spine_schema.field(spine_id).type, input_schema.field(query.id_col).type
+            if _key_kind(a) != _key_kind(b):
+                problems.append(
+                    f"spine id column {spine_id!r} has type {a} but input id column {query.id_col!r} has type {b}"
+                )
+                id_ok = False
+        id_ok &= sid_ok
+    else:
+        dates_ok &= need("application date", query.application_date_col, input_schema, "input", True)
+
+    missing = [c for c in _source_columns(query) if c not in names]
+    if missing:
+        problems.append(f"Missing feature columns: {{{', '.join(repr(c) for c in missing)}}} {has}")
+
+    structure_ok = True
+    for key, f in query.features.items():
+        pre = f"feature {key!r}"
+        before = len(problems)
+        tokens = list(f.basic)
+        if not (f.basic or f.ratio is not None or f.since is not None):
+            problems.append(f"{pre} has no aggregation: add basic, window (with basic), ratio or since")
+        if f.window is not None:
+            if not f.basic:
+                problems.append(f"{pre}: window {_fmt_bounds(f.window)} has no basic aggs to apply inside it")
+            if p := _bounds_problem(f"{pre}: window", f.window):
+                problems.append(p)
+        if f.ratio is not None:
+            tokens += list(f.ratio.aggs)
+            if not f.ratio.aggs:
+                problems.append(f"{pre}: ratio has no aggs")
+            for side in ("numerator", "denominator"):
+                if p := _bounds_problem(f"{pre}: ratio {side}", getattr(f.ratio, side)):
+                    problems.append(p)
+        if f.since is not None:
+            tokens += list(f.since.aggs)
+            if not f.since.aggs:
+                problems.append(f"{pre}: since has no aggs")
+        for t in dict.fromkeys(tokens):
+            if t not in AGG_SQL:
+                problems.append(f"{pre}: unknown aggregation {t!r}; valid: {VALID_AGGS}")
+        structure_ok &= len(problems) == before
+
+    seen: dict[str, str] = {}
+    reserved = {query.id_col: "the id column"}
+    if temporal:
+        reserved[query.application_date_col] = "the application date column"
+    for o in _outputs(query):
+        if o.name in reserved:
+            problems.append(f"output column {o.name!r} of {o.feature!r} has the same name as {reserved[o.name]}")
+            structure_ok = False
+        elif o.name in seen:
+            other = seen[o.name]
+            both = f"twice by {other!r}" if other == o.feature else f"by both {other!r} and {o.feature!r}"
+            problems.append(f"output column {o.name!r} is produced {both}")
+            structure_ok = False
+        else:
+            seen[o.name] = o.feature
+
+    ctx = None
+    conditions_ok = True
+    for key, f in query.features.items():
+        if f.since is None:
+            continue
+        ctx = ctx or _empty_context(input_schema, None)
+        cond = f.since.condition
+        try:
+            t = ctx.sql(f"SELECT ({cond}) AS c FROM soa_input").schema().field("c").type
+        except Exception as exc:  # DataFusion raises plain Exceptions for SQL errors
+            conditions_ok = False
+            msg = _first_line(exc)
+            if "No field named" in msg:
+                bad = msg.split("No field named", 1)[1].strip().rstrip(".")
+                problems.append(f"feature {key!r}: since condition {cond!r} names unknown column {bad} {has}")
+            else:
+                problems.append(f"feature {key!r}: since condition {cond!r} does not parse: {msg}")
+            continue
+        if t != pa.bool_() and t != pa.null():
+            conditions_ok = False
+            problems.append(f"feature {key!r}: since condition {cond!r} is of type {t}, not a boolean")
+
+    if problems or not (id_ok and dates_ok and structure_ok and conditions_ok):
+        return problems
+    # Last gate: plan the real statement (catches e.g. SUM over a string column).
+    ctx = _empty_context(input_schema, spine_schema)
+    spine_name = "soa_spine" if temporal else None
+    try:
+        ctx.sql(soa_sql(query, "soa_input", spine_name)).schema()
+    except Exception:
+        for key, f in query.features.items():
+            sub = SOAQuery(
+                id_col=query.id_col,
+                feature_date_col=query.feature_date_col,
+                application_date_col=query.application_date_col,
+                features={key: f},
+                spine_date_col=query.spine_date_col,
+                spine_id_col=query.spine_id_col,
+            )
+            try:
+                ctx.sql(soa_sql(sub, "soa_input", spine_name)).schema()
+            except Exception as exc:
+                col = f.source_feature or key
+                problems.append(
+                    f"feature {key!r}: cannot aggregate column {col!r} "
+                    f"(type {input_schema.field(col).type}): {_first_line(exc)}"
+                )
+        if not problems:
+            ctx2 = _empty_context(input_schema, spine_schema)
+            try:
+                ctx2.sql(soa_sql(query, "soa_input", spine_name)).schema()
+            except Exception as exc:
+                problems.append(f"cannot plan the aggregation: {_first_line(exc)}")
+    return problems
+
+
+def soa_output_schema(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema | None = None) -> pa.Schema:
+    """The Arrow schema :func:`execute_soa` produces, found by planning on empty tables.
+
+    >>> s = pa.schema([("k", pa.string()), ("d", pa.date32()), ("app", pa.date32()), ("x", pa.int32())])
+    >>> q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
+    ...              features={"x": SOAFeature(basic=("sum", "mean", "max"))})
+    >>> [str(f.type) for f in soa_output_schema(q, s)]
+    ['string', 'int64', 'double', 'int32']
+    """
+    _raise_problems(query, input_schema, spine_schema)
+    ctx = _empty_context(input_schema, spine_schema)
+    sql = soa_sql(query, "soa_input", "soa_spine" if spine_schema is not None else None)
+    return ctx.sql(sql).schema()
+
+
+def _raise_problems(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema | None) -> None:
+    problems = check_soa(query, input_schema, spine_schema)
+    if problems:
+        raise EngineError("second-order aggregation: " + "; ".join(problems))
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _is_path(src: object) -> bool:
+    return isinstance(src, (str, os.PathLike))
+
+
+def _schema_of(src: SOAInput) -> pa.Schema:
+    if isinstance(src, (pa.Table, pa.RecordBatchReader)):
+        return src.schema
+    import pyarrow.dataset as ds
+
+    paths = [str(p) for p in src] if isinstance(src, list) else str(src)
+    try:
+        return ds.dataset(paths, format="parquet").schema
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise EngineError(f"second-order aggregation: cannot read Parquet {paths}: {_first_line(exc)}") from exc
+
+
+class _Spool:
+    """Spool files of one execution, removed when the result stream ends or is closed."""
+
+    def __init__(self, memory: MemoryConfig) -> None:
+        base = memory.spill_dir or Path(tempfile.gettempdir())
+        self.dir = Path(base) / f"soa-{uuid.uuid4().hex[:12]}"
+        self._made = False
+
+    def path(self, name: str) -> Path:
+        if not self._made:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        return self.dir / name
+
+    def cleanup(self) -> None:
+        if self._made:
+            for p in self.dir.iterdir():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()
+            self._made = False
+
+
+def _register_input(ctx, name: str, src: SOAInput, spool: _Spool, partitions: int) -> None:
+    if isinstance(src, pa.Table):
+        # Already in memory: hand DataFusion the batches, spread over partitions.
+        batches = src.combine_chunks().to_batches(max_chunksize=max(1, -(-src.num_rows // partitions)))
+        parts = [batches[i::partitions] for i in range(partitions)]
+        parts = [p for p in parts if p] or [[pa.RecordBatch.from_pylist([], schema=src.schema)]]
+        ctx.register_record_batches(name, parts)
+    elif isinstance(src, pa.RecordBatchReader):
+        # DataFusion would drain a Python reader at registration; stream it to an
+        # Arrow IPC file instead and let DataFusion scan that lazily.
+        path = spool.path(f"{name}.arrow")
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, src.schema) as writer:
+            for batch in src:
+                writer.write_batch(batch)
+        ctx.register_arrow(name, str(path))
+    elif isinstance(src, list):
+        if not src:
+            raise EngineError("second-order aggregation: empty list of input files")
+        df = ctx.read_parquet(str(src[0]))
+        for p in src[1:]:
+            df = df.union(ctx.read_parquet(str(p)))
+        ctx.register_view(name, df)
+    else:
+        ctx.register_parquet(name, str(src))
+
+
+def _spine_batches(src: SOAInput, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    if isinstance(src, pa.Table):
+        yield from src.select(columns).to_batches()
+    elif isinstance(src, pa.RecordBatchReader):
+        for b in src:
+            yield b.select(columns)
+    else:
+        import pyarrow.dataset as ds
+
+        paths = [str(p) for p in src] if isinstance(src, list) else str(src)
+        # Scanner.to_batches yields in file/row-group order: that order is the spine's.
+        yield from ds.dataset(paths, format="parquet").to_batches(columns=columns)
+
+
+def _spool_spine(src: SOAInput, columns: list[str], spool: _Spool) -> Path:
+    """Copy the spine's key/date columns plus a row number to an IPC file (streaming)."""
+    schema = _schema_of(src)
+    out_schema = pa.schema([schema.field(c) for c in dict.fromkeys(columns)])
+    out_schema = _with_spine_row(out_schema)
+    path = spool.path("spine.arrow")
+    row = 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, out_schema) as writer:
+        for b in _spine_batches(src, list(dict.fromkeys(columns))):
+            n = b.num_rows
+            rows = pa.array(range(row, row + n), pa.int64()) if n else pa.array([], pa.int64())
+            writer.write_batch(pa.RecordBatch.from_arrays([*b.columns, rows], schema=out_schema))
+            row += n
+    return path
+
+
+def execute_soa(
+    query: SOAQuery,
+    input: SOAInput,
+    *,
+    spine: SOAInput | None = None,
+    memory: MemoryConfig,
+) -> pa.RecordBatchReader:
+    """Run ``query`` on DataFusion and return the result as a lazy RecordBatchReader.
+
+    ``input`` and ``spine`` each are a Parquet path (file or directory), a list of
+    Parquet paths, a ``pa.Table`` or a ``pa.RecordBatchReader`` (spooled to an
+    Arrow IPC file under ``memory.spill_dir``, removed when the result is exhausted
+    or closed). Problems with the query raise :class:`EngineError` before any work.
+
+    >>> import datetime as dt
+    >>> t = pa.table({"k": ["a", "a", "b"], "x": [1.0, 2.0, 5.0],
+    ...               "d": [dt.date(2026, 1, 1), dt.date(2026, 1, 9), dt.date(2026, 2, 1)],
+    ...               "app": [dt.date(2026, 1, 10)] * 3})
+    >>> q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
+    ...              features={"x": SOAFeature(basic=("sum", "count"))})
+    >>> out = execute_soa(q, t, memory=MemoryConfig(threads=1)).read_all().sort_by("k")
+    >>> out.to_pydict()
+    {'k': ['a', 'b'], 'x_SUM': [3.0, None], 'x_COUNT': [2, 0]}
+    """
+    spool = _Spool(memory)
+    try:
+        input_schema = _schema_of(input)
+        spine_schema = _schema_of(spine) if spine is not None else None
+        _raise_problems(query, input_schema, spine_schema)
+        ctx = datafusion_context(memory)
+        _register_input(ctx, "soa_input", input, spool, memory.effective_threads)
+        spine_name = None
+        if spine is not None:
+            cols = [query.spine_id_col or query.id_col, query.spine_date_col or query.application_date_col]
+            ctx.register_arrow("soa_spine", str(_spool_spine(spine, cols, spool)))
+            spine_name = "soa_spine"
+        df = ctx.sql(soa_sql(query, "soa_input", spine_name))
+        schema = df.schema()
+    except EngineError:
+        spool.cleanup()
+        raise
+    except Exception as exc:
+        spool.cleanup()
+        raise EngineError(f"second-order aggregation: {_first_line(exc)}") from exc
+    return pa.RecordBatchReader.from_batches(schema, _stream(ctx, df, schema, spool))
+
+
+def _stream(ctx, df, schema: pa.Schema, spool: _Spool) -> Iterator[pa.RecordBatch]:
+    # ctx is held here so the session (memory pool, registered tables) outlives the stream.
+    try:
+        for batch in df.execute_stream():
+            b = batch.to_pyarrow()
+            if b.schema != schema:
+                b = pa.RecordBatch.from_arrays(b.columns, schema=schema)
+            yield b
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(f"second-order aggregation failed: {_first_line(exc)}") from exc
+    finally:
+        del ctx
+        spool.cleanup()
+
+
+class SOAOperator:
+    """The SOA as an operator (see :mod:`operators.base`): schema known before running.
+
+    >>> import datetime as dt
+    >>> t = pa.table({"k": ["a"], "x": [1.0], "d": [dt.date(2026, 1, 1)], "app": [dt.date(2026, 1, 2)]})
+    >>> op = SOAOperator(SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
+    ...                           features={"x": SOAFeature(basic=("max",))}), t, memory=MemoryConfig())
+    >>> op.schema.names, [b.num_rows for b in op.batches()], op.describe()
+    (['k', 'x_MAX'], [1], 'SOA(by k: x_MAX)')
+    """
+
+    def __init__(
+        self,
+        query: SOAQuery,
+        input: SOAInput,
+        *,
+        spine: SOAInput | None = None,
+        memory: MemoryConfig,
+    ) -> None:
+        self.query = query
+        self._input = input
+        self._spine = spine
+        self._memory = memory
+        self._schema: pa.Schema | None = None
+
+    @property
+    def schema(self) -> pa.Schema:
+        if self._schema is None:
+            spine_schema = _schema_of(self._spine) if self._spine is not None else None
+            self._schema = soa_output_schema(self.query, _schema_of(self._input), spine_schema)
+        return self._schema
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        schema = self.schema
+        reader = execute_soa(self.query, self._input, spine=self._spine, memory=self._memory)
+        with contextlib.closing(reader):
+            for b in reader:
+                # Parquet strings may come back as string_view: present the declared schema.
+                yield b if b.schema == schema else b.cast(schema)
+
+    def describe(self) -> str:
+        cols = output_columns(self.query)
+        temporal = ", temporal" if self._spine is not None else ""
+        return f"SOA(by {cols[0]}{temporal}: {', '.join(cols[1:])})"

@@ -1,0 +1,83 @@
+"""Node spec -> operator chain. The one place that knows which operator runs which kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from operators.memory import MemoryConfig
+from operators.python_call import PythonCallOperator, load_function
+from operators.scan import ScanOperator
+from operators.sql import SqlOperator
+from seeknal_flow.context import Context
+from seeknal_flow.frames import FeatureFrame
+from seeknal_flow.specs import FeatureGroupSpec, Kind
+
+
+def frame_for(spec, data) -> FeatureFrame:
+    """Wrap a node's output (Parquet path or Arrow table) as a FeatureFrame carrying its metadata."""
+    if isinstance(spec, FeatureGroupSpec):
+        return FeatureFrame(
+            data,
+            node_id=spec.id,
+            entity=spec.entity.name if spec.entity else None,
+            join_keys=spec.entity.join_keys if spec.entity else (),
+            event_time_col=spec.event_time_col,
+        )
+    return FeatureFrame(data, node_id=spec.id)
+
+
+class Chain:
+    """The operator at the end of a node's chain, plus what to clean up after it."""
+
+    def __init__(self, operator, context: Context | None = None) -> None:
+        self.operator = operator
+        self.context = context
+
+    @property
+    def output(self) -> str:
+        return getattr(self.operator, "output", "")
+
+    def close(self) -> None:
+        if self.context is not None:
+            self.context.close()
+
+
+def build_chain(
+    spec,
+    inputs: dict[str, FeatureFrame],
+    *,
+    root: Path,
+    params: dict[str, Any],
+    memory: MemoryConfig,
+) -> Chain:
+    """Build the operator chain that computes ``spec`` from its upstream frames."""
+    if spec.kind == Kind.SOURCE:
+        return Chain(
+            ScanOperator(
+                spec.format.value,
+                root / spec.table,
+                params=params,
+                partition_by=spec.partition_by,
+                memory=memory,
+                display_path=spec.table,
+            )
+        )
+    if getattr(spec, "sql", None) is not None:
+        views = {
+            ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
+        }
+        return Chain(SqlOperator(spec.sql, views, memory=memory))
+    if getattr(spec, "python", None) is not None:
+        code = spec.python
+        fn = load_function(Path(code.path), code.function)
+        ctx = Context(spec.id, inputs, params, memory)
+        return Chain(PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx)
+    raise NotImplementedError(f"no operator for {spec.id}")  # specs guarantee one of the above
+
+
+def _frame_data(frame: FeatureFrame):
+    paths = frame.paths
+    if paths is None:
+        return frame.to_arrow()
+    return paths[0] if len(paths) == 1 else paths

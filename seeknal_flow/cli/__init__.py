@@ -1,0 +1,1 @@
+"""The ``seeknal`` command line: one module per command group; parse, call, print."""

@@ -1,0 +1,31 @@
+"""``seeknal apply``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from seeknal_flow.cli.options import project_option
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("apply")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--force", is_flag=True, help="Replace an existing file that defines something else.")
+    @project_option
+    def apply(file: str, force: bool, project_dir: str | None) -> None:
+        """Validate FILE and move it into seeknal/<kind folder>/."""
+        from seeknal_flow.applying import apply_file
+        from seeknal_flow.workspace import Workspace
+
+        ws = Workspace.open(project_dir)
+        applied = apply_file(ws, Path(file), force=force)
+        verb = "Replaced" if applied.replaced else "Added"
+        rel = applied.target.relative_to(ws.project.root)
+        click.echo(f"{verb} {', '.join(applied.node_ids)} -> {rel}")
+        if applied.schema is not None:
+            for field in applied.schema:
+                click.echo(f"  {field.name}: {field.type}")
+        else:
+            click.echo(f"  columns not computed yet: {applied.schema_problem}")

@@ -1,0 +1,63 @@
+"""Entry point: the command group and the error boundary.
+
+Engines are imported lazily inside commands so ``seeknal --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from seeknal_flow.cli import apply_cmd, draft_cmd, dry_run_cmd, init_cmd, lineage_cmd, repl_cmd, run_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.version_option("0.1.0", prog_name="seeknal-flow")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """seeknal-flow: declare sources, feature groups, transforms and second-order
+    aggregations; run them as one pipeline; explore them in a SQL REPL."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, lineage_cmd, repl_cmd):
+    module.register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user mistakes become one line on stderr and exit code 1."""
+    from operators.errors import EngineError
+    from seeknal_flow.errors import SeeknalError
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="seeknal", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except (SeeknalError, EngineError) as e:
+        if debug:
+            traceback.print_exc()
+        for line in str(e).splitlines() or ["unknown error"]:
+            click.echo(f"error: {line}", err=True)
+        tail = getattr(e, "tail", "")
+        if tail:
+            click.echo("  " + tail.replace("\n", "\n  "), err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+project_option = click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Project folder (default: walk up from the current folder to seeknal_project.yml).",
+)

@@ -1,0 +1,33 @@
+"""``seeknal repl``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from seeknal_flow.cli.options import project_option
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("repl")
+    @click.option("-e", "--execute", "sql", default=None, help="Run one query, print it, exit.")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+    @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the result to .csv, .json or .parquet.")
+    @project_option
+    def repl(sql: str | None, fmt: str, output: str | None, project_dir: str | None) -> None:
+        """Explore node outputs and entities with DuckDB SQL (read-only)."""
+        from seeknal_flow.project import Project
+        from seeknal_flow.repl import ReplSession, format_rows
+
+        session = ReplSession(Project.find(Path(project_dir) if project_dir else None))
+        if sql is not None:
+            if output:
+                n = session.export(sql, Path(output))
+                click.echo(f"wrote {n} rows to {output}")
+            else:
+                click.echo(format_rows(*session.query(sql), fmt))
+            return
+        from seeknal_flow.repl_loop import interactive
+
+        interactive(session, fmt)

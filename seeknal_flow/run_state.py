@@ -1,0 +1,47 @@
+"""``target/run_state.json``: what ran last, with which fingerprint. Written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import msgspec
+
+
+class NodeState(msgspec.Struct, kw_only=True):
+    fingerprint: str = ""
+    code: str = ""
+    config: str = ""
+    params: str = ""
+    data: str = ""
+    upstream: dict[str, str] = {}
+    files: dict[str, dict] = {}
+    status: str = "ok"  # ok | failed
+    rows: int = 0
+    seconds: float = 0.0
+    finished_at: str = ""
+    error: str = ""
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    version: int = 1
+    engine: str = ""
+    nodes: dict[str, NodeState] = {}
+
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        if not path.exists():
+            return cls()
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=cls)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            # A state file we cannot read only costs a full re-run; never block the user.
+            return cls()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        data = json.dumps(msgspec.to_builtins(self), indent=1, sort_keys=True)
+        tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)

@@ -1,0 +1,137 @@
+"""Run a plan: pull each node's operator chain into its Parquet sink, in DAG order.
+
+A node that fails keeps its previous output (the sink writes a temp file and
+renames only on success) and is marked failed in ``run_state.json`` so the
+next run retries it. State is saved after every node, so an interrupted run
+loses at most the node in flight.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Protocol
+
+from operators.errors import EngineError
+from operators.memory import MemoryConfig
+from operators.python_call import UserCodeError
+from operators.sink import SinkResult, write_parquet
+from seeknal_flow.chains import build_chain, frame_for
+from seeknal_flow.dag import Dag
+from seeknal_flow.errors import NodeExecutionError, SeeknalError
+from seeknal_flow.planner import Plan
+from seeknal_flow.project import Project
+from seeknal_flow.run_state import NodeState, RunState
+
+
+class Reporter(Protocol):
+    def start(self, index: int, total: int, node_id: str) -> None: ...
+    def progress(self, node_id: str, rows: int) -> None: ...
+    def done(self, node_id: str, result: SinkResult, output: str) -> None: ...
+    def failed(self, node_id: str, error: NodeExecutionError, output: str) -> None: ...
+    def skipped(self, node_id: str, reason: str) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rows: int = 0
+    seconds: float = 0.0
+    errors: list[NodeExecutionError] = field(default_factory=list)
+
+
+def run_plan(
+    project: Project,
+    dag: Dag,
+    plan: Plan,
+    state: RunState,
+    *,
+    memory: MemoryConfig,
+    reporter: Reporter,
+    continue_on_error: bool = False,
+) -> RunSummary:
+    """Execute every RUN node of ``plan``; returns what happened."""
+    summary = RunSummary()
+    started = time.perf_counter()
+    todo = plan.to_run
+    blocked: set[str] = set()
+    try:
+        for index, node_plan in enumerate(todo, start=1):
+            node_id = node_plan.node_id
+            if blocked & set(dag.upstream[node_id]):
+                blocked.add(node_id)
+                summary.skipped.append(node_id)
+                reporter.skipped(node_id, "an upstream node failed")
+                continue
+            reporter.start(index, len(todo), node_id)
+            try:
+                result, output = _run_node(project, dag, node_id, node_plan.params, memory, reporter)
+            except NodeExecutionError as error:
+                blocked.add(node_id)
+                summary.failed.append(node_id)
+                summary.errors.append(error)
+                _mark_failed(state, node_id, node_plan.state, str(error))
+                state.save(project.state_path)
+                reporter.failed(node_id, error, getattr(error, "output", ""))
+                if not continue_on_error:
+                    break
+                continue
+            new = node_plan.state
+            new.status = "ok"
+            new.rows = result.rows
+            new.seconds = round(result.seconds, 4)
+            new.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            state.nodes[node_id] = new
+            state.save(project.state_path)
+            summary.succeeded.append(node_id)
+            summary.rows += result.rows
+            reporter.done(node_id, result, output)
+    finally:
+        shutil.rmtree(project.tmp, ignore_errors=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_node(project, dag, node_id, params, memory, reporter) -> tuple[SinkResult, str]:
+    spec = dag.nodes[node_id]
+    inputs = {
+        up: frame_for(dag.nodes[up], project.intermediate_path(dag.nodes[up].output_name))
+        for up in dag.upstream[node_id]
+    }
+    chain = None
+    started = time.perf_counter()
+    try:
+        chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory)
+        op = chain.operator
+        result = write_parquet(
+            op.schema,
+            op.batches(),
+            project.intermediate_path(spec.output_name),
+            progress=lambda rows: reporter.progress(node_id, rows),
+        )
+        return replace(result, seconds=time.perf_counter() - started), chain.output
+    except UserCodeError as e:
+        error = NodeExecutionError(node_id, str(e), tail=e.tail)
+        error.output = chain.output if chain else ""
+        raise error from e
+    except (EngineError, SeeknalError) as e:
+        error = NodeExecutionError(node_id, str(e))
+        error.output = chain.output if chain else ""
+        raise error from e
+    finally:
+        if chain is not None:
+            chain.close()
+
+
+def _mark_failed(state: RunState, node_id: str, attempted: NodeState, message: str) -> None:
+    old = state.nodes.get(node_id)
+    if old is None:
+        # Never succeeded: remember only the failure, so the next plan says "new".
+        state.nodes[node_id] = NodeState(status="failed", error=message, files=attempted.files)
+    else:
+        old.status = "failed"
+        old.error = message
