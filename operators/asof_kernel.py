@@ -46,14 +46,20 @@ def match_rows(
     if not lok.any() or not len(rcodes):
         return out
     lmin, lmax = int(ltimes[lok].min()), int(ltimes[lok].max())
-    rmask = (rcodes >= 0) & rvalid & (rtimes <= lmax)
+    rmask = (rcodes >= 0) & (rtimes <= lmax)
+    if not rvalid.all():
+        rmask &= rvalid
     if max_age is not None:
         rmask &= rtimes >= max(lmin - max_age, -(1 << 63))
-    rsel = np.flatnonzero(rmask)
-    if not len(rsel):
-        return out
+    if rmask.all():  # common case: skip two full-size gathers
+        rsel, rc, rt = np.arange(len(rcodes)), rcodes, rtimes
+    else:
+        rsel = np.flatnonzero(rmask)
+        if not len(rsel):
+            return out
+        rc, rt = rcodes[rsel], rtimes[rsel]
+    del rmask
     lidx = np.flatnonzero(lok)
-    rc, rt = rcodes[rsel], rtimes[rsel]
     lc, lt = lcodes[lidx], ltimes[lidx]
     rq, lq, span = _time_ranks(rt, lt, lmin, lmax)
     found = lq >= 0
@@ -115,30 +121,29 @@ def _search(lc, lq, rc, rq, n_codes: int, span: int):
 
 def _search_packed(lc, lq, rc, rq, shift, tb, rb, p, counts):
     """Sort packed ``(key low bits, time, row-in-part)`` values per key-range part."""
-    m = len(rc)
     starts = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=starts[1:])
     low = (1 << shift) - 1
+    packed = ((rc & low) << (tb + rb)) | (rq << rb)
+    order = None
     if p:
         parts = (rc >> shift).astype(np.uint8 if p <= 8 else np.uint16)
         order = np.argsort(parts, kind="stable")  # radix sort: O(n), keeps input order
-        rc, rq = rc[order], rq[order]
-        row_in_part = np.arange(m, dtype=np.int64) - np.repeat(starts[:-1], counts)
-    else:
-        order, row_in_part = None, np.arange(m, dtype=np.int64)
-    packed = ((rc & low) << (tb + rb)) | (rq << rb) | row_in_part
-    del rc, rq, row_in_part
+        del parts
+        packed = packed[order]
+    del rc, rq
     # Left queries ask for the last row of their (key, time) run: row bits all ones.
     lkey = (lc << tb) | lq
     lorder = np.argsort(lkey)
     lkey = lkey[lorder]
     query = ((lkey >> tb & low) << (tb + rb)) | ((lkey & ((1 << tb) - 1)) << rb) | ((1 << rb) - 1)
-    lparts = lkey >> (tb + shift)
-    lbounds = np.searchsorted(lparts, np.arange(len(counts) + 1))
+    lbounds = np.searchsorted(lkey >> (tb + shift), np.arange(len(counts) + 1))
     hit_l, hit_r = [], []
     for j in np.flatnonzero((counts > 0) & (lbounds[1:] > lbounds[:-1])):
         a, b = starts[j], starts[j + 1]
         run = packed[a:b]
+        # Row-in-part added here, on cache-sized slices; stable partition keeps input order.
+        run |= np.arange(b - a, dtype=np.int64)
         run.sort()
         qa, qb = lbounds[j], lbounds[j + 1]
         q = query[qa:qb]

@@ -39,7 +39,9 @@ class UserCodeError(EngineError):
 
 def load_function(path: Path, function: str) -> Callable:
     """Import ``path`` as a private module and return its ``function``."""
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    # The content is part of the name: an edited file is a new module, even
+    # within one long-lived process (tests, a notebook driving the API).
+    digest = hashlib.sha1(str(path).encode() + path.read_bytes()).hexdigest()[:12]
     module_name = f"_seeknal_node_{path.stem}_{digest}"
     if module_name in sys.modules:
         return getattr(sys.modules[module_name], function)

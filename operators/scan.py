@@ -183,6 +183,15 @@ def _type_from_name(name: str) -> pa.DataType:
 
 
 def first_line(text: str) -> str:
-    """Collapse an engine message to one line (engines add context on later lines)."""
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    return " ".join(lines[:2]) if len(lines) > 1 and len(lines[0]) < 40 else (lines[0] if lines else "")
+    r"""Collapse an engine message to one line, dropping SQL excerpts and caret markers.
+
+    >>> first_line('Binder Error: column "x" not found\nCandidate bindings: "a"\n\nLINE 1: SELECT x\n       ^')
+    'Binder Error: column "x" not found; Candidate bindings: "a"'
+    """
+    kept = []
+    for line in str(text).strip().splitlines():
+        line = line.strip()
+        if line.startswith("LINE ") or set(line) <= {"^", " "}:
+            break
+        kept.append(line)
+    return "; ".join(kept[:3])[:400]

@@ -40,10 +40,12 @@ class PlanError(SeeknalError):
 class NodeExecutionError(SeeknalError):
     """A node failed while running. ``tail`` holds the user's traceback tail, if any."""
 
-    def __init__(self, node_id: str, message: str, tail: str = "") -> None:
-        self.node_id = node_id
+    def __init__(self, node: str, message: str, tail: str = "") -> None:
+        self.node = node
+        self.reason = message
         self.tail = tail
-        super().__init__(f"node {node_id} failed: {message}")
+        self.output = ""
+        super().__init__(f"{node} failed: {message}")
 
 
 __all__ = [

@@ -76,7 +76,7 @@ def run_plan(
                 summary.errors.append(error)
                 _mark_failed(state, node_id, node_plan.state, str(error))
                 state.save(project.state_path)
-                reporter.failed(node_id, error, getattr(error, "output", ""))
+                reporter.failed(node_id, error, error.output)
                 if not continue_on_error:
                     break
                 continue
@@ -115,11 +115,11 @@ def _run_node(project, dag, node_id, params, memory, reporter) -> tuple[SinkResu
         )
         return replace(result, seconds=time.perf_counter() - started), chain.output
     except UserCodeError as e:
-        error = NodeExecutionError(node_id, str(e), tail=e.tail)
+        error = NodeExecutionError(f"{node_id} ({spec.location})", str(e), tail=e.tail)
         error.output = chain.output if chain else ""
         raise error from e
     except (EngineError, SeeknalError) as e:
-        error = NodeExecutionError(node_id, str(e))
+        error = NodeExecutionError(f"{node_id} ({spec.location})", str(e))
         error.output = chain.output if chain else ""
         raise error from e
     finally:

@@ -74,7 +74,7 @@ class _Printer:
     def failed(self, node_id: str, error, output: str) -> None:
         self._clear()
         _echo_output(output)
-        click.echo(f"  FAILED: {str(error).removeprefix(f'node {node_id} failed: ')}")
+        click.echo(f"  FAILED: {error.reason}")
         if error.tail:
             click.echo("    " + error.tail.replace("\n", "\n    "))
 
@@ -139,8 +139,8 @@ def register(cli: click.Group) -> None:
             f"Done in {summary.seconds:.2f}s: {len(summary.succeeded)} ok, {len(summary.failed)} failed, "
             f"{skipped} up to date" + (f", {len(summary.skipped)} skipped" if summary.skipped else "")
         )
-        if summary.failed:
-            raise SeeknalError(f"{len(summary.failed)} node(s) failed: {', '.join(summary.failed)}")
+        if summary.errors:
+            raise SeeknalError("\n".join(str(e) for e in summary.errors))
 
 
 def _refresh_file_stats(ws, plan, state) -> None:
