@@ -229,6 +229,16 @@ class _Source:
             size += batch.nbytes
         return size
 
+    def read(self, columns: list[str] | None, dictionary: list[str] | None = None) -> pa.Table:
+        if self.path.is_file():  # the single-file reader is faster than a dataset scan
+            import pyarrow.parquet as pq
+
+            return pq.read_table(self.path, columns=columns, read_dictionary=dictionary)
+        import pyarrow.dataset as ds
+
+        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary or []))
+        return ds.dataset(self.path, format=fmt, partitioning="hive").to_table(columns=columns)
+
     def batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         if self.path is not None:
             yield from self.dataset.to_batches(columns=columns, batch_size=262_144)
@@ -242,7 +252,7 @@ class _Source:
 
     def table(self, columns: list[str] | None = None) -> pa.Table:
         if self.path is not None:
-            return self.dataset.to_table(columns=columns)
+            return self.read(columns)
         if self._table is None:
             self._table = pa.Table.from_batches(list(self.batches()), self.schema)
             self._buffered, self._reader = [], None
@@ -317,13 +327,10 @@ def _indices(idx: np.ndarray) -> pa.Array:
 
 
 def _take_from_parquet(rsrc: _Source, values: list[str], idx: np.ndarray) -> pa.Table:
-    import pyarrow.dataset as ds
-
     if not values:
         return pa.table({})
     text = [n for n in values if pa.types.is_string(rsrc.schema.field(n).type)]
-    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
-    data = ds.dataset(rsrc.path, format=fmt, partitioning="hive").to_table(columns=values)
+    data = rsrc.read(values, text)
     taken = data.take(_indices(idx))
     del data
     return taken.cast(pa.schema([rsrc.schema.field(n) for n in values]))

@@ -1,0 +1,51 @@
+"""Shared fixtures: run the CLI in-process as a user would, and the walk-through data."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "ml-path"
+TUTORIAL_DATA = EXAMPLE / "data"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def seeknal(capsys, monkeypatch):
+    """``seeknal(*args, cwd=DIR)`` -> CliResult, through the real entry point."""
+    from seeknal_flow.cli.main import main
+
+    def run(*args: str, cwd: Path) -> CliResult:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def example_project(tmp_path) -> Path:
+    """A private copy of examples/ml-path (without any target/)."""
+    dest = tmp_path / "ml-path"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target", "__pycache__"))
+    return dest
