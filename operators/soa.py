@@ -423,13 +423,13 @@ def check_soa(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema 
             msg = _first_line(exc)
             if "No field named" in msg:
                 bad = msg.split("No field named", 1)[1].strip().rstrip(".")
-                problems.append(f"feature {key!r}: since condition {cond!r} names unknown column {bad} {has}")
+                problems.append(f"feature {key!r}: since condition \"{cond}\" names unknown column {bad} {has}")
             else:
-                problems.append(f"feature {key!r}: since condition {cond!r} does not parse: {msg}")
+                problems.append(f"feature {key!r}: since condition \"{cond}\" does not parse: {msg}")
             continue
         if t != pa.bool_() and t != pa.null():
             conditions_ok = False
-            problems.append(f"feature {key!r}: since condition {cond!r} is of type {t}, not a boolean")
+            problems.append(f"feature {key!r}: since condition \"{cond}\" is of type {t}, not a boolean")
 
     if problems or not (id_ok and dates_ok and structure_ok and conditions_ok):
         return problems
@@ -613,7 +613,9 @@ def execute_soa(
     try:
         input_schema = _schema_of(input)
         spine_schema = _schema_of(spine) if spine is not None else None
-        _raise_problems(query, input_schema, spine_schema)
+        # The schema planned from the inputs' Arrow schemas is the contract: DataFusion
+        # reads Parquet strings as string_view, which the stream casts back.
+        schema = soa_output_schema(query, input_schema, spine_schema)
         ctx = datafusion_context(memory)
         _register_input(ctx, "soa_input", input, spool, memory.effective_threads)
         spine_name = None
@@ -622,7 +624,6 @@ def execute_soa(
             ctx.register_arrow("soa_spine", str(_spool_spine(spine, cols, spool)))
             spine_name = "soa_spine"
         df = ctx.sql(soa_sql(query, "soa_input", spine_name))
-        schema = df.schema()
     except EngineError:
         spool.cleanup()
         raise
@@ -637,9 +638,7 @@ def _stream(ctx, df, schema: pa.Schema, spool: _Spool) -> Iterator[pa.RecordBatc
     try:
         for batch in df.execute_stream():
             b = batch.to_pyarrow()
-            if b.schema != schema:
-                b = pa.RecordBatch.from_arrays(b.columns, schema=schema)
-            yield b
+            yield b if b.schema == schema else b.cast(schema)
     except EngineError:
         raise
     except Exception as exc:
@@ -686,7 +685,6 @@ class SOAOperator:
         reader = execute_soa(self.query, self._input, spine=self._spine, memory=self._memory)
         with contextlib.closing(reader):
             for b in reader:
-                # Parquet strings may come back as string_view: present the declared schema.
                 yield b if b.schema == schema else b.cast(schema)
 
     def describe(self) -> str:

@@ -3,7 +3,7 @@
 Heavy classes (which import pyarrow) load on first access, so the CLI starts fast.
 """
 
-from seeknal_flow.decorators import feature_group, source, transform
+from seeknal_flow.decorators import feature_group, second_order_aggregation, source, transform
 
 __version__ = "0.1.0"
 
@@ -12,7 +12,15 @@ _LAZY = {
     "Context": "seeknal_flow.context",
 }
 
-__all__ = ["Context", "FeatureFrame", "__version__", "feature_group", "source", "transform"]
+__all__ = [
+    "Context",
+    "FeatureFrame",
+    "__version__",
+    "feature_group",
+    "second_order_aggregation",
+    "source",
+    "transform",
+]
 
 
 def __getattr__(name: str):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from operators.base import to_reader
 from operators.memory import MemoryConfig
 from operators.python_call import PythonCallOperator, load_function
 from operators.scan import ScanOperator
+from operators.soa import SOAOperator
 from operators.sql import SqlOperator
 from seeknal_flow.context import Context
 from seeknal_flow.frames import FeatureFrame
@@ -63,6 +65,8 @@ def build_chain(
                 display_path=spec.table,
             )
         )
+    if spec.kind == Kind.SECOND_ORDER_AGGREGATION:
+        return _soa_chain(spec, inputs, params=params, memory=memory)
     if getattr(spec, "sql", None) is not None:
         views = {
             ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
@@ -74,6 +78,27 @@ def build_chain(
         ctx = Context(spec.id, inputs, params, memory)
         return Chain(PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx)
     raise NotImplementedError(f"no operator for {spec.id}")  # specs guarantee one of the above
+
+
+def _soa_chain(spec, inputs, *, params, memory) -> Chain:
+    spine = _frame_data(inputs[spec.spine]) if spec.spine else None
+    if spec.python is None:
+        return Chain(SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory))
+    # Decorator form: the function returns the input table (it may join or filter first).
+    code = spec.python
+    ctx = Context(spec.id, inputs, params, memory)
+    call = PythonCallOperator(load_function(Path(code.path), code.function), ctx, label=spec.id, path=Path(code.path))
+    return _SOAChain(SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory), ctx, call)
+
+
+class _SOAChain(Chain):
+    def __init__(self, operator, context, call) -> None:
+        super().__init__(operator, context)
+        self._call = call
+
+    @property
+    def output(self) -> str:
+        return self._call.output
 
 
 def _frame_data(frame: FeatureFrame):

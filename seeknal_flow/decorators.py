@@ -20,9 +20,10 @@ from typing import Any
 
 import msgspec
 
+from operators.soa_spec import SOAFeature
 from seeknal_flow.errors import SpecError
 from seeknal_flow.specs import Isolation, SourceFormat
-from seeknal_flow.validation_errors import explain, format_problem
+from seeknal_flow.validation_errors import explain_in, format_problem
 
 
 class _Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,10 +58,21 @@ class FeatureGroupArgs(TransformArgs, frozen=True, kw_only=True, forbid_unknown_
     ttl: str | None = None
 
 
+class SOAArgs(_Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id_col: str
+    feature_date_col: str
+    application_date_col: str
+    features: dict[str, SOAFeature]
+    spine: str | None = None
+    spine_date_col: str | None = None
+    spine_id_col: str | None = None
+
+
 ARGS_BY_DECORATOR: dict[str, type[_Args]] = {
     "source": SourceArgs,
     "transform": TransformArgs,
     "feature_group": FeatureGroupArgs,
+    "second_order_aggregation": SOAArgs,
 }
 
 
@@ -68,9 +80,10 @@ def _record(kind: str, kwargs: dict[str, Any]) -> Callable[[Callable], Callable]
     # Validate eagerly so a decorator misuse fails where it is written, even
     # when the module is imported outside seeknal (e.g. in a user's unit test).
     try:
-        msgspec.convert({k: v for k, v in kwargs.items() if v is not None}, ARGS_BY_DECORATOR[kind])
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        msgspec.convert(given, ARGS_BY_DECORATOR[kind])
     except msgspec.ValidationError as e:
-        raise SpecError(f"@{kind}: {format_problem(*explain(e))}") from None
+        raise SpecError(f"@{kind}: {format_problem(*explain_in(given, ARGS_BY_DECORATOR[kind], e))}") from None
 
     def attach(fn: Callable) -> Callable:
         fn.__seeknal_node__ = (kind, dict(kwargs))  # type: ignore[attr-defined]
@@ -149,4 +162,33 @@ def feature_group(
     ...     return ctx.duckdb.sql("SELECT customer_id, COUNT(*) AS n FROM txn GROUP BY 1")
     """
     return _record("feature_group", dict(locals()))
+
+
+def second_order_aggregation(
+    name: str | None = None,
+    *,
+    id_col: str,
+    feature_date_col: str,
+    application_date_col: str,
+    features: dict[str, dict],
+    description: str | None = None,
+    tags: list[str] | None = None,
+    spine: str | None = None,
+    spine_date_col: str | None = None,
+    spine_id_col: str | None = None,
+) -> Callable[[Callable], Callable]:
+    """Declare a second-order aggregation; the function returns its input table.
+
+    ``features`` maps a column (or a name with ``source_feature``) to ``basic``,
+    ``window`` + ``basic``, ``ratio`` or ``since`` specs (SPEC §4). With
+    ``spine="kind.name"`` the application date comes from each spine row.
+
+    >>> @second_order_aggregation(
+    ...     name="region_metrics", id_col="region", feature_date_col="order_date",
+    ...     application_date_col="application_date",
+    ...     features={"daily_amount": {"basic": ["sum", "max"]}})
+    ... def region_metrics(ctx):
+    ...     return ctx.ref("feature_group.customer_daily_agg")
+    """
+    return _record("second_order_aggregation", dict(locals()))
 

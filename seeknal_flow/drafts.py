@@ -9,9 +9,6 @@ from pathlib import Path
 from seeknal_flow.errors import SeeknalError
 from seeknal_flow.specs import NAME_RE, Kind
 
-DRAFTABLE = (Kind.SOURCE, Kind.TRANSFORM, Kind.FEATURE_GROUP)
-
-
 def draft_path(kind: Kind, name: str, python: bool, folder: Path) -> Path:
     return folder / f"draft_{kind.value}_{name}.{'py' if python else 'yml'}"
 
@@ -26,11 +23,7 @@ def render_draft(kind_text: str, name: str, *, python: bool, deps: list[str], de
     try:
         kind = Kind.parse(kind_text)
     except ValueError as e:
-        valid = ", ".join(k.value.replace("_", "-") for k in DRAFTABLE)
-        raise SeeknalError(f"cannot draft {kind_text!r}: {e}; draftable kinds: {valid}") from None
-    if kind not in DRAFTABLE:
-        valid = ", ".join(k.value.replace("_", "-") for k in DRAFTABLE)
-        raise SeeknalError(f"drafting '{kind_text}' is not available yet; draftable kinds: {valid}")
+        raise SeeknalError(f"cannot draft {kind_text!r}: {e}") from None
     if not NAME_RE.match(name):
         raise SeeknalError(f"node name {name!r} must match {NAME_RE.pattern}")
     if deps and not python:

@@ -10,16 +10,19 @@ from collections.abc import Callable
 from typing import Any
 
 from seeknal_flow.errors import SpecError
+from operators.soa_spec import SOAQuery
 from seeknal_flow.specs import (
     Entity,
     FeatureGroupSpec,
     Location,
     PythonCode,
     Ref,
+    SOASpec,
     SourceFormat,
     SourceSpec,
     TransformSpec,
     check_name,
+    split_id,
 )
 
 _EXTENSIONS = {
@@ -109,8 +112,65 @@ def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
     )
 
 
+def _soa(args, common, python, sql, extra) -> SOASpec:
+    where = common["location"]
+    refs = list(common["refs"])
+    lines = extra.get("lines", {})
+    source = getattr(args, "source", None)
+    for field_name, target in (("source", source), ("spine", args.spine)):
+        if target is None:
+            continue
+        try:
+            split_id(target)
+        except ValueError as e:
+            line = lines.get((field_name,), where.line)
+            raise SpecError(f"{where.file}:{line}: field '{field_name}': {e}; write e.g. feature_group.customer_daily_agg") from None
+        refs.append(Ref(target, Location(where.file, lines.get((field_name,), where.line))))
+    query = SOAQuery(
+        id_col=args.id_col,
+        feature_date_col=args.feature_date_col,
+        application_date_col=args.application_date_col,
+        features=dict(args.features),
+        spine_date_col=args.spine_date_col,
+        spine_id_col=args.spine_id_col,
+    )
+    problems = structural_soa_problems(query, temporal=args.spine is not None)
+    if problems:
+        raise SpecError([f"{where}: second_order_aggregation.{common['name']}: {p}" for p in problems])
+    common["refs"] = tuple(refs)
+    return SOASpec(**common, query=query, source=source, spine=args.spine, python=python)
+
+
+def structural_soa_problems(query: SOAQuery, *, temporal: bool) -> list[str]:
+    """Problems of an SOA spec that need no data: tokens, bounds, empty features, name clashes.
+
+    Checked against a schema that has every column the spec names, so only the
+    spec's own shape can fail; column checks happen once the input is known.
+    """
+    import msgspec
+    import pyarrow as pa
+
+    from operators.soa import check_soa
+
+    # since conditions may name any input column: checked later against the real schema
+    features = {
+        k: msgspec.structs.replace(f, since=msgspec.structs.replace(f.since, condition="TRUE"))
+        if f.since is not None else f
+        for k, f in query.features.items()
+    }
+    probe = msgspec.structs.replace(query, features=features)
+    cols = {probe.id_col: pa.string(), probe.feature_date_col: pa.date32(), probe.application_date_col: pa.date32()}
+    for key, f in features.items():
+        cols.setdefault(f.source_feature or key, pa.float64())
+    schema = pa.schema(list(cols.items()))
+    spine = pa.schema([(probe.spine_id_col or probe.id_col, pa.string()),
+                       (probe.spine_date_col or probe.application_date_col, pa.date32())])
+    return check_soa(probe, schema, spine if temporal else None)
+
+
 _BUILDERS: dict[str, Callable[..., Any]] = {
     "source": _source,
     "transform": _transform,
     "feature_group": _feature_group,
+    "second_order_aggregation": _soa,
 }

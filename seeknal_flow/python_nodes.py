@@ -20,7 +20,7 @@ from seeknal_flow.decorators import ARGS_BY_DECORATOR
 from seeknal_flow.errors import SpecError
 from seeknal_flow.pep723 import read_script_metadata
 from seeknal_flow.specs import Location, PythonCode, Ref
-from seeknal_flow.validation_errors import explain, format_problem
+from seeknal_flow.validation_errors import explain_in, format_problem
 
 SQL_REF = re.compile(r"""\bref\(\s*['"]([^'"]+)['"]\s*\)""")
 
@@ -55,7 +55,8 @@ def _build(fn, dec: ast.Call, rel: str, path: Path, shared: str, meta) -> Any:
     try:
         args = msgspec.convert(kwargs, ARGS_BY_DECORATOR[kind])
     except msgspec.ValidationError as e:
-        raise SpecError(f"{where}: @{kind} '{fn.name}': {format_problem(*explain(e))}") from None
+        problem = format_problem(*explain_in(kwargs, ARGS_BY_DECORATOR[kind], e))
+        raise SpecError(f"{where}: @{kind} '{fn.name}': {problem}") from None
     code = PythonCode(
         path=str(path),
         function=fn.name,

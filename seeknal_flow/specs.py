@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from operators.soa_spec import SOAQuery
+
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -169,7 +171,18 @@ class FeatureGroupSpec(TransformSpec, frozen=True, kw_only=True, tag="feature_gr
     ttl: str | None = None
 
 
-AnySpec = SourceSpec | TransformSpec | FeatureGroupSpec
+class SOASpec(NodeSpec, frozen=True, kw_only=True, tag="second_order_aggregation"):
+    """A second-order aggregation: ``query`` over the output of ``source`` (YAML) or
+    over what the decorated function returns; ``spine`` makes it temporal."""
+
+    kind = Kind.SECOND_ORDER_AGGREGATION
+    query: SOAQuery
+    source: str | None = None
+    spine: str | None = None
+    python: PythonCode | None = None
+
+
+AnySpec = SourceSpec | TransformSpec | FeatureGroupSpec | SOASpec
 
 
 def check_name(name: object) -> str | None:

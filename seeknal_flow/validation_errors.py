@@ -45,11 +45,48 @@ def explain(error: msgspec.ValidationError) -> tuple[list[str | int], str]:
     return path, message
 
 
+def explain_in(data: object, model: type, error: msgspec.ValidationError) -> tuple[list[str | int], str]:
+    """Like :func:`explain`, but names the mapping key where msgspec only says ``[...]``.
+
+    msgspec reports a bad value inside a ``dict[str, Struct]`` field as
+    ``$.features[...].window``; re-validating that field's entries one by one
+    finds which key it was (``features.recent_spending.window``).
+    """
+    path, message = explain(error)
+    text = str(error)
+    if "[...]" not in text or not isinstance(data, dict):
+        return path, message
+    field = text.split("- at `$.", 1)[-1].split("[...]", 1)[0]
+    entries = data.get(field)
+    value_type = _dict_value_type(model, field)
+    if not isinstance(entries, dict) or value_type is None:
+        return path, message
+    for key, value in entries.items():
+        try:
+            msgspec.convert(value, value_type)
+        except msgspec.ValidationError as inner:
+            sub, message = explain(inner)
+            return [field, key, *sub], message
+    return path, message
+
+
+def _dict_value_type(model: type, field: str):
+    import typing
+
+    hint = typing.get_type_hints(model).get(field)
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
 def format_problem(path: list[str | int], message: str) -> str:
     """``(['features', 'x'], 'unknown field')`` -> ``field 'features.x': unknown field``."""
     if not path:
         return message
-    dotted = ".".join(str(p) for p in path if p != "...")
+    dotted = ""
+    for part in path:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
     return f"field '{dotted}': {message}"
 
 

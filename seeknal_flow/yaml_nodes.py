@@ -15,11 +15,11 @@ import msgspec
 import yaml
 
 from seeknal_flow import node_builders
-from seeknal_flow.decorators import FeatureGroupArgs, SourceArgs, TransformArgs
+from seeknal_flow.decorators import FeatureGroupArgs, SOAArgs, SourceArgs, TransformArgs
 from seeknal_flow.errors import SpecError
 from seeknal_flow.python_nodes import SQL_REF
 from seeknal_flow.specs import Kind, Location, Ref
-from seeknal_flow.validation_errors import explain, format_problem
+from seeknal_flow.validation_errors import explain_in, format_problem
 
 
 class _Loader(yaml.SafeLoader):
@@ -52,10 +52,17 @@ class YamlFeatureGroup(FeatureGroupArgs, frozen=True, kw_only=True, forbid_unkno
     sql: str
 
 
+class YamlSOA(SOAArgs, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kind: str
+    name: str
+    source: str
+
+
 YAML_MODELS: dict[Kind, type] = {
     Kind.SOURCE: YamlSource,
     Kind.TRANSFORM: YamlTransform,
     Kind.FEATURE_GROUP: YamlFeatureGroup,
+    Kind.SECOND_ORDER_AGGREGATION: YamlSOA,
 }
 
 
@@ -80,12 +87,12 @@ def load_yaml_file(path: Path, root: Path) -> list:
     try:
         args = msgspec.convert(data, model)
     except msgspec.ValidationError as e:
-        path_, problem = explain(e)
+        path_, problem = explain_in(data, model, e)
         raise SpecError(f"{rel}:{_line_for(lines, path_)}: {format_problem(path_, problem)}") from None
     sql = getattr(args, "sql", None)
     location = Location(rel, lines.get(("name",), 1))
     refs = tuple(_sql_refs(sql, rel, lines.get(("sql",), 1))) if sql else ()
-    return [node_builders.build(kind.value, args, location=location, refs=refs, sql=sql)]
+    return [node_builders.build(kind.value, args, location=location, refs=refs, sql=sql, extra={"lines": lines})]
 
 
 def parse_yaml(text: str, rel: str) -> tuple[Any, dict[tuple, int]]:

@@ -97,11 +97,13 @@ def register(cli: click.Group) -> None:
     def plan(full: bool, nodes: tuple, tags: tuple, params: tuple, project_dir: str | None) -> None:
         """Show each node as RUN or SKIP, and why."""
         from seeknal_flow.planner import make_plan
+        from seeknal_flow.preflight import preflight
         from seeknal_flow.workspace import Workspace
 
         ws = Workspace.open(project_dir)
         p = make_plan(ws.project, ws.dag, ws.state(), full=full,
                       select=_selection(ws, nodes, tags), cli_params=_parse_params(params))
+        preflight(ws.project, ws.dag, p)
         click.echo(f"Plan for {ws.project.config.name}: {len(p.to_run)} to run, "
                    f"{len(p.nodes) - len(p.to_run)} to skip")
         if p.nodes:
@@ -120,6 +122,7 @@ def register(cli: click.Group) -> None:
         """Run what changed (or --full / --nodes / --tags), writing target/intermediate/."""
         from seeknal_flow.errors import SeeknalError
         from seeknal_flow.planner import make_plan
+        from seeknal_flow.preflight import preflight
         from seeknal_flow.scheduler import run_plan
         from seeknal_flow.workspace import Workspace
 
@@ -128,6 +131,7 @@ def register(cli: click.Group) -> None:
         state = ws.state()
         p = make_plan(ws.project, ws.dag, state, full=full,
                       select=_selection(ws, nodes, tags), cli_params=_parse_params(params))
+        preflight(ws.project, ws.dag, p)
         if not p.to_run:
             _refresh_file_stats(ws, p, state)
             click.echo("Nothing to run: every node is up to date.")

@@ -332,7 +332,7 @@ AMOUNT = {"daily_amount": SOAFeature(basic=("sum",))}
             q({"status": SOAFeature(since=SOASince(condition="length(status)"))}),
             SCHEMA,
             None,
-            "feature 'status': since condition 'length(status)' is of type int32, not a boolean",
+            "feature 'status': since condition \"length(status)\" is of type int32, not a boolean",
         ),
         (
             q({"status": SOAFeature(basic=("sum",))}),
@@ -390,7 +390,7 @@ def test_all_problems_reported_at_once():
 def test_valid_queries_have_no_problems(daily, labels):
     assert check_soa(tutorial_query("region"), daily.schema) == []
     # With a spine the application date comes from the spine: not required on the input.
-    no_app = daily.drop_columns(["application_date"])
+    no_app = daily.drop_columns(["application_date"]).schema
     assert check_soa(tutorial_query("customer_id"), no_app, labels.schema) == []
     assert check_soa(tutorial_query("customer_id"), no_app)[0].startswith("Missing application date column")
 

@@ -1,0 +1,546 @@
+"""Foundation benchmarks: CLI start-up, REPL start-up, the example's full run, a 10M-row feature group.
+
+Every measurement is its own subprocess. The parent starts it with ``subprocess.Popen``
+(stdout/stderr to temp files, never pipes), reaps it with ``os.wait4`` and records:
+
+- wall time: ``time.perf_counter()`` around start-to-reap;
+- peak RSS: the ``ru_maxrss`` that ``wait4`` returns for that one child (Linux: the
+  maximum over the child and any descendants it reaped, never a sum and never another
+  benchmark's child — unlike ``RUSAGE_CHILDREN``, which is the max over all children so far).
+
+Measurements:
+
+1. ``seeknal --help`` (the ``seeknal`` on PATH; with pyenv that is a bash shim, so the
+   console script itself and a bytecode-cached variant are measured too);
+2. ``seeknal repl --project <copy of examples/ml-path> -e "SELECT 1"`` after a run;
+3. ``seeknal run --project <copy of examples/ml-path in a temp dir> --full``;
+4. a 10M-row feature group: ``seeknal init`` a temp project, symlink
+   ``benchmarks/data/transactions_1e7.parquet`` into its ``data/``, a Parquet source and a
+   Python feature group that only runs one DuckDB GROUP BY over ``ctx.ref(...)``; then
+   ``seeknal run --full`` (source copy + feature group), the feature group alone
+   (``--nodes``), the same aggregation as a plain DuckDB process, a bare drain of the
+   source scan operator, and a DuckDB Parquet→Parquet copy (reference for the source node).
+   The Arrow size of the input (``pyarrow.parquet.read_table(...).nbytes``) is measured in
+   this process after all subprocesses ran.
+
+"Bytecode cached" rows run the same command with ``PYTHONDONTWRITEBYTECODE`` unset and
+``PYTHONPYCACHEPREFIX`` pointing into a temp dir (nothing is written into the repo), after
+one warm-up run: what a user without ``PYTHONDONTWRITEBYTECODE=1`` gets.
+
+Usage::
+
+    python -m benchmarks.bench_foundation                 # --rows 1e7
+    python -m benchmarks.bench_foundation --rows 1e6 --skip-big
+    python -m benchmarks.bench_foundation --rows 1e7 --append   # also append to benchmarks/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+EXAMPLE = REPO / "examples" / "ml-path"
+RESULTS = HERE / "RESULTS.md"
+SECTION = "## Foundation (issue 2)"
+
+AGG_SQL = (
+    "SELECT customer_id, COUNT(*) AS n, SUM(revenue) AS total, "
+    "CAST(MAX(order_date) AS TIMESTAMP) AS event_time FROM txn GROUP BY customer_id"
+)
+
+SOURCE_PY = '''\
+from seeknal_flow import source
+
+
+@source(name="transactions", source="parquet", table="data/transactions.parquet")
+def transactions(ctx=None):
+    pass
+'''
+
+FEATURE_GROUP_PY = f'''\
+from seeknal_flow import feature_group
+
+
+@feature_group(name="customer_totals", entity="customer")
+def customer_totals(ctx):
+    txn = ctx.ref("source.transactions")
+    return ctx.duckdb.sql("{AGG_SQL}")
+'''
+
+# Plain DuckDB reference: same aggregation, Parquet in, Parquet out.
+DUCKDB_AGG = """
+import sys, duckdb
+inp, out = sys.argv[1:3]
+sql = {sql!r}.replace("FROM txn", "FROM read_parquet('" + inp + "')")
+duckdb.sql("COPY (" + sql + ") TO '" + out + "' (FORMAT parquet)")
+""".format(sql=AGG_SQL)
+
+# DuckDB Parquet -> zstd Parquet copy: what the source node (scan + sink) does.
+DUCKDB_COPY = """
+import sys, duckdb
+inp, out = sys.argv[1:3]
+duckdb.sql("COPY (SELECT * FROM read_parquet('" + inp + "')) TO '" + out + "' (FORMAT parquet, COMPRESSION zstd)")
+"""
+
+# The source node's scan operator alone, drained without a sink.
+SCAN_DRAIN = """
+import sys
+from pathlib import Path
+from operators.scan import ScanOperator
+n = sum(b.num_rows for b in ScanOperator("parquet", Path(sys.argv[1])).batches())
+print(n)
+"""
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    rss_mb: float
+    rc: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Series:
+    label: str
+    command: str
+    samples: list[Sample] = field(default_factory=list)
+    target_s: float | None = None
+    load: float = 0.0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.samples) and all(s.rc == 0 for s in self.samples)
+
+    @property
+    def walls(self) -> list[float]:
+        return [s.wall_s for s in self.samples]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def min_s(self) -> float:
+        return min(self.walls)
+
+    @property
+    def rss_median(self) -> float:
+        return statistics.median(s.rss_mb for s in self.samples)
+
+    @property
+    def rss_max(self) -> float:
+        return max(s.rss_mb for s in self.samples)
+
+
+def measure(cmd: list[str], *, cwd: Path = REPO, env: dict | None = None) -> Sample:
+    """Run ``cmd`` once; wall time and that child's own peak RSS (MB)."""
+    with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL, cwd=cwd, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        so.seek(0)
+        se.seek(0)
+        out, err = so.read().decode(errors="replace"), se.read().decode(errors="replace")
+    # ru_maxrss is KiB on Linux.
+    return Sample(wall, usage.ru_maxrss / 1024, proc.returncode, out, err)
+
+
+def series(
+    label: str,
+    cmd: list[str],
+    runs: int,
+    *,
+    warmup: int = 1,
+    target_s: float | None = None,
+    cwd: Path = REPO,
+    env: dict | None = None,
+    shown: str | None = None,
+) -> Series:
+    s = Series(label, shown or " ".join(shlex.quote(c) for c in cmd), target_s=target_s)
+    for _ in range(warmup):
+        w = measure(cmd, cwd=cwd, env=env)
+        if w.rc != 0:
+            s.samples.append(w)
+            _report_failure(s, w)
+            return s
+    s.load = os.getloadavg()[0]
+    for _ in range(runs):
+        r = measure(cmd, cwd=cwd, env=env)
+        s.samples.append(r)
+        if r.rc != 0:
+            _report_failure(s, r)
+            break
+    status = f"median {s.median_s:.3f}s min {s.min_s:.3f}s RSS {s.rss_median:.0f} MB" if s.ok else "FAILED"
+    print(f"  {label}: {status}", file=sys.stderr)
+    return s
+
+
+def _report_failure(s: Series, r: Sample) -> None:
+    tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-3:]
+    s.note = "failed: " + " / ".join(tail)[:200]
+    print(f"  {s.label}: FAILED rc={r.rc}\n    " + "\n    ".join(tail), file=sys.stderr)
+
+
+_NODE = re.compile(r"^\[\d+/\d+\] (\S+)")
+_OK = re.compile(r"^\s+ok: ([\d,]+) rows in ([\d.]+)s")
+_DONE = re.compile(r"^Done in ([\d.]+)s")
+
+
+def node_seconds(stdout: str) -> tuple[dict[str, float], float | None]:
+    """Per-node seconds and the scheduler's total, from ``seeknal run`` output."""
+    nodes, current, done = {}, None, None
+    for line in stdout.splitlines():
+        if m := _NODE.match(line):
+            current = m.group(1)
+        elif (m := _OK.match(line)) and current:
+            nodes[current] = float(m.group(2))
+        elif m := _DONE.match(line):
+            done = float(m.group(1))
+    return nodes, done
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def cached_env(pyc_dir: Path) -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pyc_dir)
+    return env
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        mem_gb = int(mem.split()[1]) / 1024 / 1024
+    except (OSError, StopIteration):
+        mem_gb = 0
+    import duckdb
+    import pyarrow
+
+    return (
+        f"{os.cpu_count()} cores ({model}), {mem_gb:.0f} GB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, pyarrow {pyarrow.__version__}"
+    )
+
+
+# --------------------------------------------------------------------------- import costs
+
+
+def import_costs(argv: list[str], env: dict, top: int = 8) -> tuple[float, list[tuple[str, float]]]:
+    """``python -X importtime -m seeknal_flow.cli.main ARGV``: total ms and self ms per top-level package."""
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "seeknal_flow.cli.main", *argv],
+        cwd=REPO, env=env, capture_output=True, text=True,
+    )
+    per_pkg: dict[str, float] = {}
+    total = 0.0
+    for line in r.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        _, self_us, cum_us, name = (p for p in re.split(r"[:|]", line, maxsplit=3))
+        name = name.rstrip()[1:]  # one separator space, then two per nesting level
+        pkg = name.strip().split(".")[0]
+        per_pkg[pkg] = per_pkg.get(pkg, 0.0) + int(self_us) / 1000
+        if not name.startswith(" "):  # top level: cumulative times add up to the total
+            total += int(cum_us) / 1000
+    ranked = sorted(per_pkg.items(), key=lambda kv: -kv[1])[:top]
+    return total, ranked
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def run(rows: int, n_help: int, n_repl: int, n_run: int, n_big: int, skip_big: bool) -> str:
+    seeknal = shutil.which("seeknal")
+    if seeknal is None:
+        raise SystemExit("`seeknal` is not on PATH; pip install -e . first")
+    script = Path(sys.executable).parent / "seeknal"
+    direct = str(script) if script.exists() and script.resolve() != Path(seeknal).resolve() else None
+
+    rows_out: list[Series] = []
+    extra: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench_foundation_") as tmp:
+        tmpdir = Path(tmp)
+        env_c = cached_env(tmpdir / "pycache")
+
+        # 1. seeknal --help
+        print("1. seeknal --help", file=sys.stderr)
+        rows_out.append(series("1. `seeknal --help` (PATH)", [seeknal, "--help"], n_help, target_s=0.3,
+                               shown="seeknal --help"))
+        if direct:
+            rows_out.append(series("1b. `--help`, console script (no pyenv shim)", [direct, "--help"], n_help,
+                                   target_s=0.3, shown=f"{direct} --help"))
+        rows_out.append(series("1c. `--help`, console script, bytecode cached", [direct or seeknal, "--help"],
+                               n_help, target_s=0.3, env=env_c))
+
+        # 3. full run of the example (before 2: the REPL runs against this copy after its run)
+        print("3. seeknal run --full (examples/ml-path copy)", file=sys.stderr)
+        proj = tmpdir / "ml-path"
+        shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns("target", "__pycache__"))
+        run_cmd = [seeknal, "run", "--project", str(proj), "--full"]
+        s3 = series("3. `seeknal run --full` (ml-path copy)", run_cmd, n_run, target_s=2.0,
+                    shown="seeknal run --project <tmp copy of examples/ml-path> --full")
+        rows_out.append(s3)
+        rows_out.append(series("3c. same, bytecode cached", [direct or seeknal, *run_cmd[1:]], n_run,
+                               target_s=2.0, env=env_c))
+        if s3.ok:
+            nodes, done = node_seconds(s3.samples[-1].stdout)
+            if done is not None:
+                extra.append(
+                    f"ml-path run: the scheduler reports {done:.2f}s for {len(nodes)} nodes "
+                    f"({', '.join(f'{k} {v:.2f}s' for k, v in nodes.items())}); the rest of the "
+                    f"{s3.median_s:.2f}s median wall is interpreter start, imports, discovery and planning."
+                )
+
+        # 2. REPL after a run
+        print("2. seeknal repl -e 'SELECT 1'", file=sys.stderr)
+        repl_cmd = [seeknal, "repl", "--project", str(proj), "-e", "SELECT 1"]
+        rows_out.append(series("2. `seeknal repl -e \"SELECT 1\"` (after a run)", repl_cmd, n_repl, target_s=0.6,
+                               shown="seeknal repl --project <tmp copy of examples/ml-path, after a run> -e \"SELECT 1\""))
+        rows_out.append(series("2c. same, bytecode cached", [direct or seeknal, *repl_cmd[1:]], n_repl,
+                               target_s=0.6, env=env_c))
+
+        imports = {
+            "--help": import_costs(["--help"], dict(os.environ)),
+            "repl -e 'SELECT 1'": import_costs(["repl", "--project", str(proj), "-e", "SELECT 1"], dict(os.environ)),
+            "run --full (ml-path)": import_costs(["run", "--project", str(proj), "--full"], dict(os.environ)),
+        }
+
+        big = None if skip_big else _big(rows, n_big, seeknal, tmpdir)
+
+    return render(rows_out, extra, imports, big, rows)
+
+
+def _big(rows: int, runs: int, seeknal: str, tmpdir: Path) -> dict:
+    from benchmarks.datagen import write_transactions
+
+    print(f"4. {rows:,}-row feature group", file=sys.stderr)
+    data = write_transactions(HERE / "data", rows).resolve()
+    proj = tmpdir / "fg_big"
+    init = subprocess.run([seeknal, "init", "--name", "bench_fg", "--description", "bench_foundation 10M rows",
+                           "--path", str(proj)], capture_output=True, text=True)
+    if init.returncode != 0:
+        raise SystemExit(f"seeknal init failed: {init.stderr.strip()}")
+    (proj / "data" / "transactions.parquet").symlink_to(data)
+    (proj / "seeknal" / "sources" / "transactions.py").write_text(SOURCE_PY)
+    (proj / "seeknal" / "feature_groups" / "customer_totals.py").write_text(FEATURE_GROUP_PY)
+    fg_out = proj / "target" / "intermediate" / "feature_group_customer_totals.parquet"
+    src_out = proj / "target" / "intermediate" / "source_transactions.parquet"
+    ref_out = tmpdir / "duckdb_agg.parquet"
+    copy_out = tmpdir / "duckdb_copy.parquet"
+    py = sys.executable
+
+    full = series("4a. `seeknal run --full` (source + feature group)",
+                  [seeknal, "run", "--project", str(proj), "--full"], runs, warmup=0,
+                  shown="seeknal run --project <tmp project> --full")
+    fg = series("4b. feature group alone (`--nodes feature_group.customer_totals`)",
+                [seeknal, "run", "--project", str(proj), "--nodes", "feature_group.customer_totals"], runs,
+                warmup=0, shown="seeknal run --project <tmp project> --nodes feature_group.customer_totals")
+    duck = series("4c. DuckDB reference: same aggregation, Parquet → Parquet",
+                  [py, "-c", DUCKDB_AGG, str(data), str(ref_out)], runs, warmup=0,
+                  shown="python -c '<duckdb COPY (aggregation) TO parquet>'")
+    scan = series("4d. source scan operator alone (drain `ScanOperator`, no sink)",
+                  [py, "-c", SCAN_DRAIN, str(data)], runs, warmup=0,
+                  shown="python -c '<drain operators.scan.ScanOperator>'")
+    copy = series("4e. DuckDB reference for the source node: Parquet → zstd Parquet copy",
+                  [py, "-c", DUCKDB_COPY, str(data), str(copy_out)], runs, warmup=0,
+                  shown="python -c '<duckdb COPY read_parquet TO parquet zstd>'")
+
+    # Sizes and checks, after every subprocess ran.
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    info: dict = {"series": [full, fg, duck, scan, copy], "parquet_mb": data.stat().st_size / 1e6}
+    info["input_row_groups"] = pq.ParquetFile(data).metadata.num_row_groups
+    if src_out.exists():
+        md = pq.ParquetFile(src_out).metadata
+        info["source_out"] = (src_out.stat().st_size / 1e6, md.num_row_groups, md.row_group(0).num_rows)
+    if full.ok:
+        info["nodes"] = node_seconds(full.samples[len(full.samples) // 2].stdout)
+    if fg.ok and duck.ok:
+        a = pq.read_table(fg_out).sort_by("customer_id")
+        b = pq.read_table(ref_out).sort_by("customer_id")
+        same = (
+            a.num_rows == b.num_rows
+            and a["customer_id"].equals(b["customer_id"])
+            and pc.all(pc.equal(a["n"], b["n"])).as_py()
+            and pc.all(pc.equal(a["event_time"], b["event_time"])).as_py()
+            and pc.max(pc.abs(pc.subtract(a["total"], b["total"]))).as_py()
+            <= 1e-6 * max(1.0, pc.max(pc.abs(b["total"])).as_py())
+        )
+        info["check"] = f"outputs agree ({a.num_rows:,} rows)" if same else "OUTPUTS DIFFER"
+        del a, b
+    table = pq.read_table(data)
+    info["arrow_mb"] = table.nbytes / 1e6
+    info["rows"] = table.num_rows
+    del table
+    return info
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _status(s: Series) -> str:
+    if not s.ok:
+        return "FAILED"
+    if s.target_s is None:
+        return ""
+    return f"< {s.target_s:g} s: " + ("met" if s.median_s < s.target_s else "**MISSED**")
+
+
+def render(rows_out: list[Series], extra: list[str], imports: dict, big: dict | None, rows: int) -> str:
+    out = []
+    out.append("| measurement | runs | median s | min s | peak RSS MB (median / max) | load 1m | target |")
+    out.append("|---|---|---|---|---|---|---|")
+    for s in rows_out:
+        if not s.ok:
+            out.append(f"| {s.label} | {len(s.samples)} | | | | | FAILED: {s.note} |")
+            continue
+        out.append(
+            f"| {s.label} | {len(s.samples)} | {s.median_s:.3f} | {s.min_s:.3f} | "
+            f"{s.rss_median:.0f} / {s.rss_max:.0f} | {s.load:.1f} | {_status(s)} |"
+        )
+    missed = [s.label for s in rows_out if s.ok and s.target_s is not None and s.median_s >= s.target_s]
+
+    if big:
+        full, fg, duck, scan, copy = big["series"]
+        arrow = big["arrow_mb"]
+        out.append("")
+        out.append(
+            f"{big['rows']:,}-row feature group (input: Parquet {big['parquet_mb']:.0f} MB, "
+            f"{big['input_row_groups']} row groups; in-memory Arrow {arrow:.0f} MB):"
+        )
+        out.append("")
+        out.append("| measurement | runs | median s | min s | peak RSS MB (median / max) | RSS / Arrow input | vs DuckDB agg (time, RSS) |")
+        out.append("|---|---|---|---|---|---|---|")
+        for s in big["series"]:
+            if not s.ok:
+                out.append(f"| {s.label} | {len(s.samples)} | | | | | FAILED: {s.note} |")
+                continue
+            vs = "reference" if s is duck else "—"
+            if duck.ok and s is not duck and s in (full, fg):
+                vs = f"{s.median_s / duck.median_s:.2f}×, {s.rss_median / duck.rss_median:.2f}×"
+            out.append(
+                f"| {s.label} | {len(s.samples)} | {s.median_s:.2f} | {s.min_s:.2f} | "
+                f"{s.rss_median:.0f} / {s.rss_max:.0f} | {s.rss_median / arrow:.2f} | {vs} |"
+            )
+        if "check" in big:
+            extra.append(f"Feature group vs DuckDB reference: {big['check']}.")
+        # "Does not materialize the input": peak RSS under half the input's Arrow size.
+        for s, name in ((fg, "feature group alone"), (full, "full run (source + feature group)")):
+            if s.ok:
+                verdict = "below" if s.rss_median < 0.5 * arrow else "**NOT below**"
+                extra.append(
+                    f"{name}: peak RSS {s.rss_median:.0f} MB is {verdict} half the input's Arrow size "
+                    f"({arrow:.0f} MB) — criterion for \"does not materialize the input\"."
+                )
+                if s.rss_median >= 0.5 * arrow:
+                    missed.append(f"{name}: peak RSS {s.rss_median:.0f} MB vs Arrow input {arrow:.0f} MB")
+        if "nodes" in big:
+            nodes, done = big["nodes"]
+            parts = ", ".join(f"{k} {v:.2f}s" for k, v in nodes.items())
+            extra.append(f"Full 10M run, per node (median run): {parts}; scheduler total {done or 0:.2f}s.")
+        if "source_out" in big:
+            mb, groups, first = big["source_out"]
+            extra.append(
+                f"The source node rewrites the input to `target/intermediate/source_transactions.parquet` "
+                f"({mb:.0f} MB, {groups} row groups of {first:,} rows)."
+            )
+
+    out.append("")
+    out.append("Import time (`python -X importtime -m seeknal_flow.cli.main …`, self time summed per top-level package):")
+    out.append("")
+    out.append("| command | total import ms | top packages (self ms) |")
+    out.append("|---|---|---|")
+    for cmd, (total, ranked) in imports.items():
+        out.append(f"| `{cmd}` | {total:.0f} | " + ", ".join(f"{p} {ms:.0f}" for p, ms in ranked) + " |")
+
+    if missed:
+        extra.insert(0, "Missed: " + "; ".join(missed) + ".")
+    else:
+        extra.insert(0, "Every target met.")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        extra.append(
+            "This environment sets `PYTHONDONTWRITEBYTECODE=1`, so the editable `seeknal_flow`/`operators` "
+            "packages have no `.pyc` and are compiled on every start; the \"bytecode cached\" rows show the difference."
+        )
+    out.append("")
+    out.extend(f"- {line}" for line in extra)
+    return "\n".join(out)
+
+
+def append_results(command: str, body: str) -> None:
+    """Append one block under our section; re-read right before writing, never rewrite other sections."""
+    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    block = f"\n{stamp}; {machine()}.\n\n```\n{command}\n```\n\n{body}\n"
+    if not RESULTS.exists():
+        try:
+            with open(RESULTS, "x", encoding="utf-8") as f:
+                f.write("# Benchmark results\n")
+        except FileExistsError:
+            pass
+    text = RESULTS.read_text(encoding="utf-8")
+    if SECTION not in text:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(("" if text.endswith("\n") else "\n") + f"\n{SECTION}\n" + block)
+        return
+    start = text.index(SECTION) + len(SECTION)
+    nxt = text.find("\n## ", start)
+    if nxt < 0:  # ours is the last section: a plain append touches nothing else
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(block)
+        return
+    RESULTS.write_text(text[:nxt].rstrip("\n") + "\n" + block + text[nxt:], encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=float, default=1e7, help="rows of the feature-group input (default 1e7)")
+    p.add_argument("--help-runs", type=int, default=10)
+    p.add_argument("--repl-runs", type=int, default=10)
+    p.add_argument("--run-runs", type=int, default=5)
+    p.add_argument("--big-runs", type=int, default=3)
+    p.add_argument("--skip-big", action="store_true", help="skip the large feature group")
+    p.add_argument("--append", action="store_true", help="append the tables to benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+    body = run(int(args.rows), args.help_runs, args.repl_runs, args.run_runs, args.big_runs, args.skip_big)
+    print(machine())
+    print(body)
+    if args.append:
+        command = "python -m benchmarks.bench_foundation " + " ".join(
+            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+        )
+        append_results(command.rstrip(), body)
+
+
+if __name__ == "__main__":
+    main()

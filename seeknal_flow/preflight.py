@@ -1,0 +1,41 @@
+"""Checks that need input schemas, run before any node reads data.
+
+A second-order aggregation's columns are checked against its input's Parquet
+schema (metadata only) when that input already exists on disk; otherwise the
+SOA operator runs the same check itself before it reads anything.
+"""
+
+from __future__ import annotations
+
+from seeknal_flow.dag import Dag
+from seeknal_flow.errors import SpecError
+from seeknal_flow.planner import Plan
+from seeknal_flow.project import Project
+from seeknal_flow.specs import Kind
+
+
+def preflight(project: Project, dag: Dag, plan: Plan) -> None:
+    """Raise one SpecError listing every problem found in the nodes about to run."""
+    import pyarrow.parquet as pq
+
+    from operators.soa import check_soa
+
+    problems = []
+    running = {n.node_id for n in plan.to_run}
+    for node_id in running:
+        spec = dag.nodes[node_id]
+        if spec.kind != Kind.SECOND_ORDER_AGGREGATION or spec.source is None:
+            continue
+        schemas = []
+        for upstream in (spec.source, spec.spine):
+            if upstream is None:
+                schemas.append(None)
+                continue
+            path = project.intermediate_path(dag.nodes[upstream].output_name)
+            if upstream in running or not path.is_file():
+                break  # the input is produced in this run: the operator checks it then
+            schemas.append(pq.read_schema(path))
+        else:
+            problems += [f"{spec.location}: {node_id}: {p}" for p in check_soa(spec.query, *schemas)]
+    if problems:
+        raise SpecError(sorted(problems))
