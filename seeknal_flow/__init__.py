@@ -10,11 +10,17 @@ __version__ = "0.1.0"
 _LAZY = {
     "FeatureFrame": "seeknal_flow.frames",
     "Context": "seeknal_flow.context",
+    "FeatureLookup": "seeknal_flow.historical",
+    "FillNull": "seeknal_flow.historical",
+    "HistoricalFeaturesDuckDB": "seeknal_flow.historical",
 }
 
 __all__ = [
     "Context",
     "FeatureFrame",
+    "FeatureLookup",
+    "FillNull",
+    "HistoricalFeaturesDuckDB",
     "__version__",
     "feature_group",
     "second_order_aggregation",

@@ -16,7 +16,7 @@ from seeknal_flow.frames import FeatureFrame
 from seeknal_flow.specs import FeatureGroupSpec, Kind
 
 
-def frame_for(spec, data) -> FeatureFrame:
+def frame_for(spec, data, memory: MemoryConfig | None = None) -> FeatureFrame:
     """Wrap a node's output (Parquet path or Arrow table) as a FeatureFrame carrying its metadata."""
     if isinstance(spec, FeatureGroupSpec):
         return FeatureFrame(
@@ -25,8 +25,9 @@ def frame_for(spec, data) -> FeatureFrame:
             entity=spec.entity.name if spec.entity else None,
             join_keys=spec.entity.join_keys if spec.entity else (),
             event_time_col=spec.event_time_col,
+            memory=memory,
         )
-    return FeatureFrame(data, node_id=spec.id)
+    return FeatureFrame(data, node_id=spec.id, memory=memory)
 
 
 class Chain:

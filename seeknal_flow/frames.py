@@ -39,8 +39,10 @@ class FeatureFrame:
         entity: str | None = None,
         join_keys: tuple[str, ...] = (),
         event_time_col: str | None = None,
+        memory: Any = None,
     ) -> None:
         self._data = data
+        self.memory = memory  # the run's MemoryConfig, for joins that may spill
         self.node_id = node_id
         self.entity = entity
         self.join_keys = tuple(join_keys)
@@ -94,6 +96,35 @@ class FeatureFrame:
         if self._table is not None:
             return self._table.num_rows
         return self._dataset().count_rows()
+
+    # --- point in time ----------------------------------------------------------
+    def pit_join(self, spine, date_col: str, keep_cols: list[str] | None = None, max_age=None) -> FeatureFrame:
+        """Point-in-time join onto ``spine``: per spine row, the latest row at or before ``date_col``.
+
+        Args:
+            spine: FeatureFrame, pandas DataFrame or pyarrow Table with the join keys and ``date_col``.
+            date_col: the spine's date or timestamp column.
+            keep_cols: spine columns to keep besides keys and ``date_col`` (default: all).
+            max_age: e.g. ``"30d"``; older matches count as no match.
+
+        >>> import datetime as dt
+        >>> f = FeatureFrame(pa.table({"k": ["a", "a"], "event_time": [dt.date(2026, 1, 1), dt.date(2026, 1, 5)],
+        ...                            "x": [1, 2]}), node_id="feature_group.f", join_keys=("k",),
+        ...                  event_time_col="event_time")
+        >>> f.pit_join(pa.table({"k": ["a"], "d": [dt.date(2026, 1, 3)]}), "d").to_arrow()["x"].to_pylist()
+        [1]
+        """
+        from seeknal_flow.pit import pit_join
+
+        table = pit_join(self, spine, date_col, keep_cols=keep_cols, max_age=max_age, memory=self.memory)
+        return FeatureFrame(table, node_id=None)
+
+    def as_of(self, ts) -> FeatureFrame:
+        """The latest row per join key with event time <= ``ts`` (a date, datetime or ISO string)."""
+        from seeknal_flow.pit import as_of
+
+        return FeatureFrame(as_of(self, ts, memory=self.memory), node_id=self.node_id, entity=self.entity,
+                            join_keys=self.join_keys, event_time_col=self.event_time_col)
 
     # --- pandas boundary ------------------------------------------------------
     def to_pandas(self):

@@ -68,7 +68,7 @@ def _compute(ws, dag, node_id, computed, memory, limit) -> Preview:
         data = computed.get(up)
         if data is None:
             data = ws.project.intermediate_path(dag.nodes[up].output_name)
-        inputs[up] = frame_for(dag.nodes[up], data)
+        inputs[up] = frame_for(dag.nodes[up], data, memory)
     chain = None
     try:
         chain = build_chain(spec, inputs, root=ws.project.root, params=effective_params(spec, {}), memory=memory)

@@ -99,7 +99,7 @@ def run_plan(
 def _run_node(project, dag, node_id, params, memory, reporter) -> tuple[SinkResult, str]:
     spec = dag.nodes[node_id]
     inputs = {
-        up: frame_for(dag.nodes[up], project.intermediate_path(dag.nodes[up].output_name))
+        up: frame_for(dag.nodes[up], project.intermediate_path(dag.nodes[up].output_name), memory)
         for up in dag.upstream[node_id]
     }
     chain = None
