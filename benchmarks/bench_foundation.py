@@ -399,12 +399,14 @@ def _big(rows: int, runs: int, seeknal: str, tmpdir: Path) -> dict:
                   [py, "-c", SCAN_DRAIN, str(data)], runs, warmup=0)
     copy = series("4e. DuckDB reference for the source node: Parquet → zstd Parquet copy",
                   [py, "-c", DUCKDB_COPY, str(data), str(copy_out)], runs, warmup=0)
+    plan = series("4f. `seeknal plan --full` (start-up, discovery, fingerprints; no engine work)",
+                  [seeknal, "plan", "--project", str(proj), "--full"], runs, warmup=0)
 
     # Sizes and checks, after every subprocess ran.
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    info: dict = {"series": [full, fg, duck, scan, copy], "parquet_mb": data.stat().st_size / 1e6}
+    info: dict = {"series": [full, fg, duck, scan, copy, plan], "parquet_mb": data.stat().st_size / 1e6}
     info["input_row_groups"] = pq.ParquetFile(data).metadata.num_row_groups
     if src_out.exists():
         md = pq.ParquetFile(src_out).metadata
@@ -457,7 +459,7 @@ def render(rows_out: list[Series], extra: list[str], imports: dict, big: dict | 
     missed = [s.label for s in rows_out if s.ok and s.target_s is not None and s.median_s >= s.target_s]
 
     if big:
-        full, fg, duck, scan, copy = big["series"]
+        full, fg, duck = big["series"][:3]
         arrow = big["arrow_mb"]
         out.append("")
         out.append(
@@ -465,18 +467,18 @@ def render(rows_out: list[Series], extra: list[str], imports: dict, big: dict | 
             f"{big['input_row_groups']} row groups; in-memory Arrow {arrow:.0f} MB):"
         )
         out.append("")
-        out.append("| measurement | runs | median s | min s | peak RSS MB (median / max) | RSS / Arrow input | vs DuckDB agg (time, RSS) |")
-        out.append("|---|---|---|---|---|---|---|")
+        out.append("| measurement | runs | median s | min s | peak RSS MB (median / max) | RSS / Arrow input | vs DuckDB agg (time, RSS) | load 1m |")
+        out.append("|---|---|---|---|---|---|---|---|")
         for s in big["series"]:
             if not s.ok:
-                out.append(f"| {s.label} | {len(s.samples)} | | | | | FAILED: {s.note} |")
+                out.append(f"| {s.label} | {len(s.samples)} | | | | | FAILED: {s.note} | |")
                 continue
             vs = "reference" if s is duck else "—"
             if duck.ok and s is not duck and s in (full, fg):
                 vs = f"{s.median_s / duck.median_s:.2f}×, {s.rss_median / duck.rss_median:.2f}×"
             out.append(
                 f"| {s.label} | {len(s.samples)} | {s.median_s:.2f} | {s.min_s:.2f} | "
-                f"{s.rss_median:.0f} / {s.rss_max:.0f} | {s.rss_median / arrow:.2f} | {vs} |"
+                f"{s.rss_median:.0f} / {s.rss_max:.0f} | {s.rss_median / arrow:.2f} | {vs} | {s.load:.1f} |"
             )
         if "check" in big:
             extra.append(f"Feature group vs DuckDB reference: {big['check']}.")

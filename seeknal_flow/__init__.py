@@ -13,6 +13,7 @@ _LAZY = {
     "FeatureLookup": "seeknal_flow.historical",
     "FillNull": "seeknal_flow.historical",
     "HistoricalFeaturesDuckDB": "seeknal_flow.historical",
+    "OnlineFeaturesDuckDB": "seeknal_flow.online",
 }
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "FeatureLookup",
     "FillNull",
     "HistoricalFeaturesDuckDB",
+    "OnlineFeaturesDuckDB",
     "__version__",
     "feature_group",
     "second_order_aggregation",

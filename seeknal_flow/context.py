@@ -50,6 +50,25 @@ class Context:
                 f"(inputs: {known}); write the id as a string literal so discovery sees it"
             ) from None
 
+    def features(
+        self,
+        entity: str,
+        features: list[str],
+        keys: list[dict] | None = None,
+        as_of: Any = None,
+        spine: Any = None,
+        date_col: str | None = None,
+    ) -> FeatureFrame:
+        """An entity's features (``["group.feature", ...]``): latest, as of a time, or PIT over a spine.
+
+        The groups must be literal in the call so discovery makes them inputs.
+        """
+        from seeknal_flow.entity_features import entity_features
+
+        table = entity_features(self._inputs, entity, features, keys=keys, as_of=as_of, spine=spine,
+                                date_col=date_col, memory=self._memory)
+        return FeatureFrame(table)
+
     @property
     def duckdb(self) -> DuckDBSession:
         """A DuckDB connection for this node; SQL may name FeatureFrames by variable."""

@@ -140,10 +140,31 @@ def _refs(fn: ast.AST, rel: str) -> list[Ref]:
                     f"ctx.ref(\"source.transactions\"), found `{ast.unparse(arg)}`"
                 )
             refs.append(Ref(arg.value, Location(rel, node.lineno)))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "features"
+            and (len(node.args) >= 2 or any(k.arg == "features" for k in node.keywords))
+        ):
+            arg = node.args[1] if len(node.args) >= 2 else next(k.value for k in node.keywords if k.arg == "features")
+            refs.extend(_feature_refs(arg, rel))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
             for m in SQL_REF.finditer(node.value):
                 refs.append(Ref(m.group(1), Location(rel, node.lineno)))
     return refs
+
+
+def _feature_refs(arg: ast.expr, rel: str) -> list[Ref]:
+    """``ctx.features("customer", ["customer_features.total_revenue"])`` -> feature_group refs."""
+    try:
+        names = ast.literal_eval(arg)
+    except ValueError:
+        raise SpecError(
+            f"{rel}:{arg.lineno}: ctx.features() needs a literal list of 'group.feature' names, "
+            f"found `{ast.unparse(arg)}`"
+        ) from None
+    groups = dict.fromkeys(str(n).split(".", 1)[0] for n in names if isinstance(n, str))
+    return [Ref(f"feature_group.{g}", Location(rel, arg.lineno)) for g in groups]
 
 
 def _function_source(fn: ast.FunctionDef) -> str:

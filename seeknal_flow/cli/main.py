@@ -10,7 +10,17 @@ import traceback
 
 import click
 
-from seeknal_flow.cli import apply_cmd, draft_cmd, dry_run_cmd, init_cmd, lineage_cmd, repl_cmd, run_cmd
+from seeknal_flow.cli import (
+    apply_cmd,
+    draft_cmd,
+    dry_run_cmd,
+    entity_cmd,
+    init_cmd,
+    lineage_cmd,
+    repl_cmd,
+    run_cmd,
+    serve_cmd,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +34,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, lineage_cmd, repl_cmd):
+for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, lineage_cmd, repl_cmd, entity_cmd, serve_cmd):
     module.register(cli)
 
 

@@ -138,6 +138,7 @@ def register(cli: click.Group) -> None:
             return
         summary = run_plan(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
                            continue_on_error=continue_on_error)
+        _consolidate_after_run(ws, memory, summary)
         skipped = len(p.nodes) - len(p.to_run)
         click.echo(
             f"Done in {summary.seconds:.2f}s: {len(summary.succeeded)} ok, {len(summary.failed)} failed, "
@@ -145,6 +146,18 @@ def register(cli: click.Group) -> None:
         )
         if summary.errors:
             raise SeeknalError("\n".join(str(e) for e in summary.errors))
+
+
+def _consolidate_after_run(ws, memory, summary) -> None:
+    from seeknal_flow.consolidation import consolidate
+    from seeknal_flow.specs import Kind
+
+    if not any(ws.dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
+        return
+    started = time.perf_counter()
+    rebuilt = consolidate(ws.project, ws.dag, memory)
+    if rebuilt:
+        click.echo(f"Consolidated and published: {', '.join(rebuilt)} ({time.perf_counter() - started:.2f}s)")
 
 
 def _refresh_file_stats(ws, plan, state) -> None:

@@ -1,0 +1,50 @@
+"""``seeknal entity list|show`` and ``seeknal consolidate``."""
+
+from __future__ import annotations
+
+import click
+
+from seeknal_flow.cli.options import project_option
+
+
+def register(cli: click.Group) -> None:
+    @cli.group("entity")
+    def entity() -> None:
+        """Inspect consolidated entities (target/feature_store/)."""
+
+    @entity.command("list")
+    @project_option
+    def entity_list(project_dir: str | None) -> None:
+        """One line per entity: groups, features, ready/stale, consolidated time."""
+        from seeknal_flow.entity_info import entity_rows
+        from seeknal_flow.workspace import Workspace
+
+        rows = entity_rows(Workspace.open(project_dir))
+        if not rows:
+            click.echo("No entities yet: declare a feature group with entity=..., then `seeknal run`.")
+        for r in rows:
+            click.echo(f"{r.name}  {r.groups} FG{'s' if r.groups != 1 else ''}  {r.features} features  "
+                       f"{r.status}  {r.consolidated_at}")
+
+    @entity.command("show")
+    @click.argument("name")
+    @project_option
+    def entity_show(name: str, project_dir: str | None) -> None:
+        """Join keys, consolidated time, schema version, and each group's features and rows."""
+        from seeknal_flow.entity_info import describe_entity
+        from seeknal_flow.workspace import Workspace
+
+        click.echo(describe_entity(Workspace.open(project_dir), name))
+
+    @cli.command("consolidate")
+    @click.option("--prune", is_flag=True, help="Drop groups no longer in the project, and empty entities.")
+    @click.option("--force", is_flag=True, help="Rebuild every entity, stale or not.")
+    @project_option
+    def consolidate_cmd(prune: bool, force: bool, project_dir: str | None) -> None:
+        """Rebuild the entity tables of stale entities (and publish them online)."""
+        from seeknal_flow.consolidation import consolidate
+        from seeknal_flow.workspace import Workspace
+
+        ws = Workspace.open(project_dir)
+        rebuilt = consolidate(ws.project, ws.dag, ws.memory(), prune=prune, force=force)
+        click.echo(f"Consolidated: {', '.join(rebuilt)}" if rebuilt else "Every entity is up to date.")

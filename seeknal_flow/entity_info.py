@@ -1,0 +1,59 @@
+"""What ``seeknal entity list`` and ``entity show`` print, from the catalogs and the project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seeknal_flow.consolidation import _stale, entity_groups, list_catalogs, read_catalog, GroupInput
+from seeknal_flow.errors import SeeknalError
+from seeknal_flow.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    name: str
+    groups: int
+    features: int
+    status: str  # ready | stale
+    consolidated_at: str
+
+
+def entity_rows(ws: Workspace) -> list[EntityRow]:
+    entities = entity_groups(ws.dag)
+    rows = []
+    for catalog in list_catalogs(ws.project):
+        name = catalog["entity"]
+        groups = catalog["groups"]
+        status = "ready"
+        if name in entities:
+            keys, specs = entities[name]
+            inputs = [GroupInput(s.name, ws.project.intermediate_path(s.output_name), s.event_time_col, s.ttl)
+                      for s in specs if ws.project.intermediate_path(s.output_name).exists()]
+            names = {g.name for g in inputs}
+            inputs += [GroupInput(g, ws.project.root / i["path"], i["event_time_col"], i.get("ttl"))
+                       for g, i in groups.items() if g not in names and (ws.project.root / i["path"]).exists()]
+            if _stale(ws.project, catalog, sorted(inputs, key=lambda g: g.name), keys):
+                status = "stale"
+        rows.append(EntityRow(name, len(groups), sum(len(g["features"]) for g in groups.values()),
+                              status, catalog["consolidated_at"]))
+    return rows
+
+
+def describe_entity(ws: Workspace, name: str) -> str:
+    catalog = read_catalog(ws.project, name)
+    if catalog is None:
+        known = ", ".join(c["entity"] for c in list_catalogs(ws.project)) or "none"
+        raise SeeknalError(f"unknown entity '{name}'; consolidated entities: {known}")
+    lines = [
+        f"entity: {name}",
+        f"join keys: {', '.join(catalog['join_keys'])}",
+        f"rows: {catalog['row_count']}",
+        f"consolidated at: {catalog['consolidated_at']}",
+        f"schema version: {catalog['schema_version']}",
+        "groups:",
+    ]
+    for group, info in sorted(catalog["groups"].items()):
+        lines.append(f"  {group}: {info['row_count']} rows, event time column {info['event_time_col']}"
+                     + (f", ttl {info['ttl']}" if info.get("ttl") else ""))
+        lines.append(f"    features: {', '.join(info['features'])}")
+    return "\n".join(lines)
