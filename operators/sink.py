@@ -33,8 +33,12 @@ def write_parquet(
     path: Path,
     *,
     progress: Callable[[int], None] | None = None,
+    before_commit: Callable[[Path], None] | None = None,
 ) -> SinkResult:
     """Write ``batches`` to ``path`` atomically and return what was written.
+
+    ``before_commit(tmp_path)`` may inspect the finished file and raise to
+    reject it; the previous ``path`` then stays as it was.
 
     >>> import tempfile
     >>> out = Path(tempfile.mkdtemp()) / "x.parquet"
@@ -56,6 +60,8 @@ def write_parquet(
                     rows += batch.num_rows
                     if progress is not None:
                         progress(rows)
+        if before_commit is not None:
+            before_commit(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ _LAZY = {
     "FillNull": "seeknal_flow.historical",
     "HistoricalFeaturesDuckDB": "seeknal_flow.historical",
     "OnlineFeaturesDuckDB": "seeknal_flow.online",
+    "load_model": "seeknal_flow.models",
 }
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "OnlineFeaturesDuckDB",
     "__version__",
     "feature_group",
+    "load_model",
     "second_order_aggregation",
     "source",
     "transform",

@@ -76,7 +76,7 @@ def build_chain(
     if getattr(spec, "python", None) is not None:
         code = spec.python
         fn = load_function(Path(code.path), code.function)
-        ctx = Context(spec.id, inputs, params, memory)
+        ctx = Context(spec.id, inputs, params, memory, target=root / "target")
         return Chain(PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx)
     raise NotImplementedError(f"no operator for {spec.id}")  # specs guarantee one of the above
 

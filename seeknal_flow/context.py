@@ -32,8 +32,10 @@ class Context:
         inputs: dict[str, FeatureFrame],
         params: dict[str, Any] | None = None,
         memory: MemoryConfig | None = None,
+        target: Any = None,
     ) -> None:
         self.node_id = node_id
+        self._target = target  # the project's target/ folder (None in a bare Context)
         self._inputs = inputs
         self.params: dict[str, Any] = dict(params or {})
         self._memory = memory or MemoryConfig()
@@ -68,6 +70,19 @@ class Context:
         table = entity_features(self._inputs, entity, features, keys=keys, as_of=as_of, spine=spine,
                                 date_col=date_col, memory=self._memory)
         return FeatureFrame(table)
+
+    def save_model(self, model: Any, name: str | None = None):
+        """Save a fitted model as ``target/models/<name>.joblib`` (name defaults to the node's).
+
+        Reload it with ``seeknal_flow.load_model(name)``.
+        """
+        from pathlib import Path
+
+        from seeknal_flow.models import save_model
+
+        if self._target is None:
+            raise SeeknalError(f"{self.node_id}: ctx.save_model needs a project (run the node with `seeknal run`)")
+        return save_model(model, Path(self._target), name or self.node_id.split(".", 1)[1])
 
     @property
     def duckdb(self) -> DuckDBSession:

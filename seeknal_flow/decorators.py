@@ -22,7 +22,7 @@ import msgspec
 
 from operators.soa_spec import SOAFeature
 from seeknal_flow.errors import SpecError
-from seeknal_flow.specs import Isolation, SourceFormat
+from seeknal_flow.specs import Check, Isolation, SourceFormat
 from seeknal_flow.validation_errors import explain_in, format_problem
 
 
@@ -54,7 +54,7 @@ class FeatureGroupArgs(TransformArgs, frozen=True, kw_only=True, forbid_unknown_
     entity: str | EntityArgs | None = None
     event_time_col: str = "event_time"
     features: list[str] | None = None
-    validation: list[dict[str, Any]] = []
+    validation: list[Check] = []
     ttl: str | None = None
 
 

@@ -90,14 +90,19 @@ def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
     entity = args.entity
     if entity is not None and not isinstance(entity, str):
         entity = {"name": entity.name, "join_keys": entity.join_keys}
-    if args.ttl is not None:
-        from operators.durations import parse_duration
-        from operators.errors import EngineError
+    from operators.durations import parse_duration
+    from operators.errors import EngineError
 
+    durations = [("ttl", args.ttl)] + [
+        (f"validation[{i}].max_age", c.max_age) for i, c in enumerate(args.validation) if hasattr(c, "max_age")
+    ]
+    for field_name, text in durations:
+        if text is None:
+            continue
         try:
-            parse_duration(args.ttl)
+            parse_duration(text, field_name)
         except EngineError as e:
-            raise SpecError(f"{common['location']}: field 'ttl': {e}") from None
+            raise SpecError(f"{common['location']}: field '{field_name}': {e}") from None
     return FeatureGroupSpec(
         **common,
         sql=sql,

@@ -22,6 +22,7 @@ class NodeState(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
     finished_at: str = ""
     error: str = ""
+    schema: dict[str, str] = {}  # output column -> type, for the schema check
 
 
 class RunState(msgspec.Struct, kw_only=True):

@@ -9,6 +9,7 @@ loses at most the node in flight.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from seeknal_flow.errors import NodeExecutionError, SeeknalError
 from seeknal_flow.planner import Plan
 from seeknal_flow.project import Project
 from seeknal_flow.run_state import NodeState, RunState
+from seeknal_flow.validation import apply_on_run_checks, output_schema
 
 
 class Reporter(Protocol):
@@ -68,8 +70,12 @@ def run_plan(
                 reporter.skipped(node_id, "an upstream node failed")
                 continue
             reporter.start(index, len(todo), node_id)
+            previous = state.nodes.get(node_id)
             try:
-                result, output = _run_node(project, dag, node_id, node_plan.params, memory, reporter)
+                result, output, schema = _run_node(
+                    project, dag, node_id, node_plan.params, memory, reporter,
+                    previous.schema if previous is not None and previous.status == "ok" else None,
+                )
             except NodeExecutionError as error:
                 blocked.add(node_id)
                 summary.failed.append(node_id)
@@ -85,6 +91,7 @@ def run_plan(
             new.rows = result.rows
             new.seconds = round(result.seconds, 4)
             new.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            new.schema = schema
             state.nodes[node_id] = new
             state.save(project.state_path)
             summary.succeeded.append(node_id)
@@ -96,7 +103,7 @@ def run_plan(
     return summary
 
 
-def _run_node(project, dag, node_id, params, memory, reporter) -> tuple[SinkResult, str]:
+def _run_node(project, dag, node_id, params, memory, reporter, previous_schema) -> tuple[SinkResult, str, dict]:
     spec = dag.nodes[node_id]
     inputs = {
         up: frame_for(dag.nodes[up], project.intermediate_path(dag.nodes[up].output_name), memory)
@@ -107,13 +114,22 @@ def _run_node(project, dag, node_id, params, memory, reporter) -> tuple[SinkResu
     try:
         chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory)
         op = chain.operator
+        check_lines: list[str] = []
+        schema: dict[str, str] = {}
+
+        def before_commit(tmp: Path) -> None:
+            schema.update(output_schema(tmp))
+            check_lines.extend(apply_on_run_checks(spec, tmp, previous_schema, memory))
+
         result = write_parquet(
             op.schema,
             op.batches(),
             project.intermediate_path(spec.output_name),
             progress=lambda rows: reporter.progress(node_id, rows),
+            before_commit=before_commit,
         )
-        return replace(result, seconds=time.perf_counter() - started), chain.output
+        output = chain.output + "".join(line + "\n" for line in check_lines)
+        return replace(result, seconds=time.perf_counter() - started), output, schema
     except UserCodeError as e:
         error = NodeExecutionError(f"{node_id} ({spec.location})", str(e), tail=e.tail)
         error.output = chain.output if chain else ""

@@ -162,12 +162,55 @@ class TransformSpec(NodeSpec, frozen=True, kw_only=True, tag="transform"):
     isolation: Isolation | None = None
 
 
+class OnRun(str, enum.Enum):
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class _Check(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
+    on_run: OnRun | None = None  # also apply during `seeknal run`
+
+
+class NullCheck(_Check, frozen=True, kw_only=True, tag="null"):
+    """At most ``max_fraction`` of rows NULL in each column."""
+
+    columns: tuple[str, ...]
+    max_fraction: float = 0.0
+
+
+class RangeCheck(_Check, frozen=True, kw_only=True, tag="range"):
+    """Every non-NULL value within ``[min, max]`` (either bound optional)."""
+
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+
+class UniqueCheck(_Check, frozen=True, kw_only=True, tag="unique"):
+    """No two rows share the same values in ``columns``."""
+
+    columns: tuple[str, ...]
+
+
+class FreshnessCheck(_Check, frozen=True, kw_only=True, tag="freshness"):
+    """The newest event time is at most ``max_age`` old (``"2d"``)."""
+
+    max_age: str
+
+
+class SchemaCheck(_Check, frozen=True, kw_only=True, tag="schema"):
+    """No column dropped or retyped since the last successful run."""
+
+
+Check = NullCheck | RangeCheck | UniqueCheck | FreshnessCheck | SchemaCheck
+
+
 class FeatureGroupSpec(TransformSpec, frozen=True, kw_only=True, tag="feature_group"):
     kind = Kind.FEATURE_GROUP
     entity: Entity | None = None
     event_time_col: str = "event_time"
     features: tuple[str, ...] | None = None
-    validation: tuple[dict[str, Any], ...] = ()
+    validation: tuple[Check, ...] = ()
     ttl: str | None = None
 
 

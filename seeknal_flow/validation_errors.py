@@ -16,6 +16,8 @@ _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _ENUM_CHOICES = {
     "source": [f.value for f in SourceFormat],
     "isolation": [i.value for i in Isolation],
+    "type": ["null", "range", "unique", "freshness", "schema"],
+    "on_run": ["warn", "fail"],
 }
 
 
@@ -40,7 +42,7 @@ def explain(error: msgspec.ValidationError) -> tuple[list[str | int], str]:
         field = message.split("`")[1]
         return path + [field], "required field is missing"
     message = message[0].lower() + message[1:]
-    if message.startswith("invalid enum value") and path and path[-1] in _ENUM_CHOICES:
+    if message.startswith(("invalid enum value", "invalid value")) and path and path[-1] in _ENUM_CHOICES:
         message += f"; valid: {', '.join(_ENUM_CHOICES[path[-1]])}"
     return path, message
 

@@ -20,6 +20,7 @@ from seeknal_flow.cli import (
     repl_cmd,
     run_cmd,
     serve_cmd,
+    validate_cmd,
 )
 
 
@@ -34,7 +35,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, lineage_cmd, repl_cmd, entity_cmd, serve_cmd):
+for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, lineage_cmd, repl_cmd, entity_cmd, serve_cmd,
+               validate_cmd):
     module.register(cli)
 
 
@@ -67,6 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as e:  # a bug in seeknal-flow, not a user mistake: say so in one line
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                   "(a bug in seeknal-flow; rerun with `seeknal --debug ...` for the traceback)", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,13 @@ def test_csv_without_column_types_infers_numbers(tmp_path):
     assert table.to_pylist() == [{"code": 7, "amount": 1.5}, {"code": 10, "amount": 2.0}]
 
 
+def test_csv_header_skip_rows_and_null_values(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_text("# exported 2026-01-01\n1,x\n-,y\n", encoding="utf-8")
+    op = ScanOperator("csv", path, params={"header": False, "skip_rows": 1, "null_values": ["-"]})
+    assert op.read_all().to_pylist() == [{"f0": 1, "f1": "x"}, {"f0": None, "f1": "y"}]
+
+
 def test_csv_schema_is_available_before_batches(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,x\n", encoding="utf-8")

@@ -315,16 +315,22 @@ NO_CHANGES_BUGGY = {
     "decorator-description": ("seeknal/transforms/clean.py", 'description="Orders above the threshold"', 'description="Orders kept"'),
     "decorator-tags": ("seeknal/transforms/clean.py", 'tags=["daily"]', 'tags=["daily", "core"]'),
     "source-decorator-columns": ("seeknal/sources/raw.py", '{"amount": "order amount"}', '{"amount": "amount in EUR"}'),
-    "helper-docstring": ("seeknal/transforms/clean.py", '"""The smallest order kept."""', '"""The minimum order amount."""'),
 }
+_HELPER_DOC_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="BUG: python_nodes._shared_source keeps helper docstrings, so a helper docstring edit re-runs",
+)
+HELPER_DOC = ("seeknal/transforms/clean.py", '"""The smallest order kept."""', '"""The minimum order amount."""')
 
 
 @pytest.mark.parametrize(
     "case",
-    list(NO_CHANGES) + [pytest.param(c, marks=_DECORATOR_BUG) for c in NO_CHANGES_BUGGY],
+    list(NO_CHANGES)
+    + [pytest.param(c, marks=_DECORATOR_BUG) for c in NO_CHANGES_BUGGY]
+    + [pytest.param("helper-docstring", marks=_HELPER_DOC_BUG)],
 )
 def test_an_edit_that_cannot_change_outputs_reruns_nothing(project, capsys, case):
-    rel, old, new = {**NO_CHANGES, **NO_CHANGES_BUGGY}[case]
+    rel, old, new = {**NO_CHANGES, **NO_CHANGES_BUGGY, "helper-docstring": HELPER_DOC}[case]
     _edit(project, rel, old, new)
     assert _to_run(_plan(capsys)) == set()
 
@@ -404,3 +410,42 @@ def test_unknown_nodes_selection_is_an_error(project, capsys):
 def test_bad_params_syntax_is_an_error(project, capsys):
     assert _cli(["plan", "--params", "novalue"]) == 1
     assert "--params 'novalue': write key=value" in capsys.readouterr().err
+
+
+# ------------------------------------------------------- directory sources
+
+
+def test_partitioned_directory_source_changes(tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = init_project("parts", path=tmp_path / "parts")
+    sales = root / "data" / "sales"
+    for day in ("2026-01-01", "2026-01-02"):
+        (sales / f"day={day}").mkdir(parents=True)
+        pq.write_table(pa.table({"v": [1, 2]}), sales / f"day={day}" / "part-0.parquet")
+    (root / "seeknal" / "sources" / "sales.yml").write_text(
+        "kind: source\nname: sales\nsource: parquet\ntable: data/sales\npartition_by: [day]\n", encoding="utf-8"
+    )
+    (root / "seeknal" / "transforms" / "daily.yml").write_text(
+        "kind: transform\nname: daily\nsql: SELECT day, SUM(v) AS v FROM ref('source.sales') GROUP BY day\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(root)
+    assert _cli(["run"]) == 0
+    assert _to_run(_plan(capsys)) == set()
+
+    first = sales / "day=2026-01-01" / "part-0.parquet"
+    stat = first.stat()
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 3_000_000_000))  # touched, same bytes
+    assert _to_run(_plan(capsys)) == set()
+
+    (sales / "day=2026-01-03").mkdir()
+    pq.write_table(pa.table({"v": [5]}), sales / "day=2026-01-03" / "part-0.parquet")
+    plan = _plan(capsys)
+    assert _to_run(plan) == {"source.sales", "transform.daily"}
+    assert plan["source.sales"][1] == "data changed"
+    assert _cli(["run"]) == 0
+
+    shutil.rmtree(sales / "day=2026-01-02")
+    assert _to_run(_plan(capsys)) == {"source.sales", "transform.daily"}

@@ -23,6 +23,7 @@ PINNED_ALL = [
     "OnlineFeaturesDuckDB",
     "__version__",
     "feature_group",
+    "load_model",
     "second_order_aggregation",
     "source",
     "transform",

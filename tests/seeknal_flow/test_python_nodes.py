@@ -357,6 +357,21 @@ def test_refs_inside_sql_string_literals(tmp_path):
     assert next(r for r in refs if r.target == "source.a").location.line == 5
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: _refs only reads positional args; ctx.ref(node_id=...) is silently not a dependency")
+def test_ctx_ref_with_a_keyword_argument_is_a_dependency(tmp_path):
+    specs = _load(
+        tmp_path,
+        """\
+        from seeknal_flow import transform
+
+        @transform(name="t")
+        def t(ctx):
+            return ctx.ref(node_id="source.x")
+        """,
+    )
+    assert [r.target for r in specs["transform.t"].refs] == ["source.x"]
+
+
 def test_refs_of_one_node_do_not_leak_into_another(tmp_path):
     specs = _load(
         tmp_path,
