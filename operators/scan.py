@@ -135,7 +135,8 @@ class ScanOperator:
                     f"partition column(s) {missing} not found in '{self.display_path}'; "
                     f"expected Hive folders like {missing[0]}=VALUE/"
                 )
-        return dataset.scanner(batch_size=BATCH_ROWS).to_reader()
+        # Bounded read-ahead: the default keeps many batches of many files in flight.
+        return dataset.scanner(batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1).to_reader()
 
     def _open_json(self):
         from operators.memory import duckdb_connection

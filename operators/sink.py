@@ -16,6 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 1 << 20
+# Batches are buffered into row groups of ROW_GROUP_ROWS rows (ParquetWriter
+# makes one row group per written batch otherwise) but never beyond this many
+# bytes, so wide rows do not inflate memory.
+ROW_GROUP_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,24 @@ def write_parquet(
     rows = 0
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            buffer: list[pa.RecordBatch] = []
+            buffered_rows = buffered_bytes = 0
             for batch in batches:
                 if batch.schema != schema:
                     batch = _conform(batch, schema)
-                if batch.num_rows:
-                    writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
-                    rows += batch.num_rows
-                    if progress is not None:
-                        progress(rows)
+                if not batch.num_rows:
+                    continue
+                buffer.append(batch)
+                buffered_rows += batch.num_rows
+                buffered_bytes += batch.nbytes
+                rows += batch.num_rows
+                if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
+                    writer.write_table(pa.Table.from_batches(buffer, schema), row_group_size=ROW_GROUP_ROWS)
+                    buffer, buffered_rows, buffered_bytes = [], 0, 0
+                if progress is not None:
+                    progress(rows)
+            if buffer:
+                writer.write_table(pa.Table.from_batches(buffer, schema), row_group_size=ROW_GROUP_ROWS)
         if before_commit is not None:
             before_commit(tmp)
         os.replace(tmp, path)

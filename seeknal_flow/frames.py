@@ -81,7 +81,9 @@ class FeatureFrame:
         if self._table is not None:
             table = self._table.select(columns) if columns else self._table
             return table.to_reader(BATCH_ROWS)
-        return self._dataset().scanner(columns=columns, batch_size=BATCH_ROWS).to_reader()
+        return self._dataset().scanner(
+            columns=columns, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
+        ).to_reader()
 
     def to_arrow(self) -> pa.Table:
         """The whole frame as a pyarrow Table (read once, then cached)."""

@@ -101,7 +101,7 @@ def make_plan(
         new.fingerprint = digest(
             [ENGINE_VERSION, node_id, new.code, new.config, new.params, new.data, sorted(upstream.items())]
         )
-        output_exists = project.intermediate_path(spec.output_name).exists()
+        output_exists = project.output_of(spec).exists()
         reasons = _reasons(old, new, output_exists)
         if select is not None:
             action = "RUN" if node_id in forced else "SKIP"

@@ -16,6 +16,7 @@ from seeknal_flow.specs import Kind
 
 def preflight(project: Project, dag: Dag, plan: Plan) -> None:
     """Raise one SpecError listing every problem found in the nodes about to run."""
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     from operators.soa import check_soa
@@ -31,10 +32,10 @@ def preflight(project: Project, dag: Dag, plan: Plan) -> None:
             if upstream is None:
                 schemas.append(None)
                 continue
-            path = project.intermediate_path(dag.nodes[upstream].output_name)
-            if upstream in running or not path.is_file():
+            path = project.output_of(dag.nodes[upstream])
+            if upstream in running or not path.exists():
                 break  # the input is produced in this run: the operator checks it then
-            schemas.append(pq.read_schema(path))
+            schemas.append(pq.read_schema(path) if path.is_file() else ds.dataset(path, partitioning="hive").schema)
         else:
             problems += [f"{spec.location}: {node_id}: {p}" for p in check_soa(spec.query, *schemas)]
     if problems:

@@ -54,7 +54,7 @@ def preview_file(ws: Workspace, file: Path, limit: int = 10) -> list[Preview]:
     for spec in specs:
         needed = [n for n in dag.order if n in dag.ancestors(spec.id)]
         for node_id in needed:
-            out = ws.project.intermediate_path(dag.nodes[node_id].output_name)
+            out = ws.project.output_of(dag.nodes[node_id])
             if node_id not in computed and not out.exists():
                 computed[node_id] = _compute(ws, dag, node_id, computed, memory, None).table
         previews.append(_compute(ws, dag, spec.id, computed, memory, limit))
@@ -67,7 +67,7 @@ def _compute(ws, dag, node_id, computed, memory, limit) -> Preview:
     for up in dag.upstream[node_id]:
         data = computed.get(up)
         if data is None:
-            data = ws.project.intermediate_path(dag.nodes[up].output_name)
+            data = ws.project.output_of(dag.nodes[up])
         inputs[up] = frame_for(dag.nodes[up], data, memory)
     chain = None
     try:

@@ -97,5 +97,21 @@ class Project:
     def intermediate_path(self, output_name: str) -> Path:
         return self.intermediate / f"{output_name}.parquet"
 
+    def output_of(self, spec) -> Path:
+        """Where a node's output is read from.
+
+        A Parquet source is read in place (its file or Hive directory): copying
+        it to ``target/`` would cost a full rewrite and buy nothing, since its
+        data fingerprint already tracks every change. Everything else lives
+        under ``target/intermediate/``.
+        """
+        if spec.kind == Kind.SOURCE and spec.format.value == "parquet":
+            return self.root / spec.table
+        return self.intermediate_path(spec.output_name)
+
+    @staticmethod
+    def reads_in_place(spec) -> bool:
+        return spec.kind == Kind.SOURCE and spec.format.value == "parquet"
+
     def kind_folder(self, kind: Kind) -> Path:
         return self.nodes_dir / kind.folder

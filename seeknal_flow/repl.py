@@ -47,7 +47,13 @@ class ReplSession:
         self._register()
 
     def _register(self) -> None:
+        from seeknal_flow.manifest import read_outputs
+
         found: dict[str, Path] = {}
+        for view, output in read_outputs(self.project).items():
+            path = self.project.root / output
+            if path.exists():
+                found[view] = path
         if self.project.intermediate.is_dir():
             for path in sorted(self.project.intermediate.iterdir()):
                 if path.name.startswith("."):

@@ -123,6 +123,7 @@ def register(cli: click.Group) -> None:
         from seeknal_flow.errors import SeeknalError
         from seeknal_flow.planner import make_plan
         from seeknal_flow.preflight import preflight
+        from seeknal_flow.manifest import write_manifest
         from seeknal_flow.scheduler import run_plan
         from seeknal_flow.workspace import Workspace
 
@@ -138,6 +139,7 @@ def register(cli: click.Group) -> None:
             return
         summary = run_plan(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
                            continue_on_error=continue_on_error)
+        write_manifest(ws.project, ws.dag)
         _consolidate_after_run(ws, memory, summary)
         skipped = len(p.nodes) - len(p.to_run)
         click.echo(

@@ -12,7 +12,7 @@ import pytest
 import seeknal_flow
 import seeknal_flow.pipeline as pipeline
 from seeknal_flow import Context, FeatureFrame, feature_group, second_order_aggregation, source, transform
-from seeknal_flow.errors import SpecError
+from seeknal_flow.errors import SeeknalError, SpecError
 
 PINNED_ALL = [
     "Context",
@@ -144,7 +144,7 @@ def test_decorated_transform_returning_pandas_is_plain_python():
 
 def test_ctx_ref_to_a_non_input_names_the_inputs():
     ctx = Context("transform.t", {"source.a": FeatureFrame(pa.table({"v": [1]}))})
-    with pytest.raises(Exception, match=re.escape("transform.t: ctx.ref('source.b') is not an input of this node (inputs: source.a)")):
+    with pytest.raises(SeeknalError, match=re.escape("transform.t: ctx.ref('source.b') is not an input of this node (inputs: source.a)")):
         ctx.ref("source.b")
 
 
