@@ -74,6 +74,8 @@ def as_reader(result: Any, what: str) -> pa.RecordBatchReader:
         return pa.Table.from_batches([result]).to_reader()
     module = type(result).__module__ or ""
     if module.startswith("pandas") and hasattr(result, "columns"):
+        if any(name is not None for name in result.index.names):
+            result = result.reset_index()  # a named index (e.g. after groupby) is data
         return pa.Table.from_pandas(result, preserve_index=False).to_reader(BATCH_ROWS)
     if module.startswith("duckdb") and hasattr(result, "to_arrow_reader"):
         return result.to_arrow_reader(BATCH_ROWS)
@@ -111,7 +113,12 @@ class PythonCallOperator:
                 raise UserCodeError(f"{type(e).__name__}: {e}", _tail(e, self.path)) from e
             finally:
                 self.output = buffer.getvalue()
-            self._reader = as_reader(result, self.label)
+            try:
+                self._reader = as_reader(result, self.label)
+            except EngineError:
+                raise
+            except Exception as e:  # a lazy DuckDB relation runs here: its errors are the user's
+                raise EngineError(f"{self.label}: {first_line(str(e))}") from None
         return self._reader
 
     @property

@@ -9,6 +9,7 @@ DuckDB, which understands both arrays of objects and newline-delimited files.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class ScanOperator:
                 except StopIteration:
                     return
                 except pa.ArrowInvalid as e:
-                    raise EngineError(self._explain(e)) from None
+                    raise EngineError(self._explain(e, reader.schema)) from None
                 yield batch
         finally:
             if hasattr(reader, "close"):
@@ -106,7 +107,9 @@ class ScanOperator:
         header = p.get("header", True)
         read = csv.ReadOptions(
             use_threads=False,  # keeps row numbers in parse errors
-            block_size=8 << 20,
+            # Types are inferred from the first block: a large one sees most
+            # files whole, so a late "2.5" in an integer column is rare.
+            block_size=64 << 20,
             skip_rows=int(p.get("skip_rows", 0)),
             autogenerate_column_names=not header,
             encoding=p.get("encoding", "utf8"),
@@ -119,7 +122,7 @@ class ScanOperator:
         convert = csv.ConvertOptions(
             null_values=p.get("null_values", ["", "NULL", "null", "NA", "N/A"]),
             strings_can_be_null=True,
-            column_types={k: _type_from_name(v) for k, v in p.get("column_types", {}).items()},
+            column_types={k: _type_from_name(v, k, self.display_path) for k, v in p.get("column_types", {}).items()},
         )
         return csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
 
@@ -152,13 +155,31 @@ class ScanOperator:
             con.close()
             raise EngineError(f"cannot read JSON '{self.display_path}': {first_line(str(e))}") from None
 
-    def _explain(self, error: Exception) -> str:
+    def _explain(self, error: Exception, schema: pa.Schema | None = None) -> str:
         text = first_line(str(error))
+        conversion = re.match(r"In CSV column #(\d+): Row #(\d+): (CSV conversion error to \w+: .*)", text)
+        names = schema.names if schema is not None else self._csv_header()
+        if conversion and int(conversion.group(1)) < len(names):
+            col = names[int(conversion.group(1))]
+            return (
+                f"'{self.display_path}' line {conversion.group(2)}, column '{col}': {conversion.group(3)}; "
+                f"set params: column_types: {{{col}: string}} (or the type that fits)"
+            )
         if "CSV parse error" in text:
             return f"malformed CSV row in '{self.display_path}': {text.removeprefix('CSV parse error: ').replace('Row #', 'line ')}; fix the row or set params (delimiter, quote_char)"
         if "CSV conversion error" in text:
             return f"'{self.display_path}': {text}; set params.column_types for that column"
         return f"cannot read '{self.display_path}': {text}"
+
+
+    def _csv_header(self) -> list[str]:
+        import csv as pycsv
+
+        try:
+            with open(self.path, newline="", encoding=self.params.get("encoding", "utf8")) as f:
+                return next(pycsv.reader(f, delimiter=self.params.get("delimiter", ",")))
+        except (OSError, StopIteration, UnicodeDecodeError, pycsv.Error):
+            return []
 
 
 class _ClosingReader:
@@ -176,11 +197,14 @@ class _ClosingReader:
         self._con.close()
 
 
-def _type_from_name(name: str) -> pa.DataType:
+def _type_from_name(name: str, column: str, path: str) -> pa.DataType:
     try:
         return pa.type_for_alias(name)
     except ValueError:
-        raise EngineError(f"unknown column type {name!r}; use e.g. string, int64, double, date32") from None
+        raise EngineError(
+            f"'{path}': unknown column type {name!r} for column '{column}' in params.column_types; "
+            "use e.g. string, int64, double, date32, timestamp[us]"
+        ) from None
 
 
 def first_line(text: str) -> str:

@@ -173,18 +173,28 @@ class _Aggs:
             self.exprs[sql] = f"_soa_a{len(self.exprs)}"
         return self.exprs[sql]
 
+    def expr(self, agg: str, col: str, flt: str) -> str:
+        """SQL over the aggregate aliases giving ``agg`` of ``col`` under ``flt``."""
+        if agg in ("mean", "avg"):
+            # SUM / COUNT instead of AVG: the SUM is usually requested too and is
+            # then shared, which saves an accumulator per group (measurable with
+            # many groups); the result is DOUBLE, as SPEC §4 requires for mean.
+            total, n = self.alias("sum", col, flt), self.alias("count", col, flt)
+            return f"CAST({total} AS DOUBLE) / CAST(NULLIF({n}, 0) AS DOUBLE)"
+        return self.alias(agg, col, flt)
+
 
 def _final_exprs(query: SOAQuery, aggs: _Aggs) -> list[str]:
     exprs = []
     for o in _outputs(query):
         if o.kind == "ratio":
-            num = aggs.alias(o.agg, o.col, o.filters[0])
-            den = aggs.alias(o.agg, o.col, o.filters[1])
+            num = aggs.expr(o.agg, o.col, o.filters[0])
+            den = aggs.expr(o.agg, o.col, o.filters[1])
             if o.agg in COUNT_LIKE:  # COUNT over an empty window is 0, not NULL
                 num = f"NULLIF({num}, 0)"
             exprs.append(f"CAST({num} AS DOUBLE) / NULLIF(CAST({den} AS DOUBLE), 0) AS {_q(o.name)}")
         else:
-            exprs.append(f"{aggs.alias(o.agg, o.col, o.filters[0])} AS {_q(o.name)}")
+            exprs.append(f"{aggs.expr(o.agg, o.col, o.filters[0])} AS {_q(o.name)}")
     return exprs
 
 
@@ -232,24 +242,27 @@ def soa_sql(query: SOAQuery, input_name: str = "soa_input", spine_name: str | No
     src = _source_columns(query)
     rows = [f"{key} AS _soa_key", f"CAST({_q(query.feature_date_col)} AS DATE) AS _soa_feature_day"]
     rows += [_q(c) for c in src] + flags
-    joined = [
-        f"s.{SPINE_ROW_COL}",
-        "s._soa_spine_key",
-        "s._soa_app",
-        f"CAST(s._soa_app AS DATE) - r._soa_feature_day AS {_DAYS}",
-    ] + [f"r.{_q(c)}" for c in src] + [f"r.{flag}" for flag, _ in _since_conditions(query)]
-    # The spine is the preserved (and usually smaller) side of the LEFT JOIN, so
-    # DataFusion builds its hash table from the spine and streams the input.
+    joined = [f"s.{SPINE_ROW_COL}", f"s._soa_app_day - r._soa_feature_day AS {_DAYS}"]
+    joined += [f"r.{_q(c)}" for c in src] + [f"r.{flag}" for flag, _ in _since_conditions(query)]
+    # Why the plan looks like this:
+    # * the spine is the preserved side of the LEFT JOIN (and usually the smaller
+    #   one), so DataFusion builds its hash table from the spine and streams the input;
+    # * every aggregate needs _days_between >= 0 (windows start at 0 or later), so
+    #   future rows are dropped in the join itself; spine rows stay (LEFT JOIN);
+    # * grouping by the integer spine row alone is much cheaper than by (key, date):
+    #   key and date are joined back on the row number after aggregation.
     return (
         f"WITH _soa_rows AS (\n  SELECT {', '.join(rows)}\n  FROM {input_name}\n),\n"
-        f"_soa_spine AS (\n  SELECT {SPINE_ROW_COL}, {spine_id} AS _soa_spine_key, {spine_date} AS _soa_app\n"
-        f"  FROM {spine_name}\n),\n"
+        f"_soa_spine AS (\n  SELECT {SPINE_ROW_COL}, {spine_id} AS _soa_spine_key, {spine_date} AS _soa_app,"
+        f" CAST({spine_date} AS DATE) AS _soa_app_day\n  FROM {spine_name}\n),\n"
         f"_soa_joined AS (\n  SELECT {', '.join(joined)}\n"
-        f"  FROM _soa_spine s LEFT JOIN _soa_rows r ON s._soa_spine_key = r._soa_key\n),\n"
-        f"_soa_agg AS (\n  SELECT {SPINE_ROW_COL}, _soa_spine_key, _soa_app,\n    {agg_list}\n"
-        f"  FROM _soa_joined\n  GROUP BY {SPINE_ROW_COL}, _soa_spine_key, _soa_app\n)\n"
-        f"SELECT _soa_spine_key AS {key}, _soa_app AS {_q(query.application_date_col)},\n  {final_list}\n"
-        f"FROM _soa_agg\nORDER BY {SPINE_ROW_COL}"
+        f"  FROM _soa_spine s LEFT JOIN _soa_rows r\n"
+        f"    ON s._soa_spine_key = r._soa_key AND r._soa_feature_day <= s._soa_app_day\n),\n"
+        f"_soa_agg AS (\n  SELECT {SPINE_ROW_COL},\n    {agg_list}\n"
+        f"  FROM _soa_joined\n  GROUP BY {SPINE_ROW_COL}\n)\n"
+        f"SELECT s._soa_spine_key AS {key}, s._soa_app AS {_q(query.application_date_col)},\n  {final_list}\n"
+        f"FROM _soa_agg a JOIN _soa_spine s ON a.{SPINE_ROW_COL} = s.{SPINE_ROW_COL}\n"
+        f"ORDER BY a.{SPINE_ROW_COL}"
     )
 
 

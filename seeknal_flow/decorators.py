@@ -22,7 +22,7 @@ import msgspec
 
 from operators.soa_spec import SOAFeature
 from seeknal_flow.errors import SpecError
-from seeknal_flow.specs import Check, Isolation, SourceFormat
+from seeknal_flow.specs import Check, Isolation, SourceFormat, check_name
 from seeknal_flow.validation_errors import explain_in, format_problem
 
 
@@ -79,6 +79,9 @@ ARGS_BY_DECORATOR: dict[str, type[_Args]] = {
 def _record(kind: str, kwargs: dict[str, Any]) -> Callable[[Callable], Callable]:
     # Validate eagerly so a decorator misuse fails where it is written, even
     # when the module is imported outside seeknal (e.g. in a user's unit test).
+    name = kwargs.get("name")
+    if name is not None and (problem := check_name(name)) is not None:
+        raise SpecError(f"@{kind}: {problem}")
     try:
         given = {k: v for k, v in kwargs.items() if v is not None}
         msgspec.convert(given, ARGS_BY_DECORATOR[kind])

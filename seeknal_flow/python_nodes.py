@@ -131,9 +131,9 @@ def _refs(fn: ast.AST, rel: str) -> list[Ref]:
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and node.func.attr == "ref"
-            and node.args
+            and (node.args or node.keywords)
         ):
-            arg = node.args[0]
+            arg = node.args[0] if node.args else node.keywords[0].value
             if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
                 raise SpecError(
                     f"{rel}:{node.lineno}: ctx.ref() needs a string literal such as "
@@ -168,19 +168,28 @@ def _feature_refs(arg: ast.expr, rel: str) -> list[Ref]:
 
 
 def _function_source(fn: ast.FunctionDef) -> str:
-    fn = copy.deepcopy(fn)
-    body = fn.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        if isinstance(body[0].value.value, str):
-            fn.body = body[1:] or [ast.Pass()]
+    # The decorator's arguments are hashed through the spec (config, params);
+    # keeping them here would re-run a node when only its description changed.
+    fn = _without_docstrings(copy.deepcopy(fn))
+    fn.decorator_list = []
     return ast.unparse(fn)
 
 
 def _shared_source(tree: ast.Module, node_ids: set[int]) -> str:
-    body = [s for s in tree.body if id(s) not in node_ids]
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]  # module docstring
-    return ast.unparse(ast.Module(body=body, type_ignores=[]))
+    body = [copy.deepcopy(s) for s in tree.body if id(s) not in node_ids]
+    module = _without_docstrings(ast.Module(body=body, type_ignores=[]))
+    return ast.unparse(module)
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """Drop every docstring (module, class, function) so doc edits never change a hash."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or ([] if isinstance(node, ast.Module) else [ast.Pass()])
+    return tree
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -13,7 +13,9 @@ import datetime as dt
 import decimal
 import io
 import json
+import math
 import os
+import re
 from pathlib import Path
 
 from seeknal_flow.errors import SeeknalError
@@ -84,7 +86,13 @@ class ReplSession:
             raise SeeknalError("empty statement")
         for st in statements:
             kind = st.type.name
-            if kind not in _ALLOWED:
+            if kind == "EXPLAIN":
+                # EXPLAIN ANALYZE executes its statement: only a plain EXPLAIN of a query is harmless.
+                inner = re.sub(r"^\s*EXPLAIN\s*", "", st.query, flags=re.IGNORECASE)
+                if re.match(r"(\(|ANALY[SZ]E\b)", inner, flags=re.IGNORECASE):
+                    raise SeeknalError("the REPL is read-only: EXPLAIN ANALYZE runs its statement; use EXPLAIN")
+                self.check_read_only(inner)
+            elif kind not in _ALLOWED:
                 raise SeeknalError(f"the REPL is read-only: {kind} statements are refused; write a SELECT query")
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
@@ -121,11 +129,19 @@ class ReplSession:
             if suffix == ".parquet":
                 import duckdb
 
+                import pyarrow.parquet as pq
+
+                statements = duckdb.extract_statements(sql)
+                if len(statements) != 1:
+                    raise SeeknalError("--output takes exactly one query")
+                inner = statements[0].query.strip().rstrip(";")
                 try:
-                    self.con.execute(f"COPY ({sql.strip().rstrip(';')}) TO '{_lit(str(tmp))}' (FORMAT parquet)")
+                    # Newlines keep a trailing `-- comment` from swallowing the parenthesis;
+                    # fetchall() consumes the result so the session stays usable.
+                    self.con.execute(f"COPY (\n{inner}\n) TO '{_lit(str(tmp))}' (FORMAT parquet)").fetchall()
                 except duckdb.Error as e:
                     raise SeeknalError(f"SQL error: {_one_line(e)}") from None
-                count = self.con.execute(f"SELECT COUNT(*) FROM read_parquet('{_lit(str(tmp))}')").fetchone()[0]
+                count = pq.ParquetFile(tmp).metadata.num_rows
             else:
                 columns, rows = self.query(sql)
                 tmp.write_text(format_rows(columns, rows, suffix[1:]), encoding="utf-8")
@@ -143,7 +159,8 @@ def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
     '[{"a": 1}]'
     """
     if fmt == "json":
-        return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_json_default)
+        clean = [[None if isinstance(v, float) and not math.isfinite(v) else v for v in r] for r in rows]
+        return json.dumps([dict(zip(columns, r, strict=True)) for r in clean], default=_json_default)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

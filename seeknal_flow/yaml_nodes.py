@@ -70,7 +70,7 @@ def load_yaml_file(path: Path, root: Path) -> list:
     """Read one YAML node file (one node per file)."""
     rel = _relative(path, root)
     text = path.read_text(encoding="utf-8")
-    data, lines = parse_yaml(text, rel)
+    data, lines, spans = parse_yaml_with_spans(text, rel)
     if not isinstance(data, dict):
         raise SpecError(f"{rel}:1: a node file must be a mapping with 'kind' and 'name'")
     kind_text = data.get("kind")
@@ -91,7 +91,7 @@ def load_yaml_file(path: Path, root: Path) -> list:
         raise SpecError(f"{rel}:{_line_for(lines, path_)}: {format_problem(path_, problem)}") from None
     sql = getattr(args, "sql", None)
     location = Location(rel, lines.get(("name",), 1))
-    refs = tuple(_sql_refs(sql, rel, lines.get(("sql",), 1))) if sql else ()
+    refs = tuple(_sql_refs(text, spans.get(("sql",)), rel)) if sql else ()
     return [node_builders.build(kind.value, args, location=location, refs=refs, sql=sql, extra={"lines": lines})]
 
 
@@ -101,14 +101,21 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, dict[tuple, int]]:
     >>> parse_yaml("a:\\n  b: [1, 2]\\n", "x.yml")[1][("a", "b")]
     2
     """
+    data, lines, _ = parse_yaml_with_spans(text, rel)
+    return data, lines
+
+
+def parse_yaml_with_spans(text: str, rel: str) -> tuple[Any, dict[tuple, int], dict[tuple, tuple[int, int]]]:
+    """Like :func:`parse_yaml`, plus each scalar value's character span in ``text``."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None, {}
+            return None, {}, {}
         lines: dict[tuple, int] = {}
-        _index(node, (), lines, rel)
-        return loader.construct_document(node), lines
+        spans: dict[tuple, tuple[int, int]] = {}
+        _index(node, (), lines, rel, spans)
+        return loader.construct_document(node), lines, spans
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
@@ -117,8 +124,10 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, dict[tuple, int]]:
         loader.dispose()
 
 
-def _index(node: yaml.Node, path: tuple, lines: dict[tuple, int], rel: str) -> None:
+def _index(node: yaml.Node, path: tuple, lines: dict[tuple, int], rel: str, spans: dict) -> None:
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode):
+        spans[path] = (node.start_mark.index, node.end_mark.index)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -126,11 +135,11 @@ def _index(node: yaml.Node, path: tuple, lines: dict[tuple, int], rel: str) -> N
                 raise SpecError(f"{rel}:{key.start_mark.line + 1}: key '{key.value}' appears twice")
             seen.add(key.value)
             lines[path + (key.value,)] = key.start_mark.line + 1
-            _index(value, path + (key.value,), lines, rel)
+            _index(value, path + (key.value,), lines, rel, spans)
             lines[path + (key.value,)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, path + (i,), lines, rel)
+            _index(item, path + (i,), lines, rel, spans)
 
 
 def _line_for(lines: dict[tuple, int], path: list) -> int:
@@ -140,13 +149,14 @@ def _line_for(lines: dict[tuple, int], path: list) -> int:
     return lines.get(key, 1)
 
 
-def _sql_refs(sql: str, rel: str, first_line: int) -> list[Ref]:
-    refs = []
-    for m in SQL_REF.finditer(sql):
-        # A block scalar starts on the line after 'sql:'.
-        line = first_line + sql.count("\n", 0, m.start()) + (1 if "\n" in sql.strip() else 0)
-        refs.append(Ref(m.group(1), Location(rel, line)))
-    return refs
+def _sql_refs(text: str, span: tuple[int, int] | None, rel: str) -> list[Ref]:
+    # Search the raw file text of the value: its line numbers are the file's,
+    # whatever the scalar style (plain, quoted, literal | or folded >).
+    start, end = span or (0, len(text))
+    return [
+        Ref(m.group(1), Location(rel, text.count("\n", 0, start + m.start()) + 1))
+        for m in SQL_REF.finditer(text[start:end])
+    ]
 
 
 def _kinds() -> str:

@@ -76,7 +76,6 @@ def test_accepted_types_message_names_every_family():
         assert word in ACCEPTED
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: as_reader drops a pandas index (preserve_index=False), losing e.g. groupby keys")
 def test_as_reader_keeps_a_named_pandas_index():
     df = pd.DataFrame({"customer_id": ["a", "b", "a"], "v": [1, 2, 3]}).groupby("customer_id").sum()
     table = as_reader(df, "feature_group.f").read_all()
@@ -193,10 +192,6 @@ def test_wrong_return_type_is_an_engine_error_naming_the_node():
         _ = op.schema
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: as_reader runs relation.to_arrow_reader outside the error boundary; duckdb errors escape raw",
-)
 def test_duckdb_relation_failing_at_execution_is_a_one_line_engine_error():
     con = duckdb.connect()
 

@@ -165,7 +165,6 @@ def test_malformed_csv_row_in_a_later_batch_names_its_line(tmp_path, monkeypatch
         op.read_all()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: CSV conversion errors say 'Row #3' and 'column #0', not 'line 3' and the column name")
 def test_csv_conversion_error_names_line_and_column(tmp_path):
     path = tmp_path / "typed.csv"
     path.write_text("amount\n1\nx\n", encoding="utf-8")
@@ -174,10 +173,6 @@ def test_csv_conversion_error_names_line_and_column(tmp_path):
         op.read_all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CSV column types are inferred from the first 8 MB block only; a later value of another type fails",
-)
 def test_csv_type_inference_sees_values_after_the_first_block(tmp_path):
     # A sparse column, empty for the first ~9 MB, then a value: valid CSV.
     path = tmp_path / "sparse.csv"

@@ -307,30 +307,20 @@ NO_CHANGES = {
     "yaml-source-description": ("seeknal/sources/other.yml", "description: Another input", "description: Other input"),
 }
 
-_DECORATOR_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: python_nodes._function_source hashes the decorator call, so description/tags/columns edits re-run",
-)
-NO_CHANGES_BUGGY = {
+DECORATOR_DOCS = {
     "decorator-description": ("seeknal/transforms/clean.py", 'description="Orders above the threshold"', 'description="Orders kept"'),
     "decorator-tags": ("seeknal/transforms/clean.py", 'tags=["daily"]', 'tags=["daily", "core"]'),
     "source-decorator-columns": ("seeknal/sources/raw.py", '{"amount": "order amount"}', '{"amount": "amount in EUR"}'),
 }
-_HELPER_DOC_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: python_nodes._shared_source keeps helper docstrings, so a helper docstring edit re-runs",
-)
 HELPER_DOC = ("seeknal/transforms/clean.py", '"""The smallest order kept."""', '"""The minimum order amount."""')
 
 
 @pytest.mark.parametrize(
     "case",
-    list(NO_CHANGES)
-    + [pytest.param(c, marks=_DECORATOR_BUG) for c in NO_CHANGES_BUGGY]
-    + [pytest.param("helper-docstring", marks=_HELPER_DOC_BUG)],
+    [*NO_CHANGES, *DECORATOR_DOCS, "helper-docstring"],
 )
 def test_an_edit_that_cannot_change_outputs_reruns_nothing(project, capsys, case):
-    rel, old, new = {**NO_CHANGES, **NO_CHANGES_BUGGY, "helper-docstring": HELPER_DOC}[case]
+    rel, old, new = {**NO_CHANGES, **DECORATOR_DOCS, "helper-docstring": HELPER_DOC}[case]
     _edit(project, rel, old, new)
     assert _to_run(_plan(capsys)) == set()
 

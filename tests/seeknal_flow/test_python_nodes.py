@@ -357,7 +357,6 @@ def test_refs_inside_sql_string_literals(tmp_path):
     assert next(r for r in refs if r.target == "source.a").location.line == 5
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _refs only reads positional args; ctx.ref(node_id=...) is silently not a dependency")
 def test_ctx_ref_with_a_keyword_argument_is_a_dependency(tmp_path):
     specs = _load(
         tmp_path,
@@ -497,12 +496,10 @@ def test_docs_and_formatting_edits_keep_the_code_hash(tmp_path, old, new):
     assert _hashes(tmp_path, BASE.replace(old, new)) == _hashes(tmp_path, BASE)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a helper function's docstring is part of every node's code hash in that file")
 def test_helper_docstring_edit_keeps_the_code_hash(tmp_path):
     assert _hashes(tmp_path, BASE.replace("Helper docstring.", "Better helper docstring.")) == _hashes(tmp_path, BASE)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: decorator arguments (description, tags) are hashed as code: _function_source keeps decorator_list")
 @pytest.mark.parametrize(("old", "new"), [('description="first"', 'description="second"'), ('tags=["a"]', 'tags=["a", "b"]')])
 def test_description_and_tags_edits_keep_the_code_hash(tmp_path, old, new):
     assert _hashes(tmp_path, BASE.replace(old, new)) == _hashes(tmp_path, BASE)

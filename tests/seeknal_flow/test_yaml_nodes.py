@@ -247,7 +247,6 @@ def test_no_refs_without_sql_refs(tmp_path):
     assert _load(tmp_path, "kind: transform\nname: t\nsql: SELECT 1\n").refs == ()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _sql_refs assumes a block scalar iff the SQL has several lines; wrong for these styles")
 @pytest.mark.parametrize(
     ("text", "line"),
     [
