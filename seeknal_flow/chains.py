@@ -13,7 +13,8 @@ from operators.soa import SOAOperator
 from operators.sql import SqlOperator
 from seeknal_flow.context import Context
 from seeknal_flow.frames import FeatureFrame
-from seeknal_flow.specs import FeatureGroupSpec, Kind
+from seeknal_flow.isolation import IsolatedCallOperator, should_isolate
+from seeknal_flow.specs import FeatureGroupSpec, Isolation, Kind
 
 
 def frame_for(spec, data, memory: MemoryConfig | None = None) -> FeatureFrame:
@@ -53,6 +54,7 @@ def build_chain(
     root: Path,
     params: dict[str, Any],
     memory: MemoryConfig,
+    isolation: Isolation = Isolation.AUTO,
 ) -> Chain:
     """Build the operator chain that computes ``spec`` from its upstream frames."""
     if spec.kind == Kind.SOURCE:
@@ -67,29 +69,38 @@ def build_chain(
             )
         )
     if spec.kind == Kind.SECOND_ORDER_AGGREGATION:
-        return _soa_chain(spec, inputs, params=params, memory=memory)
+        return _soa_chain(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
     if getattr(spec, "sql", None) is not None:
         views = {
             ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
         }
         return Chain(SqlOperator(spec.sql, views, memory=memory))
     if getattr(spec, "python", None) is not None:
-        code = spec.python
-        fn = load_function(Path(code.path), code.function)
-        ctx = Context(spec.id, inputs, params, memory, target=root / "target")
-        return Chain(PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx)
+        return Chain(*_python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation))
     raise NotImplementedError(f"no operator for {spec.id}")  # specs guarantee one of the above
 
 
-def _soa_chain(spec, inputs, *, params, memory) -> Chain:
+def _soa_chain(spec, inputs, *, root, params, memory, isolation) -> Chain:
     spine = _frame_data(inputs[spec.spine]) if spec.spine else None
     if spec.python is None:
         return Chain(SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory))
     # Decorator form: the function returns the input table (it may join or filter first).
-    code = spec.python
-    ctx = Context(spec.id, inputs, params, memory)
-    call = PythonCallOperator(load_function(Path(code.path), code.function), ctx, label=spec.id, path=Path(code.path))
+    call, ctx = _python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
     return _SOAChain(SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory), ctx, call)
+
+
+def _python_call(spec, inputs, *, root: Path, params, memory: MemoryConfig, isolation: Isolation):
+    """The operator calling a node function: in this process, or isolated by uv (PEP 723)."""
+    code = spec.python
+    mode = getattr(spec, "isolation", None) or isolation
+    if should_isolate(code, mode):
+        op = IsolatedCallOperator(code, node_id=spec.id, inputs=inputs, params=params,
+                                  cache_dir=root / "target" / "isolated", target=root / "target",
+                                  memory_limit=memory.memory_limit, threads=memory.threads)
+        return op, None
+    fn = load_function(Path(code.path), code.function)
+    ctx = Context(spec.id, inputs, params, memory, target=root / "target")
+    return PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx
 
 
 class _SOAChain(Chain):

@@ -76,9 +76,12 @@ def make_plan(
     """
     cli_params = cli_params or {}
     forced: set[str] = set()
+    needed: set[str] = set()  # upstream of the selection: their outputs must exist
     if select is not None:
         for node_id in select:
             forced |= {node_id} | dag.descendants(node_id)
+        for node_id in forced:
+            needed |= dag.ancestors(node_id)
     plans: dict[str, NodePlan] = {}
     for node_id in dag.order:
         spec = dag.nodes[node_id]
@@ -107,7 +110,7 @@ def make_plan(
             action = "RUN" if node_id in forced else "SKIP"
             if node_id in forced:
                 reasons = ["selected" if node_id in select else "downstream of selection"]
-            elif not output_exists:
+            elif not output_exists and node_id in needed:
                 raise PlanError(
                     f"{node_id} has no output yet and is not selected; run it first or add it to --nodes"
                 )

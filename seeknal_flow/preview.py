@@ -71,7 +71,8 @@ def _compute(ws, dag, node_id, computed, memory, limit) -> Preview:
         inputs[up] = frame_for(dag.nodes[up], data, memory)
     chain = None
     try:
-        chain = build_chain(spec, inputs, root=ws.project.root, params=effective_params(spec, {}), memory=memory)
+        chain = build_chain(spec, inputs, root=ws.project.root, params=effective_params(spec, {}), memory=memory,
+                            isolation=ws.project.config.isolation)
         op = chain.operator
         batches, rows = [], 0
         for batch in op.batches():

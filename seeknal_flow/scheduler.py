@@ -114,7 +114,8 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema) 
     if project.reads_in_place(spec):
         return _register_in_place(project, spec, started)
     try:
-        chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory)
+        chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory,
+                            isolation=project.config.isolation)
         op = chain.operator
         check_lines: list[str] = []
         schema: dict[str, str] = {}
