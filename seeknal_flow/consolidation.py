@@ -96,19 +96,11 @@ def consolidate(
     rebuilt = []
     entities = entity_groups(dag)
     for entity, (keys, specs) in sorted(entities.items()):
-        groups = [GroupInput(s.name, project.intermediate_path(s.output_name), s.event_time_col, s.ttl)
-                  for s in specs if project.intermediate_path(s.output_name).exists()]
         catalog = read_catalog(project, entity)
-        if catalog and not prune:
-            current = {g.name for g in groups}
-            for name, info in catalog["groups"].items():
-                path = project.root / info["path"]
-                if name not in current and path.exists():
-                    groups.append(GroupInput(name, path, info["event_time_col"], info.get("ttl")))
-            groups.sort(key=lambda g: g.name)
+        groups = entity_inputs(project, dag, specs, catalog, prune=prune)
         if not groups:
             continue
-        if force or _stale(project, catalog, groups, keys):
+        if force or is_stale(project, catalog, groups, keys):
             build_entity(project, entity, keys, groups, memory, catalog)
             rebuilt.append(entity)
     if prune:
@@ -123,7 +115,26 @@ def consolidate(
     return rebuilt
 
 
-def _stale(project: Project, catalog: dict | None, groups: list[GroupInput], keys: tuple[str, ...]) -> bool:
+def entity_inputs(project: Project, dag: Dag, specs: list[FeatureGroupSpec], catalog: dict | None,
+                  *, prune: bool = False) -> list[GroupInput]:
+    """The groups an entity is built from, alphabetical.
+
+    Groups still in the project belong where their spec says; a group whose
+    node is gone is kept from its last output until ``--prune``.
+    """
+    groups = [GroupInput(s.name, project.intermediate_path(s.output_name), s.event_time_col, s.ttl)
+              for s in specs if project.intermediate_path(s.output_name).exists()]
+    if catalog and not prune:
+        in_project = {s.name for s in dag.nodes.values() if isinstance(s, FeatureGroupSpec)}
+        for name, info in catalog["groups"].items():
+            path = project.root / info["path"]
+            if name not in in_project and path.exists():
+                groups.append(GroupInput(name, path, info["event_time_col"], info.get("ttl")))
+    return sorted(groups, key=lambda g: g.name)
+
+
+def is_stale(project: Project, catalog: dict | None, groups: list[GroupInput], keys: tuple[str, ...]) -> bool:
+    """Does the entity table need a rebuild (new/removed/changed group, keys or ttl)?"""
     if catalog is None or list(catalog.get("join_keys", [])) != list(keys):
         return True
     if not (entity_dir(project, catalog["entity"]) / FEATURES).exists():

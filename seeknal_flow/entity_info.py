@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seeknal_flow.consolidation import _stale, entity_groups, list_catalogs, read_catalog, GroupInput
+from seeknal_flow.consolidation import entity_groups, entity_inputs, is_stale, list_catalogs, read_catalog
 from seeknal_flow.errors import SeeknalError
 from seeknal_flow.workspace import Workspace
 
@@ -27,12 +27,7 @@ def entity_rows(ws: Workspace) -> list[EntityRow]:
         status = "ready"
         if name in entities:
             keys, specs = entities[name]
-            inputs = [GroupInput(s.name, ws.project.intermediate_path(s.output_name), s.event_time_col, s.ttl)
-                      for s in specs if ws.project.intermediate_path(s.output_name).exists()]
-            names = {g.name for g in inputs}
-            inputs += [GroupInput(g, ws.project.root / i["path"], i["event_time_col"], i.get("ttl"))
-                       for g, i in groups.items() if g not in names and (ws.project.root / i["path"]).exists()]
-            if _stale(ws.project, catalog, sorted(inputs, key=lambda g: g.name), keys):
+            if is_stale(ws.project, catalog, entity_inputs(ws.project, ws.dag, specs, catalog), keys):
                 status = "stale"
         rows.append(EntityRow(name, len(groups), sum(len(g["features"]) for g in groups.values()),
                               status, catalog["consolidated_at"]))
