@@ -84,6 +84,8 @@ class ScanOperator:
         if not self.path.exists():
             raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
         try:
+            if self.fmt in ("csv", "json", "jsonl") and self.path.is_dir():
+                return _DirectoryReader(self)
             if self.fmt == "csv":
                 return self._open_csv()
             if self.fmt == "parquet":
@@ -127,10 +129,12 @@ class ScanOperator:
         return csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
 
     def _open_parquet(self):
-        import pyarrow.dataset as ds
+        from operators.datasets import parquet_dataset
 
-        partitioning = "hive" if (self.partition_by or self.path.is_dir()) else None
-        dataset = ds.dataset(self.path, format="parquet", partitioning=partitioning)
+        try:
+            dataset = parquet_dataset(self.path)
+        except FileNotFoundError:
+            raise EngineError(f"no Parquet files under '{self.display_path}'") from None
         if self.partition_by:
             missing = [c for c in self.partition_by if c not in dataset.schema.names]
             if missing:
@@ -180,6 +184,87 @@ class ScanOperator:
                 return next(pycsv.reader(f, delimiter=self.params.get("delimiter", ",")))
         except (OSError, StopIteration, UnicodeDecodeError, pycsv.Error):
             return []
+
+
+class _DirectoryReader:
+    """A folder of CSV/JSON files (Hive ``key=value`` folders become string columns), one file at a time."""
+
+    _SUFFIXES = {"csv": (".csv", ".tsv", ".txt"), "json": (".json",), "jsonl": (".jsonl", ".ndjson", ".json")}
+
+    def __init__(self, scan: ScanOperator) -> None:
+        from operators.datasets import _SEGMENT
+
+        self._scan = scan
+        base = scan.path
+        while _SEGMENT.match(base.name):
+            base = base.parent
+        self._files = sorted(
+            p for p in scan.path.rglob("*")
+            if p.is_file() and p.suffix.lower() in self._SUFFIXES[scan.fmt]
+            and not any(part.startswith((".", "_")) for part in p.relative_to(scan.path).parts)
+        )
+        if not self._files:
+            raise EngineError(f"no {scan.fmt} files under '{scan.display_path}'")
+        self._keys = [
+            [tuple(part.split("=", 1)) for part in f.relative_to(base).parts[:-1] if _SEGMENT.match(part)]
+            for f in self._files
+        ]
+        self._index = -1
+        self._reader = None
+        first = self._open(0)
+        self.schema = first.schema
+        self._reader, self._index = first, 0
+
+    def _open(self, i: int):
+        part = ScanOperator(self._scan.fmt, self._files[i], params=self._scan.params, memory=self._scan.memory,
+                            display_path=str(self._files[i]))
+        reader = part._open()
+        return _WithColumns(reader, self._keys[i])
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                self._reader.close()
+                if self._index + 1 >= len(self._files):
+                    raise
+                self._index += 1
+                self._reader = self._open(self._index)
+                continue
+            if batch.schema != self.schema:
+                try:
+                    batch = batch.cast(self.schema)
+                except (pa.ArrowInvalid, ValueError, TypeError):
+                    raise EngineError(
+                        f"'{self._files[self._index]}' has columns {batch.schema.names} of other types than the "
+                        f"first file's; set params.column_types"
+                    ) from None
+            return batch
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+class _WithColumns:
+    """Append constant string columns (partition values) to every batch of a reader."""
+
+    def __init__(self, reader, pairs: list[tuple[str, str]]) -> None:
+        self._reader = reader
+        self._pairs = [(k, v) for k, v in pairs if k not in reader.schema.names]
+        self.schema = reader.schema
+        for k, _ in self._pairs:
+            self.schema = self.schema.append(pa.field(k, pa.string()))
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        batch = self._reader.read_next_batch()
+        columns = list(batch.columns) + [pa.array([v] * batch.num_rows, pa.string()) for _, v in self._pairs]
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+    def close(self) -> None:
+        if hasattr(self._reader, "close"):
+            self._reader.close()
 
 
 class _ClosingReader:

@@ -55,13 +55,14 @@ def build_chain(
     params: dict[str, Any],
     memory: MemoryConfig,
     isolation: Isolation = Isolation.AUTO,
+    source_path: Path | None = None,
 ) -> Chain:
     """Build the operator chain that computes ``spec`` from its upstream frames."""
     if spec.kind == Kind.SOURCE:
         return Chain(
             ScanOperator(
                 spec.format.value,
-                root / spec.table,
+                source_path or root / spec.table,
                 params=params,
                 partition_by=spec.partition_by,
                 memory=memory,

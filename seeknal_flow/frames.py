@@ -59,12 +59,10 @@ class FeatureFrame:
         return self._data if isinstance(self._data, list) else [self._data]
 
     def _dataset(self):
-        import pyarrow.dataset as ds
+        from operators.datasets import parquet_dataset
 
-        paths = [str(p) for p in self.paths]
-        source = paths[0] if len(paths) == 1 else paths
-        partitioning = "hive" if any(Path(p).is_dir() for p in paths) else None
-        return ds.dataset(source, format="parquet", partitioning=partitioning)
+        paths = self.paths
+        return parquet_dataset(paths[0] if len(paths) == 1 else paths)
 
     @property
     def schema(self) -> pa.Schema:

@@ -16,6 +16,7 @@ from seeknal_flow.fingerprint import (
 )
 from seeknal_flow.project import Project
 from seeknal_flow.run_state import NodeState, RunState
+from seeknal_flow.partitions import is_partitioned, source_partitions
 from seeknal_flow.specs import Kind
 
 
@@ -25,6 +26,9 @@ class NodePlan(msgspec.Struct, kw_only=True):
     reasons: list[str]
     state: NodeState  # what run_state will hold for this node after a successful run
     params: dict = {}
+    # Partitioned nodes: the partitions to (re)compute and to delete; None = all.
+    partitions_run: list[str] | None = None
+    partitions_remove: list[str] = []
 
 
 class Plan(msgspec.Struct, kw_only=True):
@@ -42,7 +46,13 @@ class Plan(msgspec.Struct, kw_only=True):
             ups = dag.upstream[n.node_id]
             arrow = f"  <- {', '.join(ups)}" if ups else ""
             why = ", ".join(n.reasons)
-            lines.append(f"  {n.action:<4}  {n.node_id:<{width}}  ({why}){arrow}")
+            parts = ""
+            if n.action == "RUN" and n.partitions_run is not None:
+                changed = n.partitions_run[:3] + (["..."] if len(n.partitions_run) > 3 else [])
+                removed = f"; removed: {', '.join(n.partitions_remove[:3])}" if n.partitions_remove else ""
+                parts = (f" RUN {len(n.partitions_run)}/{len(n.state.partitions)} partitions "
+                         f"(changed: {', '.join(changed) or 'none'}{removed})")
+            lines.append(f"  {n.action:<4}  {n.node_id:<{width}}  ({why}){parts}{arrow}")
         return "\n".join(lines)
 
 
@@ -92,7 +102,9 @@ def make_plan(
         if spec.kind == Kind.SOURCE:
             files = data_fingerprint(project.root / spec.table, old.files if old else {})
             data = data_hash(files)
-        upstream = {u: plans[u].state.fingerprint for u in dag.upstream[node_id]}
+        partitioned = is_partitioned(spec)
+        part_ups = [u for u in dag.upstream[node_id] if is_partitioned(dag.nodes[u])] if partitioned else []
+        upstream = {u: plans[u].state.fingerprint for u in dag.upstream[node_id] if u not in part_ups}
         new = NodeState(
             code=code_hash(spec),
             config=config_hash(spec),
@@ -101,11 +113,24 @@ def make_plan(
             upstream=upstream,
             files=files,
         )
-        new.fingerprint = digest(
-            [ENGINE_VERSION, node_id, new.code, new.config, new.params, new.data, sorted(upstream.items())]
-        )
+        base = [ENGINE_VERSION, node_id, new.code, new.config, new.params, sorted(upstream.items())]
+        if partitioned:
+            new.partitions = _partition_fingerprints(spec, dag, plans, part_ups, files, base)
+            new.fingerprint = digest([*base, sorted(new.partitions.items())])
+        else:
+            new.fingerprint = digest([*base, new.data])
         output_exists = project.output_of(spec).exists()
         reasons = _reasons(old, new, output_exists)
+        partitions_run, partitions_remove = None, []
+        if partitioned and old is not None and old.fingerprint and output_exists and select is None and not full:
+            # Only the partitions whose fingerprint changed (each covers code, spec,
+            # params, whole inputs and its own input partition) are recomputed.
+            partitions_run = [p for p, fp in new.partitions.items() if old.partitions.get(p) != fp]
+            partitions_remove = [p for p in old.partitions if p not in new.partitions]
+            if partitions_run or partitions_remove:
+                reasons = reasons or ["partitions changed"]
+            else:
+                reasons = []
         if select is not None:
             action = "RUN" if node_id in forced else "SKIP"
             if node_id in forced:
@@ -121,8 +146,23 @@ def make_plan(
         else:
             action = "RUN" if reasons else "SKIP"
             reasons = reasons or ["unchanged"]
-        plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params)
+        if action != "RUN":
+            partitions_run, partitions_remove = None, []
+        plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params,
+                                  partitions_run=partitions_run, partitions_remove=partitions_remove)
     return Plan(nodes=[plans[n] for n in dag.order])
+
+
+def _partition_fingerprints(spec, dag: Dag, plans: dict, part_ups: list[str], files: dict, base: list) -> dict[str, str]:
+    if spec.kind == Kind.SOURCE:
+        return {p: digest([*base, fp]) for p, fp in source_partitions(files, spec.partition_by, spec.id).items()}
+    if not part_ups:
+        raise PlanError(
+            f"{spec.id} ({spec.location}) is partitioned but none of its inputs is; "
+            "partition a source (partition_by=[...]) or drop partitioned=True"
+        )
+    names = sorted({p for u in part_ups for p in plans[u].state.partitions})
+    return {p: digest([*base, [plans[u].state.partitions.get(p) for u in part_ups]]) for p in names}
 
 
 def _reasons(old: NodeState | None, new: NodeState, output_exists: bool) -> list[str]:

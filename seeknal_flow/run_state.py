@@ -23,6 +23,7 @@ class NodeState(msgspec.Struct, kw_only=True):
     finished_at: str = ""
     error: str = ""
     schema: dict[str, str] = {}  # output column -> type, for the schema check
+    partitions: dict[str, str] = {}  # partitioned nodes: partition -> fingerprint
 
 
 class RunState(msgspec.Struct, kw_only=True):

@@ -9,11 +9,14 @@ loses at most the node in flight.
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Protocol
+
+import msgspec
 
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
@@ -24,6 +27,13 @@ from seeknal_flow.dag import Dag
 from seeknal_flow.errors import NodeExecutionError, SeeknalError
 from seeknal_flow.planner import Plan
 from seeknal_flow.project import Project
+from seeknal_flow.partitions import (
+    is_partitioned,
+    partition_path,
+    partition_values,
+    remove_partition,
+    replace_partition,
+)
 from seeknal_flow.run_state import NodeState, RunState
 from seeknal_flow.validation import apply_on_run_checks, output_schema
 
@@ -71,11 +81,16 @@ def run_plan(
                 continue
             reporter.start(index, len(todo), node_id)
             previous = state.nodes.get(node_id)
+            previous_schema = previous.schema if previous is not None and previous.status == "ok" else None
             try:
-                result, output, schema = _run_node(
-                    project, dag, node_id, node_plan.params, memory, reporter,
-                    previous.schema if previous is not None and previous.status == "ok" else None,
-                )
+                if is_partitioned(dag.nodes[node_id]) and not project.reads_in_place(dag.nodes[node_id]):
+                    result, output, schema = _run_partitioned(
+                        project, dag, node_plan, state, memory, reporter, previous_schema
+                    )
+                else:
+                    result, output, schema = _run_node(
+                        project, dag, node_id, node_plan.params, memory, reporter, previous_schema
+                    )
             except NodeExecutionError as error:
                 blocked.add(node_id)
                 summary.failed.append(node_id)
@@ -103,20 +118,26 @@ def run_plan(
     return summary
 
 
-def _run_node(project, dag, node_id, params, memory, reporter, previous_schema) -> tuple[SinkResult, str, dict]:
+def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
+              *, inputs=None, out_path: Path | None = None, extra_columns=None,
+              source_path: Path | None = None) -> tuple[SinkResult, str, dict]:
     spec = dag.nodes[node_id]
-    inputs = {
-        up: frame_for(dag.nodes[up], project.output_of(dag.nodes[up]), memory)
-        for up in dag.upstream[node_id]
-    }
+    if inputs is None:
+        inputs = {
+            up: frame_for(dag.nodes[up], project.output_of(dag.nodes[up]), memory)
+            for up in dag.upstream[node_id]
+        }
     chain = None
     started = time.perf_counter()
     if project.reads_in_place(spec):
         return _register_in_place(project, spec, started)
     try:
         chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory,
-                            isolation=project.config.isolation)
+                            isolation=project.config.isolation, source_path=source_path)
         op = chain.operator
+        schema_out, batches = op.schema, op.batches()
+        if extra_columns:
+            schema_out, batches = with_constant_columns(schema_out, batches, extra_columns)
         check_lines: list[str] = []
         schema: dict[str, str] = {}
 
@@ -125,9 +146,9 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema) 
             check_lines.extend(apply_on_run_checks(spec, tmp, previous_schema, memory))
 
         result = write_parquet(
-            op.schema,
-            op.batches(),
-            project.intermediate_path(spec.output_name),
+            schema_out,
+            batches,
+            out_path or project.intermediate_path(spec.output_name),
             progress=lambda rows: reporter.progress(node_id, rows),
             before_commit=before_commit,
         )
@@ -144,6 +165,89 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema) 
     finally:
         if chain is not None:
             chain.close()
+
+
+def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_schema):
+    """Recompute the plan's partitions one by one; each replaces its output folder atomically.
+
+    State is saved after every partition, so a failure keeps the finished ones
+    and the next run recomputes only the rest.
+    """
+    node_id = node_plan.node_id
+    spec = dag.nodes[node_id]
+    new = node_plan.state
+    out_dir = project.intermediate_path(spec.output_name)
+    old = state.nodes.get(node_id)
+    todo = node_plan.partitions_run
+    if todo is None or not out_dir.is_dir():
+        todo = list(new.partitions)
+        if out_dir.is_file():
+            out_dir.unlink()  # was written unpartitioned before
+    remove = node_plan.partitions_remove if node_plan.partitions_run is not None else [
+        p for p in (old.partitions if old else {}) if p not in new.partitions
+    ]
+    done = {p: fp for p, fp in (old.partitions if old else {}).items() if p in new.partitions and p not in todo}
+    record = msgspec.structs.replace(new, partitions=done, status="failed", error="interrupted")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started, rows, outputs, schema = time.perf_counter(), 0, [], {}
+    for partition in todo:
+        inputs = {}
+        for up in dag.upstream[node_id]:
+            up_spec = dag.nodes[up]
+            data = project.output_of(up_spec)
+            if is_partitioned(up_spec):
+                data = partition_path(data, partition)
+                if not data.exists():
+                    data = empty_like(project.output_of(up_spec))
+            inputs[up] = frame_for(up_spec, data, memory)
+        if spec.kind.value == "source":
+            inputs = {}
+        staging = out_dir / f".tmp-{uuid.uuid4().hex[:12]}"
+        result, output, schema = _run_node(
+            project, dag, node_id, node_plan.params, memory, reporter, previous_schema,
+            inputs=inputs, out_path=staging / "part-0.parquet",
+            extra_columns=list(partition_values(partition).items()),
+            **({"source_path": partition_path(project.root / spec.table, partition)} if spec.kind.value == "source" else {}),
+        )
+        replace_partition(out_dir, partition, staging)
+        rows += result.rows
+        if output.strip():
+            outputs.append(f"[{partition}] {output.rstrip()}")
+        record.partitions[partition] = new.partitions[partition]
+        state.nodes[node_id] = record
+        state.save(project.state_path)
+    for partition in remove:
+        remove_partition(out_dir, partition)
+    outputs.append(f"{len(todo)} partition(s) written, {len(remove)} removed, "
+                   f"{len(new.partitions) - len(todo)} unchanged")
+    size = sum(f.stat().st_size for f in out_dir.rglob("*.parquet"))
+    sink = SinkResult(out_dir, rows, size, None, time.perf_counter() - started)
+    return sink, "\n".join(outputs) + "\n", schema
+
+
+def empty_like(path: Path):
+    """An empty table with the schema of a (partitioned) output, for a partition one input lacks."""
+    from operators.datasets import parquet_dataset
+
+    return parquet_dataset(path).schema.empty_table()
+
+
+def with_constant_columns(schema, batches, pairs):
+    """Append partition values as string columns when the node's result does not carry them."""
+    import pyarrow as pa
+
+    missing = [(k, v) for k, v in pairs if k not in schema.names]
+    if not missing:
+        return schema, batches
+    for k, _ in missing:
+        schema = schema.append(pa.field(k, pa.string()))
+
+    def gen():
+        for batch in batches:
+            cols = list(batch.columns) + [pa.array([v] * batch.num_rows, pa.string()) for _, v in missing]
+            yield pa.RecordBatch.from_arrays(cols, schema=schema)
+
+    return schema, gen()
 
 
 def _register_in_place(project: Project, spec, started: float) -> tuple[SinkResult, str, dict]:

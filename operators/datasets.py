@@ -1,0 +1,72 @@
+"""Open Parquet files and Hive-style directories as one pyarrow dataset.
+
+A directory's ``key=value`` folders become columns only when the files do not
+already hold that column: user data often keeps the partition value in the
+path alone, while seeknal-flow's partitioned outputs keep it inside the files
+too (so its type survives). pyarrow refuses a column that is in both places
+with different types, hence the choice per key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The data files under ``path`` (itself if a file), skipping hidden/temp entries."""
+    if path.is_file():
+        return [path]
+    return sorted(
+        p for p in path.rglob("*.parquet")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )
+
+
+def hive_keys(path: Path, files: list[Path]) -> list[str]:
+    """Partition keys in the folder names between ``path`` and the files, in order."""
+    keys: list[str] = []
+    for f in files[:1]:
+        for part in f.relative_to(path).parts[:-1]:
+            m = _SEGMENT.match(part)
+            if m and m.group(1) not in keys:
+                keys.append(m.group(1))
+    return keys
+
+
+def parquet_dataset(source: Path | list[Path]) -> ds.Dataset:
+    """A dataset over a Parquet file, a (Hive) directory, or a list of those.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp()); (root / "day=1").mkdir()
+    >>> pq.write_table(pa.table({"x": [1]}), root / "day=1" / "part-0.parquet")
+    >>> parquet_dataset(root).to_table().column_names
+    ['x', 'day']
+    """
+    sources = source if isinstance(source, list) else [source]
+    datasets = []
+    for root in sources:
+        root = Path(root)
+        files = parquet_files(root)
+        if not files:
+            raise FileNotFoundError(f"no Parquet files under {root}")
+        partitioning = None
+        # A partition folder (order_date=2026-01-03) still carries its own key.
+        base = root if root.is_dir() else root.parent
+        while _SEGMENT.match(base.name):
+            base = base.parent
+        keys = hive_keys(base, files)
+        if keys:
+            in_file = set(pq.read_schema(files[0]).names)
+            path_only = [k for k in keys if k not in in_file]
+            if path_only:
+                partitioning = ds.partitioning(pa.schema([(k, pa.string()) for k in path_only]), flavor="hive")
+        datasets.append(ds.dataset([str(f) for f in files], format="parquet", partitioning=partitioning,
+                                   partition_base_dir=str(base)))
+    return datasets[0] if len(datasets) == 1 else ds.dataset(datasets)
