@@ -1,0 +1,152 @@
+"""Partitioned sources and nodes: only changed partitions are recomputed and replaced."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+DAYS = [f"2026-01-0{d}" for d in range(1, 6)]
+
+DAILY = """from seeknal_flow import transform
+
+
+@transform(name="daily", partitioned=True)
+def daily(ctx):
+    import os
+    tx = ctx.ref("source.tx")
+    day = str(tx.to_arrow()["order_date"][0])
+    if os.path.exists(os.path.join("data", "fail_on_" + day)):
+        raise RuntimeError("refusing " + day)
+    return ctx.duckdb.sql("SELECT order_date, customer_id, SUM(revenue) AS revenue FROM tx GROUP BY ALL")
+"""
+
+
+def _write_day(root: Path, day: str, revenue: float) -> None:
+    folder = root / "data" / "tx" / f"order_date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"customer_id": ["a", "b", "a"], "revenue": [revenue, 2.0, 3.0]}), folder / "part-0.parquet")
+
+
+@pytest.fixture
+def project(seeknal, tmp_path):
+    root = tmp_path / "pt"
+    root.mkdir()
+    assert seeknal("init", "--name", "pt", cwd=root).code == 0
+    for i, day in enumerate(DAYS):
+        _write_day(root, day, float(i + 1))
+    (root / "seeknal/sources/tx.yml").write_text(
+        "kind: source\nname: tx\nsource: parquet\ntable: data/tx/\npartition_by: [order_date]\n")
+    (root / "seeknal/transforms/daily.py").write_text(DAILY)
+    (root / "seeknal/transforms/total.yml").write_text(
+        "kind: transform\nname: total\nsql: SELECT customer_id, SUM(revenue) AS revenue, COUNT(DISTINCT order_date) "
+        "AS days FROM ref('transform.daily') GROUP BY ALL\n")
+    r = seeknal("run", cwd=root)
+    assert r.code == 0, r.text
+    return root
+
+
+def _outputs(root: Path) -> dict[str, str]:
+    out = root / "target/intermediate/transform_daily.parquet"
+    return {p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*/part-0.parquet"))}
+
+
+def _total(seeknal, root) -> list[str]:
+    return seeknal("repl", "--format", "csv", "-e", "SELECT * FROM transform_total ORDER BY 1", cwd=root).out.splitlines()[1:]
+
+
+def test_add_modify_delete_touch_exactly_those_partitions(seeknal, project):
+    before = _outputs(project)
+    assert len(before) == 5
+    _write_day(project, "2026-01-03", 100.0)           # modify
+    _write_day(project, "2026-01-06", 7.0)             # add
+    shutil.rmtree(project / "data/tx/order_date=2026-01-01")  # delete
+    r = seeknal("plan", cwd=project)
+    assert "RUN 2/5 partitions (changed: order_date=2026-01-03, order_date=2026-01-06; removed: order_date=2026-01-01)" in r.out
+    assert "RUN   transform.total" in r.out and "(upstream changed)" in r.out
+    r = seeknal("run", cwd=project)
+    assert r.code == 0, r.text
+    assert "2 partition(s) written, 1 removed, 3 unchanged" in r.out
+    after = _outputs(project)
+    assert set(after) == {f"order_date={d}" for d in DAYS[1:]} | {"order_date=2026-01-06"}
+    for day in ("2026-01-02", "2026-01-04", "2026-01-05"):
+        assert after[f"order_date={day}"] == before[f"order_date={day}"]  # byte-identical
+    assert after["order_date=2026-01-03"] != before["order_date=2026-01-03"]
+    assert _total(seeknal, project) == ["a,133.0,5", "b,10.0,5"]
+    assert "Nothing to run" in seeknal("run", cwd=project).out
+
+
+def test_full_rebuilds_every_partition(seeknal, project):
+    r = seeknal("run", "--full", cwd=project)
+    assert r.code == 0 and "5 partition(s) written" in r.out
+
+
+def test_touched_partition_with_identical_bytes_reruns_nothing(seeknal, project):
+    f = project / "data/tx/order_date=2026-01-02/part-0.parquet"
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert "Nothing to run" in seeknal("run", cwd=project).out
+
+
+def test_a_failure_mid_run_keeps_the_dataset_readable_and_resumes(seeknal, project):
+    before = _outputs(project)
+    _write_day(project, "2026-01-02", 50.0)
+    _write_day(project, "2026-01-04", 60.0)
+    (project / "data/fail_on_2026-01-04").write_text("x")
+    r = seeknal("run", cwd=project)
+    assert r.code == 1 and "refusing 2026-01-04" in r.err
+    after = _outputs(project)
+    assert after["order_date=2026-01-04"] == before["order_date=2026-01-04"]  # the old partition is still there
+    assert after["order_date=2026-01-02"] != before["order_date=2026-01-02"]  # the finished one was kept
+    rows = seeknal("repl", "--format", "csv", "-e", "SELECT COUNT(*) FROM transform_daily", cwd=project).out
+    assert rows.splitlines()[1] == "10"  # readable, complete
+    (project / "data/fail_on_2026-01-04").unlink()
+    r = seeknal("plan", cwd=project)
+    assert "RUN 1/5 partitions (changed: order_date=2026-01-04)" in r.out
+    r = seeknal("run", cwd=project)
+    assert r.code == 0 and "1 partition(s) written" in r.out
+
+
+def test_code_change_recomputes_all_partitions(seeknal, project):
+    path = project / "seeknal/transforms/daily.py"
+    path.write_text(path.read_text().replace("SUM(revenue) AS revenue", "SUM(revenue) * 2 AS revenue"))
+    r = seeknal("plan", cwd=project)
+    assert "(code changed) RUN 5/5 partitions" in r.out
+    assert seeknal("run", cwd=project).code == 0
+    assert _total(seeknal, project) == ["a,60.0,5", "b,20.0,5"]
+
+
+def test_partitioned_csv_source(seeknal, tmp_path):
+    root = tmp_path / "csvp"
+    root.mkdir()
+    assert seeknal("init", "--name", "csvp", cwd=root).code == 0
+    for d in range(1, 4):
+        folder = root / "data/tx" / f"day=2026-02-0{d}"
+        folder.mkdir(parents=True)
+        (folder / "x.csv").write_text(f"customer_id,revenue\na,{d}\nb,2\n")
+    (root / "seeknal/sources/tx.yml").write_text("kind: source\nname: tx\nsource: csv\ntable: data/tx/\npartition_by: [day]\n")
+    r = seeknal("run", cwd=root)
+    assert r.code == 0 and "3 partition(s) written" in r.out, r.text
+    (root / "data/tx/day=2026-02-02/x.csv").write_text("customer_id,revenue\na,9\n")
+    r = seeknal("run", cwd=root)
+    assert r.code == 0 and "1 partition(s) written, 0 removed, 2 unchanged" in r.out
+    out = seeknal("repl", "--format", "csv", "-e", "SELECT day, SUM(revenue) FROM source_tx GROUP BY 1 ORDER BY 1", cwd=root)
+    assert out.out.splitlines()[1:] == ["2026-02-01,3", "2026-02-02,9", "2026-02-03,5"]
+
+
+def test_partitioned_node_needs_a_partitioned_input(seeknal, project):
+    (project / "seeknal/transforms/bad.yml").write_text(
+        "kind: transform\nname: bad\npartitioned: true\nsql: SELECT * FROM ref('transform.total')\n")
+    r = seeknal("plan", cwd=project)
+    assert r.code == 1 and "transform.bad (seeknal/transforms/bad.yml:2) is partitioned but none of its inputs is" in r.err
+
+
+def test_file_outside_a_partition_folder_is_an_error(seeknal, project):
+    pq.write_table(pa.table({"customer_id": ["z"], "revenue": [1.0]}), project / "data/tx/stray.parquet")
+    r = seeknal("plan", cwd=project)
+    assert r.code == 1 and "file 'stray.parquet' is not inside a order_date=VALUE folder" in r.err
