@@ -52,6 +52,12 @@ class MemoryConfig:
     def effective_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
 
+    @property
+    def sink_buffer_bytes(self) -> int:
+        """Bytes a Parquet sink may buffer per row group: 64 MB, or 1/16 of the budget."""
+        full = 64 << 20
+        return full if self.memory_limit is None else max(1 << 20, min(full, self.memory_limit // 16))
+
 
 def datafusion_context(cfg: MemoryConfig):
     """A DataFusion SessionContext honouring the memory pool and spill directory."""

@@ -38,6 +38,7 @@ def write_parquet(
     *,
     progress: Callable[[int], None] | None = None,
     before_commit: Callable[[Path], None] | None = None,
+    buffer_bytes: int = ROW_GROUP_BYTES,
 ) -> SinkResult:
     """Write ``batches`` to ``path`` atomically and return what was written.
 
@@ -67,7 +68,7 @@ def write_parquet(
                 buffered_rows += batch.num_rows
                 buffered_bytes += batch.nbytes
                 rows += batch.num_rows
-                if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
+                if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= buffer_bytes:
                     writer.write_table(pa.Table.from_batches(buffer, schema), row_group_size=ROW_GROUP_ROWS)
                     buffer, buffered_rows, buffered_bytes = [], 0, 0
                 if progress is not None:

@@ -151,6 +151,7 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
             out_path or project.intermediate_path(spec.output_name),
             progress=lambda rows: reporter.progress(node_id, rows),
             before_commit=before_commit,
+            buffer_bytes=memory.sink_buffer_bytes,
         )
         output = chain.output + "".join(line + "\n" for line in check_lines)
         return replace(result, seconds=time.perf_counter() - started), output, schema
