@@ -32,11 +32,13 @@ import contextlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
+import numpy as np
 import pyarrow as pa
 
 from operators.errors import EngineError
@@ -73,8 +75,28 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _q_spark(name: str) -> str:
+    """Quote an identifier for Spark SQL (backticks, doubled inside)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """What differs between the engines :func:`soa_sql` compiles to; the plan itself does not."""
+
+    quote: Callable[[str], str]
+    days: str  # whole days from DATE {start} to DATE {end}
+
+
+_DIALECTS = {
+    "datafusion": _Dialect(_q, "{end} - {start}"),
+    # Spark: DATE - DATE is an INTERVAL there (not comparable to integers); DATEDIFF is whole days.
+    "spark": _Dialect(_q_spark, "DATEDIFF({end}, {start})"),
+}
 
 
 @dataclass(frozen=True)
@@ -166,9 +188,10 @@ class _Aggs:
     """Filtered aggregates, deduplicated: a window sum reused by a ratio is computed once."""
 
     exprs: dict[str, str] = field(default_factory=dict)  # SQL -> alias
+    quote: Callable[[str], str] = _q
 
     def alias(self, agg: str, col: str, flt: str) -> str:
-        sql = f"{AGG_SQL[agg].format(x=_q(col))} FILTER (WHERE {flt})"
+        sql = f"{AGG_SQL[agg].format(x=self.quote(col))} FILTER (WHERE {flt})"
         if sql not in self.exprs:
             self.exprs[sql] = f"_soa_a{len(self.exprs)}"
         return self.exprs[sql]
@@ -192,18 +215,27 @@ def _final_exprs(query: SOAQuery, aggs: _Aggs) -> list[str]:
             den = aggs.expr(o.agg, o.col, o.filters[1])
             if o.agg in COUNT_LIKE:  # COUNT over an empty window is 0, not NULL
                 num = f"NULLIF({num}, 0)"
-            exprs.append(f"CAST({num} AS DOUBLE) / NULLIF(CAST({den} AS DOUBLE), 0) AS {_q(o.name)}")
+            exprs.append(f"CAST({num} AS DOUBLE) / NULLIF(CAST({den} AS DOUBLE), 0) AS {aggs.quote(o.name)}")
         else:
-            exprs.append(f"{aggs.expr(o.agg, o.col, o.filters[0])} AS {_q(o.name)}")
+            exprs.append(f"{aggs.expr(o.agg, o.col, o.filters[0])} AS {aggs.quote(o.name)}")
     return exprs
 
 
-def soa_sql(query: SOAQuery, input_name: str = "soa_input", spine_name: str | None = None) -> str:
-    """Compile ``query`` to one DataFusion SQL statement (pure; no data, no validation).
+def soa_sql(
+    query: SOAQuery, input_name: str = "soa_input", spine_name: str | None = None, dialect: str = "datafusion"
+) -> str:
+    """Compile ``query`` to one SQL statement (pure; no data, no validation).
 
-    Without a spine: one row per id. With ``spine_name`` (temporal SOA): one row
-    per spine row, in spine order; that table must carry :data:`SPINE_ROW_COL`
-    (an int64 row number, which :func:`execute_soa` adds).
+    ``dialect`` is ``"datafusion"`` (the local engine) or ``"spark"`` (Spark SQL):
+    the same plan, only identifier quoting and day arithmetic are spelled differently.
+
+    Without a spine: one row per id, columns as :func:`output_columns`. With
+    ``spine_name`` (temporal SOA) the spine table must carry :data:`SPINE_ROW_COL`
+    (its row number 0..n-1, which :func:`execute_soa` adds); the statement returns
+    ``SPINE_ROW_COL`` then the feature columns, one row per spine row ordered by
+    row number, and the executor puts the spine's id and date in front of each
+    row (row i of the result belongs to spine row i). Doing that outside SQL saves
+    a second hash join on the spine, which DataFusion cannot spill.
 
     >>> q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
     ...              features={"x": SOAFeature(basic=("sum",))})
@@ -222,47 +254,50 @@ def soa_sql(query: SOAQuery, input_name: str = "soa_input", spine_name: str | No
       _soa_a0 AS "x_SUM"
     FROM _soa_agg
     """
-    aggs = _Aggs()
+    if dialect not in _DIALECTS:
+        raise EngineError(f"unknown SQL dialect {dialect!r}; valid: {', '.join(_DIALECTS)}")
+    d = _DIALECTS[dialect]
+    q = d.quote
+    aggs = _Aggs(quote=q)
     final = _final_exprs(query, aggs)
     flags = [f"({cond}) AS {flag}" for flag, cond in _since_conditions(query)]
     agg_list = ",\n    ".join(f"{sql} AS {alias}" for sql, alias in aggs.exprs.items())
     final_list = ",\n  ".join(final)
-    key = _q(query.id_col)
-    days = f"CAST({_q(query.application_date_col)} AS DATE) - CAST({_q(query.feature_date_col)} AS DATE)"
+    key = q(query.id_col)
+    days = d.days.format(end=f"CAST({q(query.application_date_col)} AS DATE)",
+                         start=f"CAST({q(query.feature_date_col)} AS DATE)")
     if spine_name is None:
         cols = [key, f"{days} AS {_DAYS}"]
-        cols += [_q(c) for c in _source_columns(query, exclude=(query.id_col,))] + flags
+        cols += [q(c) for c in _source_columns(query, exclude=(query.id_col,))] + flags
         return (
             f"WITH _soa_rows AS (\n  SELECT {', '.join(cols)}\n  FROM {input_name}\n),\n"
             f"_soa_agg AS (\n  SELECT {key},\n    {agg_list}\n  FROM _soa_rows\n  GROUP BY {key}\n)\n"
             f"SELECT {key},\n  {final_list}\nFROM _soa_agg"
         )
-    spine_id = _q(query.spine_id_col or query.id_col)
-    spine_date = _q(query.spine_date_col or query.application_date_col)
+    spine_id = q(query.spine_id_col or query.id_col)
+    spine_date = q(query.spine_date_col or query.application_date_col)
     src = _source_columns(query)
-    rows = [f"{key} AS _soa_key", f"CAST({_q(query.feature_date_col)} AS DATE) AS _soa_feature_day"]
-    rows += [_q(c) for c in src] + flags
-    joined = [f"s.{SPINE_ROW_COL}", f"s._soa_app_day - r._soa_feature_day AS {_DAYS}"]
-    joined += [f"r.{_q(c)}" for c in src] + [f"r.{flag}" for flag, _ in _since_conditions(query)]
+    rows = [f"{key} AS _soa_key", f"CAST({q(query.feature_date_col)} AS DATE) AS _soa_feature_day"]
+    rows += [q(c) for c in src] + flags
+    joined = [f"s.{SPINE_ROW_COL}", f"{d.days.format(end='s._soa_app_day', start='r._soa_feature_day')} AS {_DAYS}"]
+    joined += [f"r.{q(c)}" for c in src] + [f"r.{flag}" for flag, _ in _since_conditions(query)]
     # Why the plan looks like this:
     # * the spine is the preserved side of the LEFT JOIN (and usually the smaller
     #   one), so DataFusion builds its hash table from the spine and streams the input;
     # * every aggregate needs _days_between >= 0 (windows start at 0 or later), so
     #   future rows are dropped in the join itself; spine rows stay (LEFT JOIN);
-    # * grouping by the integer spine row alone is much cheaper than by (key, date):
-    #   key and date are joined back on the row number after aggregation.
+    # * grouping by the integer spine row alone is much cheaper than by (key, date);
+    #   the executor zips key and date back from the spine (see docstring).
     return (
         f"WITH _soa_rows AS (\n  SELECT {', '.join(rows)}\n  FROM {input_name}\n),\n"
-        f"_soa_spine AS (\n  SELECT {SPINE_ROW_COL}, {spine_id} AS _soa_spine_key, {spine_date} AS _soa_app,"
+        f"_soa_spine AS (\n  SELECT {SPINE_ROW_COL}, {spine_id} AS _soa_spine_key,"
         f" CAST({spine_date} AS DATE) AS _soa_app_day\n  FROM {spine_name}\n),\n"
         f"_soa_joined AS (\n  SELECT {', '.join(joined)}\n"
         f"  FROM _soa_spine s LEFT JOIN _soa_rows r\n"
         f"    ON s._soa_spine_key = r._soa_key AND r._soa_feature_day <= s._soa_app_day\n),\n"
         f"_soa_agg AS (\n  SELECT {SPINE_ROW_COL},\n    {agg_list}\n"
         f"  FROM _soa_joined\n  GROUP BY {SPINE_ROW_COL}\n)\n"
-        f"SELECT s._soa_spine_key AS {key}, s._soa_app AS {_q(query.application_date_col)},\n  {final_list}\n"
-        f"FROM _soa_agg a JOIN _soa_spine s ON a.{SPINE_ROW_COL} = s.{SPINE_ROW_COL}\n"
-        f"ORDER BY a.{SPINE_ROW_COL}"
+        f"SELECT {SPINE_ROW_COL},\n  {final_list}\nFROM _soa_agg\nORDER BY {SPINE_ROW_COL}"
     )
 
 
@@ -490,7 +525,13 @@ def soa_output_schema(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa
     _raise_problems(query, input_schema, spine_schema)
     ctx = _empty_context(input_schema, spine_schema)
     sql = soa_sql(query, "soa_input", "soa_spine" if spine_schema is not None else None)
-    return ctx.sql(sql).schema()
+    planned = ctx.sql(sql).schema()
+    if spine_schema is None:
+        return planned
+    # Temporal: the statement yields (row number, features); id and date come from the spine.
+    key = spine_schema.field(query.spine_id_col or query.id_col).with_name(query.id_col)
+    date = spine_schema.field(query.spine_date_col or query.application_date_col)
+    return pa.schema([key, date.with_name(query.application_date_col), *list(planned)[1:]])
 
 
 def _raise_problems(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema | None) -> None:
@@ -592,7 +633,7 @@ def _spool_spine(src: SOAInput, columns: list[str], spool: _Spool) -> Path:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, out_schema) as writer:
         for b in _spine_batches(src, list(dict.fromkeys(columns))):
             n = b.num_rows
-            rows = pa.array(range(row, row + n), pa.int64()) if n else pa.array([], pa.int64())
+            rows = pa.array(np.arange(row, row + n, dtype=np.int64))
             writer.write_batch(pa.RecordBatch.from_arrays([*b.columns, rows], schema=out_schema))
             row += n
     return path
@@ -631,10 +672,13 @@ def execute_soa(
         schema = soa_output_schema(query, input_schema, spine_schema)
         ctx = datafusion_context(memory)
         _register_input(ctx, "soa_input", input, spool, memory.effective_threads)
-        spine_name = None
+        spine_name = spine_table = None
         if spine is not None:
             cols = [query.spine_id_col or query.id_col, query.spine_date_col or query.application_date_col]
-            ctx.register_arrow("soa_spine", str(_spool_spine(spine, cols, spool)))
+            path = _spool_spine(spine, cols, spool)
+            ctx.register_arrow("soa_spine", str(path))
+            # Memory-mapped: the zip in _stream slices it without loading the spine.
+            spine_table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
             spine_name = "soa_spine"
         df = ctx.sql(soa_sql(query, "soa_input", spine_name))
     except EngineError:
@@ -643,22 +687,50 @@ def execute_soa(
     except Exception as exc:
         spool.cleanup()
         raise EngineError(f"second-order aggregation: {_first_line(exc)}") from exc
-    return pa.RecordBatchReader.from_batches(schema, _stream(ctx, df, schema, spool))
+    stream = _stream(ctx, df, schema, spool, spine_table)
+    # A generator closed before its first batch never runs its `finally`: tie the
+    # spool's removal to the generator's lifetime as well.
+    weakref.finalize(stream, spool.cleanup)
+    return pa.RecordBatchReader.from_batches(schema, stream)
 
 
-def _stream(ctx, df, schema: pa.Schema, spool: _Spool) -> Iterator[pa.RecordBatch]:
+def _stream(ctx, df, schema: pa.Schema, spool: _Spool, spine: pa.Table | None) -> Iterator[pa.RecordBatch]:
     # ctx is held here so the session (memory pool, registered tables) outlives the stream.
     try:
+        done = 0
         for batch in df.execute_stream():
             b = batch.to_pyarrow()
+            if b.num_rows == 0:
+                continue
+            if spine is not None:
+                b = _zip_spine(b, spine, done, schema)
+                done += b.num_rows
             yield b if b.schema == schema else b.cast(schema)
+        if spine is not None and done != spine.num_rows:
+            raise EngineError(f"second-order aggregation: {done} result rows for {spine.num_rows} spine rows")
     except EngineError:
         raise
     except Exception as exc:
-        raise EngineError(f"second-order aggregation failed: {_first_line(exc)}") from exc
+        msg = _first_line(exc)
+        if spine is not None and "HashJoinInput" in msg:
+            # DataFusion cannot spill a hash join's build side (here: the spine).
+            msg += " (temporal SOA keeps the spine's ids and dates in memory: raise the memory limit)"
+        raise EngineError(f"second-order aggregation failed: {msg}") from exc
     finally:
         del ctx
         spool.cleanup()
+
+
+def _zip_spine(b: pa.RecordBatch, spine: pa.Table, start: int, schema: pa.Schema) -> pa.RecordBatch:
+    """Put spine rows [start, start + n) (id, date) in front of a (row number, features...) batch."""
+    n = b.num_rows
+    rows = b.column(0)
+    # Guard the contract of soa_sql (rows sorted, one per spine row): row i is spine row i.
+    if rows[0].as_py() != start or rows[n - 1].as_py() != start + n - 1:
+        raise EngineError("second-order aggregation: result rows are not in spine order")
+    part = spine.slice(start, n).combine_chunks()
+    cols = [part.column(0).chunk(0), part.column(1).chunk(0)]
+    return pa.RecordBatch.from_arrays([*cols, *b.columns[1:]], names=schema.names)
 
 
 class SOAOperator:

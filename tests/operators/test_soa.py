@@ -668,3 +668,11 @@ def test_property_temporal_matches_reference(query, rows, spine, as_table, tmp_p
 def test_output_schema_without_data(daily):
     schema = soa_output_schema(tutorial_query("region"), daily.schema)
     assert schema.names == output_columns(tutorial_query("region"))
+
+
+def test_spool_removed_when_reader_closed_unread(daily, labels, mem):
+    reader = execute_soa(tutorial_query("customer_id"), daily.to_reader(), spine=labels.to_reader(), memory=mem)
+    assert list(mem.spill_dir.glob("soa-*"))  # spooled input and spine
+    reader.close()
+    del reader
+    assert not list(mem.spill_dir.glob("soa-*"))
