@@ -56,6 +56,9 @@ class ScanOperator:
 
     @property
     def schema(self) -> pa.Schema:
+        if self._schema is None and self.fmt == "parquet":
+            # From the footers: opening a scanner would start reading row groups.
+            self._schema = self._parquet_dataset().schema
         if self._schema is None:
             reader = self._open()
             self._schema = reader.schema
@@ -128,13 +131,24 @@ class ScanOperator:
         )
         return csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
 
-    def _open_parquet(self):
+    def _parquet_dataset(self):
         from operators.datasets import parquet_dataset
 
+        if not self.path.exists():
+            raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
         try:
-            dataset = parquet_dataset(self.path)
+            return parquet_dataset(self.path)
         except FileNotFoundError:
             raise EngineError(f"no Parquet files under '{self.display_path}'") from None
+        except (pa.ArrowInvalid, OSError) as e:
+            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {first_line(str(e))}") from None
+
+    def count_rows(self) -> int:
+        """Rows of a Parquet source, from its footers (no data read)."""
+        return self._parquet_dataset().count_rows()
+
+    def _open_parquet(self):
+        dataset = self._parquet_dataset()
         if self.partition_by:
             missing = [c for c in self.partition_by if c not in dataset.schema.names]
             if missing:

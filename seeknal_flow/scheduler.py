@@ -253,19 +253,19 @@ def with_constant_columns(schema, batches, pairs):
 
 def _register_in_place(project: Project, spec, started: float) -> tuple[SinkResult, str, dict]:
     """A Parquet source: check it opens and count its rows from the footers; nothing is copied."""
-    import pyarrow.dataset as ds
-
     from operators.scan import ScanOperator
 
     node = f"{spec.id} ({spec.location})"
     scan = ScanOperator("parquet", project.root / spec.table, partition_by=spec.partition_by, display_path=spec.table)
     try:
         schema = scan.schema
-        rows = ds.dataset(project.root / spec.table, format="parquet", partitioning="hive").count_rows()
+        missing = [c for c in spec.partition_by if c not in schema.names]
+        if missing:
+            raise EngineError(f"partition column(s) {missing} not found in '{spec.table}'; "
+                              f"expected Hive folders like {missing[0]}=VALUE/")
+        rows = scan.count_rows()
     except EngineError as e:
         raise NodeExecutionError(node, str(e)) from e
-    except (OSError, ValueError) as e:  # pyarrow: not Parquet, unreadable footer
-        raise NodeExecutionError(node, f"cannot read '{spec.table}' as Parquet: {e}") from e
     types = {f.name: str(f.type) for f in schema}
     path = project.output_of(spec)
     size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*.parquet")))

@@ -68,8 +68,8 @@ class _Printer:
     def done(self, node_id: str, result, output: str) -> None:
         self._clear()
         _echo_output(output)
-        rate = result.rows / result.seconds if result.seconds > 0 else 0
-        click.echo(f"  ok: {result.rows:,} rows in {result.seconds:.2f}s ({rate:,.0f} rows/s)")
+        rate = f" ({result.rows / result.seconds:,.0f} rows/s)" if result.seconds >= 0.05 else ""
+        click.echo(f"  ok: {result.rows:,} rows in {result.seconds:.2f}s{rate}")
 
     def failed(self, node_id: str, error, output: str) -> None:
         self._clear()
@@ -117,8 +117,13 @@ def register(cli: click.Group) -> None:
     @click.option("--memory-limit", default=None, help="Engine memory budget, e.g. 2GB (spills beyond it).")
     @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads.")
     @click.option("--continue-on-error", is_flag=True, help="Keep running nodes that do not depend on a failure.")
+    @click.option("--engine", type=click.Choice(["local", "spark"]), default=None,
+                  help="Run on this machine (local) or on Apache Spark; default: `engine` in seeknal_project.yml.")
+    @click.option("--spark-master", default=None, metavar="URL",
+                  help="Spark master, e.g. local[*], spark://host:7077, yarn (implies --engine spark).")
     @project_option
-    def run(full, nodes, tags, params, memory_limit, threads, continue_on_error, project_dir) -> None:
+    def run(full, nodes, tags, params, memory_limit, threads, continue_on_error, engine, spark_master,
+            project_dir) -> None:
         """Run what changed (or --full / --nodes / --tags), writing target/intermediate/."""
         from seeknal_flow.errors import SeeknalError
         from seeknal_flow.planner import make_plan
@@ -128,6 +133,7 @@ def register(cli: click.Group) -> None:
         from seeknal_flow.workspace import Workspace
 
         ws = Workspace.open(project_dir)
+        engine = _engine(ws, engine, spark_master)
         memory = ws.memory(memory_limit, threads)
         state = ws.state()
         p = make_plan(ws.project, ws.dag, state, full=full,
@@ -137,10 +143,21 @@ def register(cli: click.Group) -> None:
             _refresh_file_stats(ws, p, state)
             click.echo("Nothing to run: every node is up to date.")
             return
-        summary = run_plan(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
-                           continue_on_error=continue_on_error)
-        write_manifest(ws.project, ws.dag)
-        _consolidate_after_run(ws, memory, summary)
+        if engine == "spark":
+            from seeknal_flow.spark_runner import run_on_spark
+
+            spark_run = run_on_spark(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
+                                     continue_on_error=continue_on_error, master=spark_master,
+                                     on_start=lambda m, s: click.echo(f"Spark session ({m}) started in {s:.2f}s"))
+            summary = spark_run.summary
+            if spark_run.consolidated:
+                click.echo(f"Consolidated and published on Spark: {', '.join(spark_run.consolidated)} "
+                           f"({spark_run.consolidation_seconds:.2f}s)")
+        else:
+            summary = run_plan(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
+                               continue_on_error=continue_on_error)
+            write_manifest(ws.project, ws.dag)
+            _consolidate_after_run(ws, memory, summary)
         skipped = len(p.nodes) - len(p.to_run)
         click.echo(
             f"Done in {summary.seconds:.2f}s: {len(summary.succeeded)} ok, {len(summary.failed)} failed, "
@@ -148,6 +165,19 @@ def register(cli: click.Group) -> None:
         )
         if summary.errors:
             raise SeeknalError("\n".join(str(e) for e in summary.errors))
+
+
+def _engine(ws, engine: str | None, spark_master: str | None) -> str:
+    from seeknal_flow.errors import SeeknalError
+
+    if spark_master and engine == "local":
+        raise SeeknalError("--spark-master needs --engine spark (or leave --engine out)")
+    chosen = engine or ("spark" if spark_master else ws.project.config.engine.value)
+    if chosen == "spark":
+        from operators.spark_engine import check_available
+
+        check_available()  # a missing pyspark or Java fails before anything runs
+    return chosen
 
 
 def _consolidate_after_run(ws, memory, summary) -> None:
