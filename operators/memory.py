@@ -78,6 +78,9 @@ def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: 
     import duckdb
 
     con = duckdb.connect(database, read_only=read_only)
+    # Feature stores compare instants from many sources: read and print them in UTC,
+    # never in the machine's zone (CAST(timestamptz AS TIMESTAMP) depends on it).
+    con.execute("SET TimeZone = 'UTC'")
     if cfg.memory_limit is not None:
         con.execute(f"SET memory_limit = '{cfg.memory_limit // (1024 * 1024)}MB'")
     if cfg.threads is not None:

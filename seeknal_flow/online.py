@@ -96,7 +96,9 @@ class OnlineStore:
                 f"entity '{self.entity}' has no published features; run `seeknal run` (or `seeknal consolidate`) first"
             ) from None
         source = pa.memory_map(str(self._pointer_path.parent / pointer["snapshot"]))
-        self.table = ipc.open_file(source).read_all()
+        # One chunk per column: `take` on a chunked column costs ~0.2 ms per call.
+        self.table = ipc.open_file(source).read_all().combine_chunks()
+        self._selected: dict[tuple[str, ...], pa.Table] = {}
         self.join_keys: list[str] = pointer["join_keys"]
         self.groups: dict[str, dict] = pointer["groups"]
         self.ttl = {g: parse_duration(i["ttl"]) for g, i in self.groups.items() if i.get("ttl")}
@@ -119,7 +121,7 @@ class OnlineStore:
         if features is None:
             return [f"{g}.{f}" for g, i in sorted(self.groups.items()) for f in i["features"]]
         out = []
-        for ref in features:
+        for ref in dict.fromkeys(features):  # a feature asked twice is returned once
             group, sep, feature = ref.partition(".")
             if not sep or group not in self.groups:
                 raise SeeknalError(
@@ -137,6 +139,12 @@ class OnlineStore:
     def lookup(self, keys: list[dict], columns: list[str], now: datetime | None = None) -> pa.Table:
         """One row per requested key, in request order; NULLs for unknown or expired keys."""
         self.refresh()
+        missing = [c for c in columns if c not in self.table.schema.names]
+        if missing:
+            raise SeeknalError(
+                f"feature(s) {', '.join(missing)} are no longer published for entity '{self.entity}'; "
+                "ask for current features"
+            )
         rows = []
         for i, key in enumerate(keys):
             if not isinstance(key, dict):
@@ -149,8 +157,12 @@ class OnlineStore:
                 rows.append(self.index.get(value))
             except TypeError:  # unhashable (a list or dict as a key value)
                 rows.append(None)
-        taken = self.table.take(pa.array(rows, pa.int64()))
-        out = {k: pa.array([key[k] for key in keys]) for k in self.join_keys}
+        needed = tuple(dict.fromkeys([*columns, *(f"{g}.{_EVENT}" for g in self.ttl)]))
+        selected = self._selected.get(needed)
+        if selected is None:
+            selected = self._selected[needed] = self.table.select(list(needed))
+        taken = selected.take(pa.array(rows, pa.int64()))
+        out = {k: _key_array([key[k] for key in keys], self.table.schema.field(k).type) for k in self.join_keys}
         expired = self._expired(taken, now)
         for col in columns:
             values = taken[col]
@@ -161,15 +173,31 @@ class OnlineStore:
         return pa.table(out)
 
     def _expired(self, taken: pa.Table, now: datetime | None) -> dict[str, pa.Array]:
-        now = now or datetime.now(timezone.utc)
+        now = (now or datetime.now(timezone.utc))
+        now = now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
         masks = {}
         for group, ttl in self.ttl.items():
             et = taken[f"{group}.{_EVENT}"]
+            # Naive event times are UTC by the house rule; compare like with like.
             cutoff = (now - ttl).replace(tzinfo=None) if not getattr(et.type, "tz", None) else now - ttl
             if pa.types.is_date(et.type):
                 et = et.cast(pa.timestamp("s"))
             masks[group] = pc.fill_null(pc.less(et, pa.scalar(cutoff, et.type)), False)
         return masks
+
+
+def _key_array(values: list, type_: pa.DataType) -> pa.Array:
+    """Echo the requested keys in the snapshot's key type; a value of another type becomes NULL."""
+    try:
+        return pa.array(values, type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        out = []
+        for v in values:
+            try:
+                out.append(pa.scalar(v, type_).as_py())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                out.append(None)
+        return pa.array(out, type_)
 
 
 class OnlineFeaturesDuckDB:
@@ -200,7 +228,13 @@ class OnlineFeaturesDuckDB:
 
     def get_features(self, keys: list[dict], now: datetime | None = None):
         """One pandas row per requested key, in request order."""
-        return self.get_features_arrow(keys, now).to_pandas()
+        import pandas as pd
+
+        # Building from Python lists is ~3x faster than Table.to_pandas for a few rows.
+        table = self.get_features_arrow(keys, now)
+        if table.num_rows > 1000:
+            return table.to_pandas()
+        return pd.DataFrame(table.to_pydict())
 
 
 __all__ = ["OnlineFeaturesDuckDB", "OnlineStore", "publish"]

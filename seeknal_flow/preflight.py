@@ -21,6 +21,9 @@ def preflight(project: Project, dag: Dag, plan: Plan) -> None:
 
     from operators.soa import check_soa
 
+    from seeknal_flow.consolidation import entity_groups
+
+    entity_groups(dag)  # join-key mismatches fail before anything runs, not after
     problems = []
     running = {n.node_id for n in plan.to_run}
     for node_id in running:

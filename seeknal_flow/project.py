@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,20 @@ from seeknal_flow.specs import Isolation, Kind
 PROJECT_FILE = "seeknal_project.yml"
 
 
+class Engine(str, enum.Enum):
+    """Where the heavy nodes run: this process, or Apache Spark (``seeknal run --engine``)."""
+
+    LOCAL = "local"
+    SPARK = "spark"
+
+
+class SparkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``spark:`` in ``seeknal_project.yml``: the master URL and extra Spark settings."""
+
+    master: str | None = None  # default local[*]; e.g. spark://host:7077, yarn, local-cluster[2,1,1024]
+    conf: dict[str, str | int | float | bool] = {}
+
+
 class ProjectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``seeknal_project.yml``."""
 
@@ -23,6 +38,8 @@ class ProjectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     threads: int | None = None
     isolation: Isolation = Isolation.AUTO
     profile: str | None = None
+    engine: Engine = Engine.LOCAL
+    spark: SparkConfig = SparkConfig()
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class ReplSession:
 
         self.project = project
         self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
         self.views: dict[str, Path] = {}
         self._register()
 

@@ -1,0 +1,134 @@
+"""Entity consolidation on Spark: :func:`seeknal_flow.consolidation.consolidation_sql`'s plan in Spark SQL.
+
+Same table as the local engine builds: one row per key of any group (full
+outer), ``event_time`` = the latest of the groups' times (naive, UTC), one
+STRUCT column per group (alphabetical) with the group's latest row for the
+key; ties on event time go to the row read last (DuckDB's ``file_row_number``
+here is :data:`operators.spark_engine.ORDER_COL`, which also orders across the
+files of a Spark-written group). ``features.parquet`` becomes a Parquet
+directory written by Spark; the catalog and the online store are written as
+by the local engine (:func:`seeknal_flow.online.publish` reads the directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+
+from operators.datasets import parquet_dataset
+from operators.spark_engine import ORDER_COL, quote, read_parquet, write_parquet
+from seeknal_flow.consolidation import (
+    CATALOG,
+    FEATURES,
+    GroupInput,
+    entity_dir,
+    entity_groups,
+    entity_inputs,
+    is_stale,
+    read_catalog,
+)
+from seeknal_flow.dag import Dag
+from seeknal_flow.errors import SeeknalError
+from seeknal_flow.project import Project
+
+
+def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, str, list[str]]]) -> str:
+    """The Spark SQL building an entity table (pure); ``groups`` are (name, view, event time column, columns).
+
+    Each view must carry ``ORDER_COL``. Mirrors ``consolidation_sql`` clause by clause.
+
+    >>> print(consolidation_spark_sql(("id",), [("g", "v", "t", ["id", "x", "t"])]))  # doctest: +ELLIPSIS
+    WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v ...
+    """
+    key_list = ", ".join(quote(k) for k in keys)
+    ctes, joins, times = [], [], []
+    for i, (_, view, event_col, columns) in enumerate(groups):
+        fields = ", ".join(f"{quote(c)} AS {quote(c)}" for c in columns if c not in keys)
+        ctes.append(
+            f"g{i} AS (SELECT {key_list}, CAST({quote(event_col)} AS TIMESTAMP_NTZ) AS __et, struct({fields}) AS __s "
+            f"FROM {view} QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote(event_col)} "
+            f"DESC NULLS LAST, {ORDER_COL} DESC) = 1)"
+        )
+        times.append(f"g{i}.__et")
+    all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(groups)))
+    ctes.append(f"k AS ({all_keys})")
+    for i in range(len(groups)):
+        joins.append(f"LEFT JOIN g{i} USING ({key_list})")
+    structs = ", ".join(f"g{i}.__s AS {quote(name)}" for i, (name, *_) in enumerate(groups))
+    event_time = f"GREATEST({', '.join(times)})" if len(times) > 1 else times[0]
+    order = ", ".join(f"{quote(k)} NULLS LAST" for k in keys)  # DuckDB's default; Spark's is NULLS FIRST
+    return (
+        f"WITH {', '.join(ctes)} SELECT {', '.join('k.' + quote(k) for k in keys)}, "
+        f"{event_time} AS event_time, {structs} FROM k {' '.join(joins)} ORDER BY {order}"
+    )
+
+
+def consolidate_spark(spark, project: Project, dag: Dag) -> list[str]:
+    """Rebuild every stale entity on Spark (as :func:`seeknal_flow.consolidation.consolidate`, no prune)."""
+    rebuilt = []
+    for entity, (keys, specs) in sorted(entity_groups(dag).items()):
+        catalog = read_catalog(project, entity)
+        groups = entity_inputs(project, dag, specs, catalog)
+        if groups and is_stale(project, catalog, groups, keys):
+            build_entity_spark(spark, project, entity, keys, groups, catalog)
+            rebuilt.append(entity)
+    return rebuilt
+
+
+def build_entity_spark(spark, project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
+                       previous: dict | None) -> dict:
+    """Write ``features.parquet`` (a directory) and the catalog for one entity, then publish it online."""
+    folder = entity_dir(project, entity)
+    folder.mkdir(parents=True, exist_ok=True)
+    plan, group_info = [], {}
+    for i, g in enumerate(groups):
+        dataset = parquet_dataset(g.path)
+        schema = dataset.schema
+        missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
+        if missing:
+            raise SeeknalError(
+                f"entity '{entity}': feature group '{g.name}' output lacks column(s) {missing} "
+                f"(columns: {', '.join(schema.names)}); return the join keys and event_time_col"
+            )
+        view = f"entity_group_{i}"
+        read_parquet(spark, [g.path], ordered=True, schema=schema).createOrReplaceTempView(view)
+        plan.append((g.name, view, g.event_time_col, schema.names))
+        st = g.path.stat()
+        group_info[g.name] = {
+            "features": [c for c in schema.names if c not in keys and c != g.event_time_col],
+            "event_time_col": g.event_time_col,
+            "row_count": dataset.count_rows(),
+            "schema": {f.name: str(f.type) for f in schema},
+            "last_updated": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
+            "path": str(g.path.relative_to(project.root)) if g.path.is_relative_to(project.root) else str(g.path),
+            "ttl": g.ttl,
+            "source_size": st.st_size,
+            "source_mtime_ns": st.st_mtime_ns,
+        }
+    try:
+        written = write_parquet(spark.sql(consolidation_spark_sql(keys, plan)), folder / FEATURES)
+    except Exception as e:  # Spark errors have no common base class; the previous table stays
+        raise SeeknalError(f"consolidating entity '{entity}' on Spark failed: {str(e).strip().splitlines()[0]}") \
+            from None
+    layout = {g: info["schema"] for g, info in group_info.items()}
+    version = 1
+    if previous is not None:
+        old_layout = {g: info["schema"] for g, info in previous.get("groups", {}).items()}
+        version = previous.get("schema_version", 1) + (0 if old_layout == layout else 1)
+    catalog = {
+        "entity": entity,
+        "join_keys": list(keys),
+        "groups": group_info,
+        "row_count": written.rows,
+        "consolidated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema_version": version,
+    }
+    tmp_cat = folder / f".{CATALOG}.{os.getpid()}.{time.time_ns()}.tmp"
+    tmp_cat.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
+    os.replace(tmp_cat, folder / CATALOG)
+    from seeknal_flow.online import publish
+
+    publish(project, entity, catalog)
+    return catalog
