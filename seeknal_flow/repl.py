@@ -53,11 +53,14 @@ class ReplSession:
         from seeknal_flow.manifest import read_outputs
 
         found: dict[str, Path] = {}
-        for view, output in read_outputs(self.project).items():
+        manifest = read_outputs(self.project)
+        for view, output in manifest.items():
             path = self.project.root / output
             if path.exists():
                 found[view] = path
-        if self.project.intermediate.is_dir():
+        # Without a manifest (outputs copied from elsewhere) every output file is a view;
+        # with one, outputs of nodes that left the project are not shown.
+        if not manifest and self.project.intermediate.is_dir():
             for path in sorted(self.project.intermediate.iterdir()):
                 if path.name.startswith("."):
                     continue
