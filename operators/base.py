@@ -49,6 +49,29 @@ class ReaderOperator:
         return f"Reader({self._label})"
 
 
+def with_constant_columns(
+    schema: pa.Schema, batches: Iterator[pa.RecordBatch], pairs: list[tuple[str, str]]
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Append ``(name, value)`` string columns (e.g. Hive partition values) the batches lack.
+
+    >>> s, bs = with_constant_columns(pa.schema([("x", pa.int64())]), iter([pa.record_batch({"x": [1]})]), [("day", "1")])
+    >>> next(bs).to_pylist()
+    [{'x': 1, 'day': '1'}]
+    """
+    missing = [(k, v) for k, v in pairs if k not in schema.names]
+    if not missing:
+        return schema, batches
+    for k, _ in missing:
+        schema = schema.append(pa.field(k, pa.string()))
+
+    def extend() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            extra = [pa.array([v] * batch.num_rows, pa.string()) for _, v in missing]
+            yield pa.RecordBatch.from_arrays([*batch.columns, *extra], schema=schema)
+
+    return schema, extend()
+
+
 def to_reader(op: Operator) -> pa.RecordBatchReader:
     """Expose an operator as a ``pa.RecordBatchReader`` (lazy: pulls on demand).
 

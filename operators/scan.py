@@ -262,19 +262,23 @@ class _DirectoryReader:
 
 
 class _WithColumns:
-    """Append constant string columns (partition values) to every batch of a reader."""
+    """A reader whose batches carry the partition values of its file's folders as columns."""
 
     def __init__(self, reader, pairs: list[tuple[str, str]]) -> None:
+        from operators.base import with_constant_columns
+
         self._reader = reader
-        self._pairs = [(k, v) for k, v in pairs if k not in reader.schema.names]
-        self.schema = reader.schema
-        for k, _ in self._pairs:
-            self.schema = self.schema.append(pa.field(k, pa.string()))
+        self.schema, self._batches = with_constant_columns(reader.schema, self._pull(), pairs)
+
+    def _pull(self):
+        while True:
+            try:
+                yield self._reader.read_next_batch()
+            except StopIteration:
+                return
 
     def read_next_batch(self) -> pa.RecordBatch:
-        batch = self._reader.read_next_batch()
-        columns = list(batch.columns) + [pa.array([v] * batch.num_rows, pa.string()) for _, v in self._pairs]
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        return next(self._batches)
 
     def close(self) -> None:
         if hasattr(self._reader, "close"):

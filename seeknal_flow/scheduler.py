@@ -18,6 +18,7 @@ from typing import Protocol
 
 import msgspec
 
+from operators.base import with_constant_columns
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
 from operators.python_call import UserCodeError
@@ -35,6 +36,7 @@ from seeknal_flow.partitions import (
     replace_partition,
 )
 from seeknal_flow.run_state import NodeState, RunState
+from seeknal_flow.specs import Kind
 from seeknal_flow.validation import apply_on_run_checks, output_schema
 
 
@@ -136,7 +138,7 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
                             isolation=project.config.isolation, source_path=source_path)
         op = chain.operator
         schema_out, batches = op.schema, op.batches()
-        if extra_columns:
+        if extra_columns:  # a partition's values, when the node's result does not carry them
             schema_out, batches = with_constant_columns(schema_out, batches, extra_columns)
         check_lines: list[str] = []
         schema: dict[str, str] = {}
@@ -191,6 +193,7 @@ def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_
     record = msgspec.structs.replace(new, partitions=done, status="failed", error="interrupted")
     out_dir.mkdir(parents=True, exist_ok=True)
     started, rows, outputs, schema = time.perf_counter(), 0, [], {}
+    is_source = spec.kind == Kind.SOURCE
     for partition in todo:
         inputs = {}
         for up in dag.upstream[node_id]:
@@ -201,16 +204,17 @@ def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_
                 if not data.exists():
                     data = empty_like(project.output_of(up_spec))
             inputs[up] = frame_for(up_spec, data, memory)
-        if spec.kind.value == "source":
-            inputs = {}
         staging = out_dir / f".tmp-{uuid.uuid4().hex[:12]}"
-        result, output, schema = _run_node(
-            project, dag, node_id, node_plan.params, memory, reporter, previous_schema,
-            inputs=inputs, out_path=staging / "part-0.parquet",
-            extra_columns=list(partition_values(partition).items()),
-            **({"source_path": partition_path(project.root / spec.table, partition)} if spec.kind.value == "source" else {}),
-        )
-        replace_partition(out_dir, partition, staging)
+        try:
+            result, output, schema = _run_node(
+                project, dag, node_id, node_plan.params, memory, reporter, previous_schema,
+                inputs=inputs, out_path=staging / "part-0.parquet",
+                extra_columns=list(partition_values(partition).items()),
+                source_path=partition_path(project.root / spec.table, partition) if is_source else None,
+            )
+            replace_partition(out_dir, partition, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         rows += result.rows
         if output.strip():
             outputs.append(f"[{partition}] {output.rstrip()}")
@@ -231,24 +235,6 @@ def empty_like(path: Path):
     from operators.datasets import parquet_dataset
 
     return parquet_dataset(path).schema.empty_table()
-
-
-def with_constant_columns(schema, batches, pairs):
-    """Append partition values as string columns when the node's result does not carry them."""
-    import pyarrow as pa
-
-    missing = [(k, v) for k, v in pairs if k not in schema.names]
-    if not missing:
-        return schema, batches
-    for k, _ in missing:
-        schema = schema.append(pa.field(k, pa.string()))
-
-    def gen():
-        for batch in batches:
-            cols = list(batch.columns) + [pa.array([v] * batch.num_rows, pa.string()) for _, v in missing]
-            yield pa.RecordBatch.from_arrays(cols, schema=schema)
-
-    return schema, gen()
 
 
 def _register_in_place(project: Project, spec, started: float) -> tuple[SinkResult, str, dict]:
