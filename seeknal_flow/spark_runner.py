@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from operators.atomic import replace_path
 from operators.datasets import parquet_dataset, parquet_files
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
@@ -47,7 +48,6 @@ from operators.spark_engine import (
     describe_output,
     read_parquet,
     read_source,
-    replace_path,
     spark_error,
     start_session,
     write_parquet,
@@ -59,7 +59,7 @@ from seeknal_flow.errors import NodeExecutionError, SeeknalError
 from seeknal_flow.frames import FeatureFrame
 from seeknal_flow.isolation import IsolatedCallOperator, should_isolate
 from seeknal_flow.manifest import write_manifest
-from seeknal_flow.partitions import is_partitioned, partition_values
+from seeknal_flow.partitions import is_partitioned
 from seeknal_flow.planner import Plan
 from seeknal_flow.project import Project
 from seeknal_flow.run_state import NodeState, RunState
@@ -161,7 +161,10 @@ class SparkRunner:
             previous = state.nodes.get(node_id)
             previous_schema = previous.schema if previous is not None and previous.status == "ok" else None
             try:
-                result, output, schema = self.run_node(node_plan, previous_schema)
+                if is_partitioned(self.dag.nodes[node_id]) and self.dag.nodes[node_id].kind != Kind.SOURCE:
+                    result, output, schema = self._run_partitioned_locally(node_plan, state)
+                else:
+                    result, output, schema = self.run_node(node_plan, previous_schema)
             except NodeExecutionError as error:
                 blocked.add(node_id)
                 summary.failed.append(node_id)
@@ -193,7 +196,7 @@ class SparkRunner:
         started = time.perf_counter()
         if self.project.reads_in_place(spec):
             return self._in_place(spec, started)
-        node = _Node(spec, node_plan.params, _partition_keys(spec, node_plan.state), previous_schema)
+        node = _Node(spec, node_plan.params, _partition_keys(spec), previous_schema)
         try:
             written = self._compute(node)
         except UserCodeError as e:
@@ -214,6 +217,21 @@ class SparkRunner:
         output = node.output + "".join(line + "\n" for line in node.check_lines)
         result = SinkResult(written.path, written.rows, written.bytes, written.schema, time.perf_counter() - started)
         return result, output, node.schema
+
+    def _run_partitioned_locally(self, node_plan, state: RunState) -> tuple[SinkResult, str, dict]:
+        """A ``partitioned: true`` node runs on the local engine, partition by partition.
+
+        Its function is written for one partition at a time (and only changed
+        partitions are recomputed), which is what the local scheduler does.
+        """
+        from seeknal_flow.scheduler import run_plan
+
+        quiet = _Capture()
+        run_plan(self.project, self.dag, Plan(nodes=[node_plan]), state, memory=self.memory, reporter=quiet)
+        if quiet.error is not None:
+            raise quiet.error
+        note = "partitioned node: ran on the local engine, one partition at a time\n"
+        return quiet.result, note + quiet.output, dict(node_plan.state.schema)
 
     # ------------------------------------------------------------------------- kinds
 
@@ -285,7 +303,7 @@ class SparkRunner:
 
     def _write_result(self, op, result, out: Path, node: _Node):
         paths = _frame_paths(result)
-        if paths is not None and len(paths) == 1 and paths[0] in self.pit.outputs and not node.partition_keys:
+        if paths is not None and len(paths) == 1 and paths[0] in self.pit.outputs:
             # A pit_join result Spark already wrote: move it into place.
             node.before_commit(self.memory)(paths[0])
             replace_path(paths[0], out)
@@ -293,8 +311,6 @@ class SparkRunner:
         if paths is not None:
             return self._write(read_parquet(self.spark, paths), out, node)
         spooled = self._spool(op.schema, op.batches())
-        if node.partition_keys:
-            return self._write(read_parquet(self.spark, [spooled]), out, node)
         node.before_commit(self.memory)(spooled)
         replace_path(spooled, out)
         return describe_output(out)
@@ -359,13 +375,35 @@ class _Node:
         return check
 
 
-def _partition_keys(spec, state: NodeState) -> list[str]:
-    if not is_partitioned(spec):
-        return []
-    if spec.kind == Kind.SOURCE:
-        return list(spec.partition_by)
-    first = next(iter(state.partitions), None)
-    return list(partition_values(first)) if first else []
+class _Capture:
+    """A reporter that keeps the one node's result instead of printing it."""
+
+    def __init__(self) -> None:
+        self.result: SinkResult | None = None
+        self.output = ""
+        self.error: NodeExecutionError | None = None
+
+    def start(self, index: int, total: int, node_id: str) -> None:
+        pass
+
+    def progress(self, node_id: str, rows: int) -> None:
+        pass
+
+    def done(self, node_id: str, result: SinkResult, output: str) -> None:
+        self.result, self.output = result, output
+
+    def failed(self, node_id: str, error: NodeExecutionError, output: str) -> None:
+        self.error, self.output = error, output
+        error.output = output
+
+    def skipped(self, node_id: str, reason: str) -> None:
+        pass
+
+
+def _partition_keys(spec) -> list[str]:
+    # Partitioned sources are read whole by Spark and written in the local Hive layout;
+    # partitioned nodes do not get here (they run on the local engine).
+    return list(spec.partition_by) if spec.kind == Kind.SOURCE else []
 
 
 def _frame_paths(result) -> list[Path] | None:
