@@ -15,6 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from operators.atomic import replace_path
+
 ROW_GROUP_ROWS = 1 << 20
 # Batches are buffered into row groups of ROW_GROUP_ROWS rows (ParquetWriter
 # makes one row group per written batch otherwise) but never beyond this many
@@ -77,7 +79,7 @@ def write_parquet(
                 writer.write_table(pa.Table.from_batches(buffer, schema), row_group_size=ROW_GROUP_ROWS)
         if before_commit is not None:
             before_commit(tmp)
-        os.replace(tmp, path)
+        replace_path(tmp, path)  # atomic for file over file; also replaces a directory (Spark output)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

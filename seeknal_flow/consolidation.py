@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from operators.atomic import replace_path
+from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import quote_ident
 from seeknal_flow.dag import Dag
@@ -163,11 +165,16 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
         cols = [c for c in schemas[g.name] if c not in keys]
         fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in cols)
         path = str(g.path).replace("'", "''")
+        if g.path.is_dir():  # partitioned or Spark-written output: files in name order, rows in file order
+            source = f"read_parquet('{path}/**/*.parquet', filename = true, file_row_number = true, hive_partitioning = true)"
+            last = "filename DESC, file_row_number DESC"
+        else:
+            source, last = f"read_parquet('{path}', file_row_number = true)", "file_row_number DESC"
         ctes.append(
             f"g{i} AS (SELECT {key_list}, CAST({quote_ident(g.event_time_col)} AS TIMESTAMP) AS __et, "
-            f"struct_pack({fields}) AS __s FROM read_parquet('{path}', file_row_number = true) "
+            f"struct_pack({fields}) AS __s FROM {source} "
             f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote_ident(g.event_time_col)} "
-            f"DESC NULLS LAST, file_row_number DESC) = 1)"
+            f"DESC NULLS LAST, {last}) = 1)"
         )
         times.append(f"g{i}.__et")
     all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(groups)))
@@ -191,7 +198,8 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
     folder.mkdir(parents=True, exist_ok=True)
     schemas, group_info = {}, {}
     for g in groups:
-        schema = pq.read_schema(g.path)
+        dataset = parquet_dataset(g.path)
+        schema = dataset.schema
         missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
         if missing:
             raise SeeknalError(
@@ -203,7 +211,7 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
         group_info[g.name] = {
             "features": [c for c in schema.names if c not in keys and c != g.event_time_col],
             "event_time_col": g.event_time_col,
-            "row_count": pq.ParquetFile(g.path).metadata.num_rows,
+            "row_count": dataset.count_rows(),
             "schema": {f.name: str(f.type) for f in schema},
             "last_updated": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
             "path": str(g.path.relative_to(project.root)) if g.path.is_relative_to(project.root) else str(g.path),
@@ -217,7 +225,7 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
     try:
         sql = consolidation_sql(keys, groups, schemas)
         con.execute(f"COPY ({sql}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
-        os.replace(tmp, out)
+        replace_path(tmp, out)
     except Exception as e:  # duckdb.Error: report, keep the previous table
         tmp.unlink(missing_ok=True)
         raise SeeknalError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from None
