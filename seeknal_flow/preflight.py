@@ -16,11 +16,6 @@ from seeknal_flow.specs import Kind
 
 def preflight(project: Project, dag: Dag, plan: Plan) -> None:
     """Raise one SpecError listing every problem found in the nodes about to run."""
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
-    from operators.soa import check_soa
-
     from seeknal_flow.consolidation import entity_groups
 
     entity_groups(dag)  # join-key mismatches fail before anything runs, not after
@@ -38,8 +33,12 @@ def preflight(project: Project, dag: Dag, plan: Plan) -> None:
             path = project.output_of(dag.nodes[upstream])
             if upstream in running or not path.exists():
                 break  # the input is produced in this run: the operator checks it then
-            schemas.append(pq.read_schema(path) if path.is_file() else ds.dataset(path, partitioning="hive").schema)
+            from operators.datasets import parquet_dataset
+
+            schemas.append(parquet_dataset(path).schema)
         else:
+            from operators.soa import check_soa  # imports DataFusion: only when an SOA node runs
+
             problems += [f"{spec.location}: {node_id}: {p}" for p in check_soa(spec.query, *schemas)]
     if problems:
         raise SpecError(sorted(problems))

@@ -37,7 +37,7 @@ from seeknal_flow.partitions import (
 )
 from seeknal_flow.run_state import NodeState, RunState
 from seeknal_flow.specs import Kind
-from seeknal_flow.validation import apply_on_run_checks, output_schema
+from seeknal_flow.validation import apply_on_run_checks
 
 
 class Reporter(Protocol):
@@ -144,7 +144,7 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
         schema: dict[str, str] = {}
 
         def before_commit(tmp: Path) -> None:
-            schema.update(output_schema(tmp))
+            schema.update({f.name: str(f.type) for f in schema_out})
             check_lines.extend(apply_on_run_checks(spec, tmp, previous_schema, memory))
 
         result = write_parquet(
@@ -193,6 +193,7 @@ def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_
     record = msgspec.structs.replace(new, partitions=done, status="failed", error="interrupted")
     out_dir.mkdir(parents=True, exist_ok=True)
     started, rows, outputs, schema = time.perf_counter(), 0, [], {}
+    saved = started
     is_source = spec.kind == Kind.SOURCE
     for partition in todo:
         inputs = {}
@@ -220,7 +221,9 @@ def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_
             outputs.append(f"[{partition}] {output.rstrip()}")
         record.partitions[partition] = new.partitions[partition]
         state.nodes[node_id] = record
-        state.save(project.state_path)
+        if time.perf_counter() - saved > 1.0:  # a failure loses at most a second of finished partitions
+            state.save(project.state_path)
+            saved = time.perf_counter()
     for partition in remove:
         remove_partition(out_dir, partition)
     outputs.append(f"{len(todo)} partition(s) written, {len(remove)} removed, "

@@ -55,11 +55,13 @@ def run_checks(
     now: datetime | None = None,
 ) -> Iterator[CheckResult]:
     """Evaluate ``checks`` on the Parquet file at ``path``, one result at a time."""
+    if not checks:
+        return
     con = duckdb_connection(memory or MemoryConfig())
     try:
         lit = str(path).replace("'", "''")
         con.execute(f"CREATE VIEW fg AS SELECT * FROM read_parquet('{lit}')")
-        columns = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fg)").fetchall())
+        columns = output_schema(path)
         for check in checks:
             yield _evaluate(con, spec, check, columns, previous_schema, now or datetime.now(timezone.utc))
     finally:
@@ -166,9 +168,7 @@ def apply_on_run_checks(spec, path: Path, previous_schema: dict[str, str] | None
 
 
 def output_schema(path: Path) -> dict[str, str]:
-    """Column -> DuckDB type name of a Parquet file (what the schema check compares)."""
-    import duckdb
+    """Column -> Arrow type of a Parquet file, from its footer (what the schema check compares)."""
+    from operators.datasets import parquet_dataset
 
-    lit = str(path).replace("'", "''")
-    with duckdb.connect() as con:
-        return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{lit}'))").fetchall())
+    return {f.name: str(f.type) for f in parquet_dataset(path).schema}

@@ -1,0 +1,72 @@
+"""Benchmarks harness: seeknal-flow vs DuckDB, Polars and seeknal 2.13.
+
+Commands::
+
+    python -m benchmarks run --scale 1e7 --systems seeknal_flow,duckdb,polars,seeknal \\
+        [--tasks soa,pit,pipeline] [--repeat 3] [--memory-limit 2GB] [--append]
+    python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream distinct|sums] [--append]
+    python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
+    python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
+
+``--append`` adds the printed tables, with the command, to benchmarks/RESULTS.md
+under "Full pipeline and scale (issue 7)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command_name", required=True)
+
+    r = sub.add_parser("run", help="SOA, PIT and pipeline tasks of each system at one scale")
+    r.add_argument("--scale", default="1e6", help="transactions rows, e.g. 1e7 (spine: rows/20)")
+    r.add_argument("--systems", default="seeknal_flow,duckdb,polars,seeknal")
+    r.add_argument("--tasks", default="soa,pit,pipeline", help="soa, soa_region, soa_customer, pit, pipeline")
+    r.add_argument("--repeat", type=int, default=1, help="interleaved runs per task and system; best wall kept")
+    r.add_argument("--memory-limit", default=None, help="passed to every system that has one, e.g. 2GB")
+    r.add_argument("--append", action="store_true", help="append the tables to benchmarks/RESULTS.md")
+
+    i = sub.add_parser("incremental", help="partitioned sources: one changed partition vs the full run")
+    i.add_argument("--rows", default="1e7")
+    i.add_argument("--days", type=int, default=365)
+    i.add_argument("--repeat", type=int, default=3, help="incremental runs, each after changing another day")
+    i.add_argument("--downstream", choices=["distinct", "sums"], default="distinct",
+                   help="the non-partitioned node counts days with COUNT(DISTINCT order_date) or COUNT(*)")
+    i.add_argument("--append", action="store_true")
+
+    s = sub.add_parser("scale", help="the pipeline (SOA by customer + PIT) at a large scale under a memory limit")
+    s.add_argument("--rows", default="1e8")
+    s.add_argument("--memory-limit", default="2GB")
+    s.add_argument("--systems", default="seeknal_flow")
+    s.add_argument("--append", action="store_true")
+
+    sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
+
+    args = p.parse_args(argv)
+    args.command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in argv)
+    if args.command_name == "run":
+        from benchmarks.harness import run
+
+        run.main(args)
+    elif args.command_name == "incremental":
+        from benchmarks.harness import incremental
+
+        incremental.main(args)
+    elif args.command_name == "scale":
+        from benchmarks.harness import scale
+
+        scale.main(args)
+    else:
+        from benchmarks.harness.systems import install_seeknal213
+
+        print(install_seeknal213())
+
+
+if __name__ == "__main__":
+    main()
