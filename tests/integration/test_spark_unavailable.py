@@ -16,6 +16,10 @@ def test_without_pyspark(seeknal, example_project, monkeypatch):
 
 
 def test_without_java(seeknal, example_project, monkeypatch, tmp_path):
+    import types
+
+    # Whether or not pyspark is installed here, the Java check must answer.
+    monkeypatch.setitem(sys.modules, "pyspark", sys.modules.get("pyspark") or types.ModuleType("pyspark"))
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
     (example_project / "seeknal_project.yml").write_text("name: ml_path\nengine: spark\n")
