@@ -676,3 +676,17 @@ def test_spool_removed_when_reader_closed_unread(daily, labels, mem):
     reader.close()
     del reader
     assert not list(mem.spill_dir.glob("soa-*"))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(query=query_st(), rows=st.lists(row_st, min_size=0, max_size=40), splits=st.lists(st.integers(0, 15)))
+def test_property_high_cardinality_plan_matches_reference(query, rows, splits, tmp_path_factory, monkeypatch):
+    # The key-partitioned plan is chosen only for 2M+ rows with many keys; force it on small data.
+    import operators.soa as soa
+
+    monkeypatch.setattr(soa, "_PARTITION_MIN_ROWS", 0)
+    monkeypatch.setattr(soa, "_many_keys", lambda *args, **kwargs: True)
+    mem = MemoryConfig(threads=2, spill_dir=tmp_path_factory.mktemp("spill"))
+    got = execute_soa(query, _as_reader(rows, splits), memory=mem).read_all().to_pylist()
+    _compare(got, reference(query, rows, None), key=lambda r: (r["k"] is None, r["k"] or ""))
