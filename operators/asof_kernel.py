@@ -1,19 +1,40 @@
 """The vectorized point-in-time match: for each left row, the right row to take.
 
 Input is already encoded (see :mod:`operators.key_encoding`): int64 key codes
-(-1 = no key) and int64 times in one unit. The kernel sorts the right side by
-one packed int64 ``(key, time, row)`` value, so ``np.sort`` (SIMD, no argsort)
-gives a stable order; left rows are looked up with ``np.searchsorted`` on sorted
-queries. When ``(key, time, row)`` does not fit in 63 bits, rows are first
-range-partitioned on the high bits of the key (a stable radix argsort), which
-frees those bits; if that is not enough it falls back to a stable argsort.
+(-1 = no key) and int64 times in one unit. Only the left (spine) side is sorted;
+the right side is streamed chunk by chunk and never sorted:
+
+1. :class:`AsofPlan` sorts the valid left rows by ``(key, time)`` (one packed
+   int64 ``np.sort``, split by key range when the bits do not fit) and records
+   each key's run of left rows.
+2. :meth:`AsofPlan.add` folds in one right chunk, block by block: it drops rows
+   that cannot match (key absent from the left, NULL time, later than the key's
+   latest left time, or older than ``max_age`` before its earliest) and gives
+   every other row its *slot*: the first left row of its key whose time is
+   ``>=`` its own (compared against the first left times of the run, kept in a
+   per-key table; long runs continue with a vectorized binary search). Per slot
+   it keeps the latest right time (``np.maximum.at``) and, among rows with that
+   time, the last row. Each thread folds into its own arrays.
+3. :meth:`AsofPlan.solve` merges the threads' arrays; a left row's match is the
+   one of the last non-empty slot at or before it within its key's run (slot
+   times increase along a run: a right row in slot ``s`` is later than the left
+   time of slot ``s - 1``).
+
+Memory: a few arrays the size of the left side plus per-key tables; the right
+side is never held beyond one chunk.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-FORCE_ARGSORT = False  # tests flip this to cover the fallback path
+FORCE_ARGSORT = False  # tests flip this to cover the fallback (lexsort) ordering of the left side
+_BLOCK = 1 << 16  # right rows per step: scratch buffers stay in cache and are reused
+_PROBES = 3  # left times per key kept next to its run start; longer runs binary-search on
+_MAX_PART_BITS = 12  # beyond 4096 key-range parts, lexsort is cheaper than the packed sorts
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _bits(n: int) -> int:
@@ -23,10 +44,10 @@ def _bits(n: int) -> int:
 def match_rows(
     lcodes: np.ndarray,
     ltimes: np.ndarray,
-    lvalid: np.ndarray,
+    lvalid: np.ndarray | None,
     rcodes: np.ndarray,
     rtimes: np.ndarray,
-    rvalid: np.ndarray,
+    rvalid: np.ndarray | None,
     n_codes: int,
     max_age: int | None = None,
 ) -> np.ndarray:
@@ -34,147 +55,251 @@ def match_rows(
 
     The match has the same code and the greatest time ``<=`` the left time;
     among equal times the last right row wins. ``max_age`` (in the time unit)
-    turns matches older than that into -1.
+    turns matches older than that into -1. ``lvalid``/``rvalid`` may be None
+    (all times valid).
 
     >>> i = np.array
     >>> match_rows(i([0, 0, 1]), i([5, 1, 9]), i([True] * 3),
     ...            i([0, 0, 0, 1]), i([2, 5, 5, 10]), i([True] * 4), 2).tolist()
     [2, -1, -1]
     """
-    out = np.full(len(lcodes), -1, np.int64)
-    lok = (lcodes >= 0) & lvalid
-    if not lok.any() or not len(rcodes):
-        return out
-    lmin, lmax = int(ltimes[lok].min()), int(ltimes[lok].max())
-    rmask = (rcodes >= 0) & (rtimes <= lmax)
-    if not rvalid.all():
-        rmask &= rvalid
-    if max_age is not None:
-        rmask &= rtimes >= max(lmin - max_age, -(1 << 63))
-    if rmask.all():  # common case: skip two full-size gathers
-        rsel, rc, rt = np.arange(len(rcodes)), rcodes, rtimes
-    else:
-        rsel = np.flatnonzero(rmask)
-        if not len(rsel):
-            return out
-        rc, rt = rcodes[rsel], rtimes[rsel]
-    del rmask
-    lidx = np.flatnonzero(lok)
-    lc, lt = lcodes[lidx], ltimes[lidx]
-    rq, lq, span = _time_ranks(rt, lt, lmin, lmax)
-    found = lq >= 0
-    lidx, lc, lq = lidx[found], lc[found], np.minimum(lq[found], span - 1)
-    hit_l, hit_r = _search(lc, lq, rc, rq, n_codes, span)
-    out[lidx[hit_l]] = rsel[hit_r]
-    if max_age is not None:
-        m = np.flatnonzero(out >= 0)
-        out[m[(ltimes[m] - rtimes[out[m]]) > max_age]] = -1
-    return out
+    plan = AsofPlan(lcodes, ltimes, lvalid, n_codes, max_age)
+    plan.add(rcodes, rtimes, rvalid, 0)
+    return plan.solve()
 
 
-def _time_ranks(rt: np.ndarray, lt: np.ndarray, lmin: int, lmax: int):
-    """Map times to small non-negative ints that keep ``right <= left``.
+class AsofPlan:
+    """The sorted left side and per-key tables; see the module docstring.
 
-    Shifts by the right minimum and divides by the coarsest common unit
-    (day, second, ms, us) of the right times; floor division keeps ``<=``
-    for the left side. Falls back to ranks over the distinct right times.
+    ``latest[c]`` is key ``c``'s latest left time (the int64 minimum when it has
+    none; entry ``n_codes`` is read by code -1). Row ``c`` of ``probe`` is
+    ``[run start, t_0, t_1, t_2]`` where ``t_j`` are the first left times of the
+    run except its last (else the int64 maximum): a right time's slot is the
+    run start plus the number of ``t_j`` below it; longer runs binary-search on.
     """
-    tmin = int(rt.min())
-    if lmax - tmin < (1 << 62) and lmin - tmin > -(1 << 62):
-        off = rt - tmin
-        step = _step(off)
-        rq = off // step if step > 1 else off
-        lq = (lt - tmin) // step
-        span = int(rq.max()) + 1
-        if span < (1 << 40):
-            return rq, lq, span
-    distinct = np.unique(rt)
-    rq = np.searchsorted(distinct, rt)
-    lq = np.searchsorted(distinct, lt, side="right") - 1
-    return rq, lq, len(distinct)
+
+    def __init__(self, lcodes: np.ndarray, ltimes: np.ndarray, lvalid: np.ndarray | None,
+                 n_codes: int, max_age: int | None = None) -> None:
+        self.n_left, self.max_age = len(lcodes), max_age
+        lcodes = np.asarray(lcodes, np.int64)
+        ok = lcodes >= 0
+        if lvalid is not None:
+            ok &= lvalid
+        lidx = np.flatnonzero(ok)
+        del ok
+        order = _key_time_order(lcodes[lidx], ltimes[lidx], n_codes)
+        self.lrows = lidx[order]
+        del lidx, order
+        self.lcodes, self.ltimes = lcodes[self.lrows], ltimes[self.lrows]
+        counts = np.bincount(self.lcodes, minlength=n_codes)
+        start = np.zeros(n_codes + 1, np.int64)
+        np.cumsum(counts, out=start[1:])
+        self.run_start = start[:-1]
+        present = np.flatnonzero(counts)
+        self.latest = np.full(n_codes + 1, _I64_MIN, np.int64)
+        self.latest[present] = self.ltimes[start[present + 1] - 1]
+        probe = np.full((n_codes + 1, _PROBES + 1), _I64_MAX, np.int64)
+        probe[:, 0] = 0
+        probe[:-1, 0] = start[:-1]
+        for j in range(_PROBES):
+            has = present[counts[present] > j + 1]
+            probe[has, 1 + j] = self.ltimes[start[has] + j]
+        self.probe = probe
+        # Runs longer than the probes: their last position, for the binary search.
+        self.run_end = None
+        if len(present) and counts.max() > _PROBES + 1:
+            self.run_end = np.full(n_codes + 1, -1, np.int64)
+            longer = present[counts[present] > _PROBES + 1]
+            self.run_end[longer] = start[longer + 1] - 1
+        self.oldest = None
+        if max_age is not None:
+            earliest = np.full(n_codes + 1, _I64_MAX, np.int64)
+            earliest[present] = self.ltimes[start[present]]
+            self.oldest = np.maximum(earliest, _I64_MIN + max_age) - max_age  # saturating
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._states: list[_State] = []
+        self.matched_times: np.ndarray | None = None
+
+    def add(self, rcodes: np.ndarray, rtimes: np.ndarray, rvalid: np.ndarray | None,
+            start: int) -> None:
+        """Fold one right chunk (rows ``start, start + 1, ...`` of the right input) in.
+
+        Thread-safe: each thread folds into its own state; :meth:`solve` merges.
+        """
+        state = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = _State(len(self.lrows))
+            with self._lock:
+                self._states.append(state)
+        for a in range(0, len(rcodes), _BLOCK):
+            b = min(a + _BLOCK, len(rcodes))
+            self._fold(state, rcodes[a:b], rtimes[a:b],
+                       rvalid[a:b] if rvalid is not None else None, start + a)
+
+    def _fold(self, st: _State, codes, times, valid, first_row: int) -> None:
+        n = len(codes)
+        keep, flag = st.keep[:n], st.flag[:n]
+        np.greater_equal(np.take(self.latest, codes, out=st.i64[:n]), times, out=keep)
+        np.greater_equal(codes, 0, out=flag)
+        keep &= flag
+        if valid is not None:
+            keep &= valid
+        if self.oldest is not None:
+            np.less_equal(np.take(self.oldest, codes, out=st.i64[:n]), times, out=flag)
+            keep &= flag
+        sel = np.flatnonzero(keep)
+        k = len(sel)
+        if not k:
+            return
+        c = codes[sel]
+        t = np.take(times, sel, out=st.times[:k])
+        g = np.take(self.probe, c, axis=0, out=st.probe[:k])
+        slot, below = st.slot[:k], st.flag[:k]
+        slot[:] = g[:, 0]
+        for j in range(1, _PROBES + 1):
+            slot += np.less(g[:, j], t, out=below)
+        if self.run_end is not None:
+            deep = np.flatnonzero(slot - g[:, 0] == _PROBES)
+            if len(deep):
+                end = self.run_end[c[deep]]
+                deep, end = deep[end >= 0], end[end >= 0]
+                slot[deep] = _search_runs(self.ltimes, slot[deep], end, t[deep])
+        # Per slot: the latest time, and the last row among rows with that time.
+        before = np.take(st.best_t, slot, out=st.i64[:k])
+        np.maximum.at(st.best_t, slot, t)
+        after = np.take(st.best_t, slot, out=st.after[:k])
+        raised = np.greater(after, before, out=below)
+        if raised.any():
+            st.best_r[slot[raised]] = -1
+        win = np.flatnonzero(np.equal(t, after, out=below))
+        rows = sel[win]
+        rows += first_row
+        np.maximum.at(st.best_r, slot[win], rows)
+
+    def solve(self, want_times: bool = False) -> np.ndarray:
+        """Index of the matching right row for every left row (-1 for none).
+
+        With ``want_times``, ``self.matched_times`` holds the matched right times
+        (0 where there is no match), so the time column need not be read again.
+        """
+        out = np.full(self.n_left, -1, np.int64)
+        m = len(self.lrows)
+        with self._lock:
+            states, self._states = self._states, []
+        self._local = threading.local()
+        if not m or not states:
+            return out
+        best_t, best_r = states[0].best_t, states[0].best_r
+        for other in states[1:]:
+            np.maximum(best_r, other.best_r, out=best_r, where=other.best_t == best_t)
+            np.copyto(best_r, other.best_r, where=other.best_t > best_t)
+            np.maximum(best_t, other.best_t, out=best_t)
+        del states
+        # Carry the last non-empty slot forward within each key's run.
+        pos = np.where(best_r >= 0, np.arange(m), -1)
+        np.maximum.accumulate(pos, out=pos)
+        ok = pos >= self.run_start[self.lcodes]
+        if self.max_age is not None:
+            age = self.ltimes - best_t[np.maximum(pos, 0)]
+            ok &= (age <= self.max_age) & (age >= 0)  # negative: overflowed, too old
+        hit = np.flatnonzero(ok)
+        out[self.lrows[hit]] = best_r[pos[hit]]
+        if want_times:
+            self.matched_times = np.zeros(self.n_left, np.int64)
+            self.matched_times[self.lrows[hit]] = best_t[pos[hit]]
+        return out
 
 
-def _step(off: np.ndarray) -> int:
+class _State:
+    """One thread's running result (latest time and row per slot) and scratch buffers."""
+
+    def __init__(self, m: int) -> None:
+        self.best_t = np.full(m, _I64_MIN, np.int64)
+        self.best_r = np.full(m, -1, np.int64)
+        self.i64 = np.empty(_BLOCK, np.int64)
+        self.after = np.empty(_BLOCK, np.int64)
+        self.times = np.empty(_BLOCK, np.int64)
+        self.slot = np.empty(_BLOCK, np.int64)
+        self.probe = np.empty((_BLOCK, _PROBES + 1), np.int64)
+        self.keep = np.empty(_BLOCK, bool)
+        self.flag = np.empty(_BLOCK, bool)
+
+
+def _search_runs(lt: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per row, the first position in ``lo..hi`` with ``lt >= t`` (``lt[hi] >= t`` holds)."""
+    lo, hi = lo.copy(), hi.copy()
+    act = np.flatnonzero(lo < hi)
+    while len(act):
+        l, h = lo[act], hi[act]
+        mid = (l + h) >> 1
+        later = lt[mid] < t[act]
+        l = np.where(later, mid + 1, l)
+        h = np.where(later, h, mid)
+        lo[act], hi[act] = l, h
+        act = act[l < h]
+    return lo
+
+
+def _key_time_order(codes: np.ndarray, times: np.ndarray, n_codes: int) -> np.ndarray:
+    """A permutation sorting rows by ``(code, time)``.
+
+    Packs ``(code, time, row)`` into one int64 and sorts values (no argsort);
+    times are shifted and divided by their coarsest unit first, or ranked when
+    that is not enough. When the bits still do not fit, rows are split by the
+    high bits of the code (a radix argsort) and each part is packed and sorted.
+    """
+    n = len(codes)
+    if n <= 1 or FORCE_ARGSORT:
+        return np.lexsort((times, codes))
+    tq, span = _compress(times)
+    kb, rb = _bits(n_codes - 1), _bits(n - 1)
+    tb = _bits(span - 1)
+    p = max(0, kb + tb + rb - 63)
+    if p > min(kb, _MAX_PART_BITS) and span > n:
+        _, tq = np.unique(times, return_inverse=True)  # ranks: at most n distinct times
+        tb = _bits(int(tq.max()))
+        p = max(0, kb + tb + rb - 63)
+    if p > min(kb, _MAX_PART_BITS):
+        return np.lexsort((times, codes))
+    if not p:
+        return _packed_order(codes, tq, tb, rb)
+    shift = kb - p
+    part = (codes >> shift).astype(np.uint16)
+    order = np.argsort(part, kind="stable")  # radix sort
+    bounds = np.searchsorted(part[order], np.arange((1 << p) + 1))
+    low = (1 << shift) - 1
+    for j in np.flatnonzero(np.diff(bounds) > 1):
+        a, b = bounds[j], bounds[j + 1]
+        sub = order[a:b]
+        order[a:b] = sub[_packed_order(codes[sub] & low, tq[sub], tb, rb)]
+    return order
+
+
+def _packed_order(codes, tq, tb: int, rb: int) -> np.ndarray:
+    packed = (codes << (tb + rb)) | (tq << rb)
+    packed |= np.arange(len(codes), dtype=np.int64)
+    packed.sort()
+    return packed & ((1 << rb) - 1)
+
+
+def _compress(t: np.ndarray) -> tuple[np.ndarray, int]:
+    """Small non-negative ints with the order and equalities of ``t``, and their span."""
+    tmin, tmax = int(t.min()), int(t.max())
+    if tmax - tmin >= (1 << 62):
+        _, inv = np.unique(t, return_inverse=True)
+        return inv.astype(np.int64), int(inv.max()) + 1
+    off = t - tmin
+    step = _step(off, tmax - tmin)
+    if step > 1:
+        off //= step
+    return off, (tmax - tmin) // step + 1
+
+
+def _step(off: np.ndarray, top: int) -> int:
+    """The coarsest of day/second/ms/us/1000 units dividing every offset."""
     sample = off[:: max(1, len(off) // 4096)]  # cheap rejection before a full pass
-    top = int(off.max())
     for step in (86_400_000_000_000, 86_400_000_000, 1_000_000_000, 1_000_000, 1_000):
         if top >= step and not (sample % step).any() and not (off % step).any():
             return step
     return 1
-
-
-def _search(lc, lq, rc, rq, n_codes: int, span: int):
-    """Return (positions into the left arrays, positions into the right arrays) of hits."""
-    kb, tb, m = _bits(n_codes - 1), _bits(span - 1), len(rc)
-    if kb + tb > 62 and not FORCE_ARGSORT:
-        return _search_argsort(lc, lq, rc, rq, kb, tb)
-    p = max(0, kb + tb + _bits(m) - 63)
-    while not FORCE_ARGSORT and p <= min(kb, 16):
-        shift = kb - p
-        counts = np.bincount(rc >> shift, minlength=1 << p) if p else np.array([m])
-        rb = _bits(int(counts.max()) - 1)
-        if shift + tb + rb <= 63:
-            return _search_packed(lc, lq, rc, rq, shift, tb, rb, p, counts)
-        p += 1
-    return _search_argsort(lc, lq, rc, rq, kb, tb)
-
-
-def _search_packed(lc, lq, rc, rq, shift, tb, rb, p, counts):
-    """Sort packed ``(key low bits, time, row-in-part)`` values per key-range part."""
-    starts = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=starts[1:])
-    low = (1 << shift) - 1
-    packed = ((rc & low) << (tb + rb)) | (rq << rb)
-    order = None
-    if p:
-        parts = (rc >> shift).astype(np.uint8 if p <= 8 else np.uint16)
-        order = np.argsort(parts, kind="stable")  # radix sort: O(n), keeps input order
-        del parts
-        packed = packed[order]
-    del rc, rq
-    # Left queries ask for the last row of their (key, time) run: row bits all ones.
-    lkey = (lc << tb) | lq
-    lorder = np.argsort(lkey)
-    lkey = lkey[lorder]
-    query = ((lkey >> tb & low) << (tb + rb)) | ((lkey & ((1 << tb) - 1)) << rb) | ((1 << rb) - 1)
-    lbounds = np.searchsorted(lkey >> (tb + shift), np.arange(len(counts) + 1))
-    hit_l, hit_r = [], []
-    for j in np.flatnonzero((counts > 0) & (lbounds[1:] > lbounds[:-1])):
-        a, b = starts[j], starts[j + 1]
-        run = packed[a:b]
-        # Row-in-part added here, on cache-sized slices; stable partition keeps input order.
-        run |= np.arange(b - a, dtype=np.int64)
-        run.sort()
-        qa, qb = lbounds[j], lbounds[j + 1]
-        q = query[qa:qb]
-        pos = np.searchsorted(run, q, side="right") - 1
-        val = run[np.maximum(pos, 0)]
-        ok = (pos >= 0) & ((val >> (tb + rb)) == (q >> (tb + rb)))
-        hit_l.append(lorder[qa:qb][ok])
-        hit_r.append(a + (val[ok] & ((1 << rb) - 1)))
-    if not hit_l:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    hit_r = np.concatenate(hit_r)
-    return np.concatenate(hit_l), (order[hit_r] if order is not None else hit_r)
-
-
-def _search_argsort(lc, lq, rc, rq, kb, tb):
-    """Fallback: stable argsort of ``(key, time)``; ranks keep ``kb + tb`` small enough."""
-    if kb + tb > 62:
-        distinct = np.unique(rq)
-        rq = np.searchsorted(distinct, rq)
-        lq = np.searchsorted(distinct, lq, side="right") - 1
-        keep = lq >= 0
-        lpos = np.flatnonzero(keep)
-        lc, lq, tb = lc[keep], lq[keep], _bits(len(distinct) - 1)
-    else:
-        lpos = np.arange(len(lc))
-    comp = (rc << tb) | rq
-    perm = np.argsort(comp, kind="stable")
-    comp = comp[perm]
-    query = (lc << tb) | lq
-    qorder = np.argsort(query)
-    q = query[qorder]
-    pos = np.searchsorted(comp, q, side="right") - 1
-    ok = (pos >= 0) & ((comp[np.maximum(pos, 0)] >> tb) == (q >> tb))
-    return lpos[qorder[ok]], perm[pos[ok]]

@@ -1,4 +1,5 @@
-"""ASOF join kernel vs a brute-force reference; bucketed path vs in-memory path."""
+"""ASOF join kernel vs a brute-force reference; bucketed path vs in-memory path; fast paths
+(packed string keys, lookup-table codes, row-group streaming, threads) vs general ones."""
 
 import datetime as dt
 import os
@@ -11,10 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from operators import asof_kernel
+from operators import asof_join as asof_join_module
+from operators import asof_kernel, key_encoding
 from operators.asof_join import AsofJoinOperator, asof_join
 from operators.base import Operator, ReaderOperator
 from operators.errors import EngineError
+from operators.key_encoding import KeyCodec
 from operators.memory import MemoryConfig
 
 EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
@@ -264,3 +267,238 @@ def test_spill_dir_cleaned_on_error(tmp_path, monkeypatch):
         asof_join(left, right, left_on="ts", right_on="et", by="id", buckets=2,
                   memory=MemoryConfig(spill_dir=tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------- key encoding fast paths
+
+_TEXT = st.one_of(
+    st.text(alphabet="C0123456789", min_size=0, max_size=10),  # ids, mixed lengths, empty
+    st.text(alphabet="aé日\x00z", min_size=0, max_size=4),  # non-ASCII, NUL bytes
+    st.text(min_size=0, max_size=70),  # anything, some longer than the packer takes
+)
+
+
+def _check_codes(lvals, rvals, codec, lcodes, rcodes):
+    first = {}
+    for v, c in zip(lvals, lcodes.tolist(), strict=True):
+        if v is None:
+            assert c == -1
+            continue
+        assert 0 <= c < codec.n_codes
+        assert first.setdefault(v, c) == c
+    assert len(set(first.values())) == len(first)  # distinct keys, distinct codes
+    used = set(first.values())
+    for v, c in zip(rvals, rcodes.tolist(), strict=True):
+        if v is not None and v in first:
+            assert c == first[v], (v, c)
+        else:  # absent from the left: -1, or a code no left key has
+            assert c == -1 or (v is not None and 0 <= c < codec.n_codes and c not in used), (v, c)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lvals=st.lists(st.one_of(st.none(), _TEXT), max_size=40),
+    extra=st.lists(st.one_of(st.none(), _TEXT), max_size=40),
+    fixed=st.booleans(),
+    layout=st.sampled_from(["string", "large_string", "dictionary", "chunked", "sliced", "view"]),
+    data=st.data(),
+)
+def test_text_codes_match_equality(lvals, extra, fixed, layout, data):
+    """Packed (or hashed) string codes: equal codes exactly for equal strings."""
+    if fixed:  # the fixed-width layout: all strings the same length
+        lvals = [None if v is None else (v + "0" * 6)[:6] for v in lvals]
+        extra = [None if v is None else (v + "0" * 6)[:6] for v in extra]
+    rvals = extra + data.draw(st.permutations(lvals))
+    codec, lcodes = KeyCodec.fit([pa.array(lvals, pa.string())])
+    right = pa.array(rvals, pa.string())
+    if layout == "large_string":
+        right = right.cast(pa.large_string())
+    elif layout == "dictionary":
+        right = right.dictionary_encode()
+    elif layout == "view":
+        right = right.cast(pa.string_view())
+    elif layout == "sliced":  # a non-zero array offset
+        right = pa.array(["pad", *rvals], pa.string()).slice(1)
+    if layout == "chunked":
+        cut = len(rvals) // 2
+        right = pa.chunked_array([pa.array(rvals[:cut], pa.string()), pa.array(rvals[cut:], pa.string())])
+    _check_codes(lvals, rvals, codec, lcodes, codec.encode([right]))
+
+
+def test_fixed_width_ids_are_packed_without_hashing():
+    ids = pa.array([f"C{i:08d}" for i in range(0, 50_000, 2)])
+    codec, lcodes = KeyCodec.fit([ids])
+    assert isinstance(codec._first, key_encoding._PackedText)
+    assert codec.n_codes <= 2 * len(ids) + 1024
+    others = ["C0000000", "C000000001", "X00000000", "C0000000é"]
+    right = pa.array([f"C{i:08d}" for i in range(0, 50_000)] + others)
+    rcodes = codec.encode([right])
+    _check_codes(ids.to_pylist(), right.to_pylist(), codec, lcodes, rcodes)
+    # Sparse packed ranges (hex-like ids) are hashed as int64 instead of as strings.
+    rng = np.random.default_rng(1)
+    hexes = pa.array([f"{v:012x}" for v in rng.integers(0, 2**47, 2_000)])
+    codec, lcodes = KeyCodec.fit([hexes])
+    assert isinstance(codec._first, key_encoding._Then)
+    probe = pa.array(hexes.to_pylist()[::7] + ["zzzzzzzzzzzz", ""])
+    _check_codes(hexes.to_pylist(), probe.to_pylist(), codec, lcodes, codec.encode([probe]))
+
+
+def test_sparse_ids_are_remapped_through_a_table():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 10**6, 2_000)  # range far wider than 4 x rows, below the table limit
+    for left in (pa.array([f"C{i:06d}" for i in ids]), pa.array(ids), pa.array(ids.astype(np.int32))):
+        codec, lcodes = KeyCodec.fit([left])
+        assert isinstance(codec._first, key_encoding._Then)
+        assert isinstance(codec._first.ints, key_encoding._Remap)
+        assert codec.n_codes == len(np.unique(ids))
+        text = pa.types.is_string(left.type)
+        probe = left.to_pylist()[::3] + (["C999999", "C1000000", None] if text else [10**6 - 1, 10**7, -5, None])
+        _check_codes(left.to_pylist(), probe, codec, lcodes, codec.encode([pa.array(probe, left.type)]))
+
+
+def test_multi_key_codes_with_densify():
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 10**12, 3_000)  # wide ints: hashed
+    b = [f"s{v}" for v in rng.integers(0, 50, 3_000)]
+    c = rng.integers(0, 7, 3_000)
+    left = [pa.array(a), pa.array(b), pa.array(c)]
+    codec, lcodes = KeyCodec.fit(left)
+    keys = list(zip(a.tolist(), b, c.tolist(), strict=True))
+    ra = np.concatenate([a[::2], [1]])
+    rb = [*b[::2], "s1"]
+    rc = np.concatenate([c[::2], [0]])
+    rcodes = codec.encode([pa.array(ra), pa.array(rb), pa.array(rc)])
+    _check_codes(keys, list(zip(ra.tolist(), rb, rc.tolist(), strict=True)), codec, lcodes, rcodes)
+
+
+# ------------------------------------------------------------------------ kernel directly
+
+
+def _brute(lc, lt, rc, rt, max_age):
+    out = []
+    for c, t in zip(lc, lt, strict=True):
+        cand = np.flatnonzero((rc == c) & (rt <= t) & (c >= 0))
+        if not len(cand):
+            out.append(-1)
+            continue
+        best = cand[rt[cand] == rt[cand].max()].max()
+        out.append(int(best) if max_age is None or t - rt[best] <= max_age else -1)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), keys=st.integers(1, 40), max_age=st.sampled_from([None, 0, 5, 30]),
+       chunks=st.integers(1, 4), threads=st.integers(1, 3))
+def test_kernel_long_runs_chunks_and_threads(seed, keys, max_age, chunks, threads):
+    """Long left runs (binary search past the probes), chunked adds from threads, ties."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(seed)
+    nl, nr = int(rng.integers(0, 300)), int(rng.integers(0, 600))
+    lc, lt = rng.integers(-1, keys, nl), rng.integers(0, 60, nl)
+    rc, rt = rng.integers(-1, keys, nr), rng.integers(0, 60, nr)
+    plan = asof_kernel.AsofPlan(lc, lt, None, keys, max_age)
+    edges = np.linspace(0, nr, chunks + 1).astype(int)
+    parts = [(rc[a:b], rt[a:b], None, a) for a, b in zip(edges, edges[1:], strict=False)]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda p: plan.add(*p), parts))
+    got = plan.solve()
+    assert got.tolist() == _brute(lc, lt, rc, rt, max_age)
+
+
+def test_kernel_blocks_and_deep_runs(monkeypatch):
+    monkeypatch.setattr(asof_kernel, "_BLOCK", 64)
+    rng = np.random.default_rng(5)
+    lc, lt = rng.integers(0, 3, 2_000), rng.integers(0, 10**6, 2_000)  # runs of ~700 rows
+    rc, rt = rng.integers(0, 4, 5_000), rng.integers(0, 10**6, 5_000)
+    rt[::10] = rt[1::10]  # equal times: the last row must win
+    rc[::10] = rc[1::10]
+    got = asof_kernel.match_rows(lc, lt, None, rc, rt, None, 3)
+    assert got.tolist() == _brute(lc, lt, rc, rt, None)
+
+
+# ---------------------------------------------------------------- Parquet, row group by row group
+
+
+@pytest.mark.parametrize("time_type", ["date32", "ts_us", "ts_ms_tz", "ts_ns", "date64"])
+def test_parquet_row_groups_threads_and_reused_times(tmp_path, monkeypatch, time_type):
+    rng = np.random.default_rng(11)
+    n = 4_000
+    hours = rng.integers(0, 24 * 200, n).tolist()
+    right = pa.table({
+        "cid": pa.array([f"C{i:05d}" for i in rng.integers(0, 400, n)]),
+        "event_time": _time_array(hours, time_type),
+        "cat": pa.array(rng.choice(["a", "b", None], n)),
+        "note": pa.array([f"note {i}" for i in range(n)]),  # plain-encoded text
+        "x": rng.normal(size=n),
+    })
+    left = pa.table({"cid": pa.array([f"C{i:05d}" for i in rng.integers(0, 420, 900)]),
+                     "ts": _time_array(rng.integers(0, 24 * 220, 900).tolist(), "ts_us")})
+    path = tmp_path / "f.parquet"
+    pq.write_table(right, path, row_group_size=700)
+    right = pq.read_table(path)  # as stored (date64 reads back as date32)
+    for max_age in (None, "20d"):
+        kwargs = dict(left_on="ts", right_on="event_time", by="cid", max_age=max_age)
+        want = asof_join(left, right, **kwargs)
+        assert asof_join(left, path, **kwargs).equals(want)
+        assert asof_join(left, path, memory=MemoryConfig(threads=1), **kwargs).equals(want)
+        # Huge row groups are read batch by batch.
+        monkeypatch.setattr(asof_join_module, "_WHOLE_ROW_GROUP", 100)
+        monkeypatch.setattr(asof_join_module, "_BATCH", 128)
+        assert asof_join(left, path, **kwargs).equals(want)
+        monkeypatch.undo()
+    # Only the time column as value, and no matches at all.
+    only_time = right.select(["cid", "event_time"])
+    pq.write_table(only_time, tmp_path / "t.parquet", row_group_size=999)
+    kwargs = dict(left_on="ts", right_on="event_time", by="cid")
+    assert asof_join(left, tmp_path / "t.parquet", **kwargs).equals(asof_join(left, only_time, **kwargs))
+    nobody = left.set_column(0, "cid", pa.array(["nobody"] * left.num_rows))
+    assert asof_join(nobody, path, **kwargs).equals(asof_join(nobody, right, **kwargs))
+
+
+def test_many_table_chunks_match_one(monkeypatch):
+    rng = np.random.default_rng(4)
+    n = 20_000
+    right = pa.table({"k": rng.integers(0, 3_000, n),
+                      "t": pa.array(rng.integers(0, 10**5, n), pa.timestamp("s")), "v": np.arange(n)})
+    left = pa.table({"k": rng.integers(0, 3_100, 5_000),
+                     "t": pa.array(rng.integers(0, 10**5, 5_000), pa.timestamp("s"))})
+    kwargs = dict(left_on="t", right_on="t", by="k")
+    want = asof_join(left, right, memory=MemoryConfig(threads=1), **kwargs)
+    monkeypatch.setattr(asof_join_module, "_TABLE_CHUNK", 777)
+    assert asof_join(left, right, memory=MemoryConfig(threads=2), **kwargs).equals(want)
+    assert asof_join(left, right.to_reader(max_chunksize=1000), **kwargs).equals(want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(vals=st.lists(_TEXT, min_size=1, max_size=30), width=st.integers(0, 20))
+def test_bucket_hash_depends_only_on_the_string(vals, width):
+    """Equal strings hash equal whatever array holds them (fixed width, mixed, sliced, large)."""
+    from operators.key_encoding import key_hash
+
+    same = [(v.encode() + b"x" * width)[:width].decode("utf-8", "ignore") for v in vals]
+    same = [v for v in same if len(v.encode()) == width] or ["x" * width]
+    fixed = key_hash([pa.array(same)])
+    mixed = key_hash([pa.array([*same, "y" * (width + 9), ""])])[: len(same)]
+    sliced = key_hash([pa.array(["pad", *same], pa.large_string()).slice(1)])
+    assert fixed.tolist() == mixed.tolist() == sliced.tolist()
+    assert (key_hash([pa.array(vals)]) == key_hash([pa.array(vals).dictionary_encode()])).all()
+
+
+def test_memory_limit_streams_a_parquet_right_side(tmp_path):
+    """A small spine and a large Parquet file: no buckets needed, same result as in memory."""
+    rng = np.random.default_rng(8)
+    n = 60_000
+    right = pa.table({"k": pa.array([f"K{i:04d}" for i in rng.integers(0, 2_000, n)]),
+                      "t": pa.array(rng.integers(0, 10**6, n), pa.timestamp("s")), "v": rng.normal(size=n)})
+    pq.write_table(right, tmp_path / "r.parquet", row_group_size=10_000)
+    left = pa.table({"k": pa.array([f"K{i:04d}" for i in rng.integers(0, 2_100, 200)]),
+                     "t": pa.array(rng.integers(0, 10**6, 200), pa.timestamp("s"))})
+    kwargs = dict(left_on="t", right_on="t", by="k")
+    want = asof_join(left, right, **kwargs)
+    spill = tmp_path / "spill"
+    mem = MemoryConfig(memory_limit=3 * 1_000_000, spill_dir=spill)  # budget 1 MB < the file
+    assert right.nbytes > 1_000_000
+    assert asof_join(left, tmp_path / "r.parquet", memory=mem, **kwargs).equals(want)
+    assert not spill.exists()  # streamed, not bucketed
+    assert asof_join(left, tmp_path / "r.parquet", memory=mem, buckets=3, **kwargs).equals(want)
