@@ -189,36 +189,67 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     )
 
 
+def describe_group(project: Project, entity: str, keys: tuple[str, ...], g: GroupInput):
+    """A group's output schema and its catalog entry; missing key/time columns are an error."""
+    dataset = parquet_dataset(g.path)
+    schema = dataset.schema
+    missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
+    if missing:
+        raise SeeknalError(
+            f"entity '{entity}': feature group '{g.name}' output lacks column(s) {missing} "
+            f"(columns: {', '.join(schema.names)}); return the join keys and event_time_col"
+        )
+    st = g.path.stat()
+    info = {
+        "features": [c for c in schema.names if c not in keys and c != g.event_time_col],
+        "event_time_col": g.event_time_col,
+        "row_count": dataset.count_rows(),
+        "schema": {f.name: str(f.type) for f in schema},
+        "last_updated": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
+        "path": str(g.path.relative_to(project.root)) if g.path.is_relative_to(project.root) else str(g.path),
+        "ttl": g.ttl,
+        "source_size": st.st_size,
+        "source_mtime_ns": st.st_mtime_ns,
+    }
+    return schema, info
+
+
+def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_info: dict, row_count: int,
+                  previous: dict | None) -> dict:
+    """Write ``_entity_catalog.json`` atomically (schema version bumps when a group's schema
+    changes), then publish the entity to the online store."""
+    layout = {g: info["schema"] for g, info in group_info.items()}
+    version = 1
+    if previous is not None:
+        old_layout = {g: info["schema"] for g, info in previous.get("groups", {}).items()}
+        version = previous.get("schema_version", 1) + (0 if old_layout == layout else 1)
+    catalog = {
+        "entity": entity,
+        "join_keys": list(keys),
+        "groups": group_info,
+        "row_count": row_count,
+        "consolidated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema_version": version,
+    }
+    folder = entity_dir(project, entity)
+    tmp_cat = folder / f".{CATALOG}.{os.getpid()}.tmp"
+    tmp_cat.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
+    os.replace(tmp_cat, folder / CATALOG)
+    from seeknal_flow.online import publish
+
+    publish(project, entity, catalog)
+    return catalog
+
+
 def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
                  memory: MemoryConfig, previous: dict | None) -> dict:
     """Write ``features.parquet`` and the catalog for one entity, atomically."""
-    import pyarrow.parquet as pq
-
     folder = entity_dir(project, entity)
     folder.mkdir(parents=True, exist_ok=True)
     schemas, group_info = {}, {}
     for g in groups:
-        dataset = parquet_dataset(g.path)
-        schema = dataset.schema
-        missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
-        if missing:
-            raise SeeknalError(
-                f"entity '{entity}': feature group '{g.name}' output lacks column(s) {missing} "
-                f"(columns: {', '.join(schema.names)}); return the join keys and event_time_col"
-            )
+        schema, group_info[g.name] = describe_group(project, entity, keys, g)
         schemas[g.name] = schema.names
-        st = g.path.stat()
-        group_info[g.name] = {
-            "features": [c for c in schema.names if c not in keys and c != g.event_time_col],
-            "event_time_col": g.event_time_col,
-            "row_count": dataset.count_rows(),
-            "schema": {f.name: str(f.type) for f in schema},
-            "last_updated": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
-            "path": str(g.path.relative_to(project.root)) if g.path.is_relative_to(project.root) else str(g.path),
-            "ttl": g.ttl,
-            "source_size": st.st_size,
-            "source_mtime_ns": st.st_mtime_ns,
-        }
     out = folder / FEATURES
     tmp = folder / f".{FEATURES}.{os.getpid()}.tmp"
     con = duckdb_connection(memory)
@@ -231,23 +262,5 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
         raise SeeknalError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from None
     finally:
         con.close()
-    layout = {g: group_info[g]["schema"] for g in group_info}
-    version = 1
-    if previous is not None:
-        old_layout = {g: info["schema"] for g, info in previous.get("groups", {}).items()}
-        version = previous.get("schema_version", 1) + (0 if old_layout == layout else 1)
-    catalog = {
-        "entity": entity,
-        "join_keys": list(keys),
-        "groups": group_info,
-        "row_count": pq.ParquetFile(out).metadata.num_rows,
-        "consolidated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "schema_version": version,
-    }
-    tmp_cat = folder / f".{CATALOG}.tmp"
-    tmp_cat.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
-    os.replace(tmp_cat, folder / CATALOG)
-    from seeknal_flow.online import publish
+    return write_catalog(project, entity, keys, group_info, parquet_dataset(out).count_rows(), previous)
 
-    publish(project, entity, catalog)
-    return catalog

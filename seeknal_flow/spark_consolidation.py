@@ -12,22 +12,17 @@ by the local engine (:func:`seeknal_flow.online.publish` reads the directory).
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from datetime import datetime, timezone
-
-from operators.datasets import parquet_dataset
 from operators.spark_engine import ORDER_COL, quote, read_parquet, write_parquet
 from seeknal_flow.consolidation import (
-    CATALOG,
     FEATURES,
     GroupInput,
+    describe_group,
     entity_dir,
     entity_groups,
     entity_inputs,
     is_stale,
     read_catalog,
+    write_catalog,
 )
 from seeknal_flow.dag import Dag
 from seeknal_flow.errors import SeeknalError
@@ -84,51 +79,14 @@ def build_entity_spark(spark, project: Project, entity: str, keys: tuple[str, ..
     folder.mkdir(parents=True, exist_ok=True)
     plan, group_info = [], {}
     for i, g in enumerate(groups):
-        dataset = parquet_dataset(g.path)
-        schema = dataset.schema
-        missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
-        if missing:
-            raise SeeknalError(
-                f"entity '{entity}': feature group '{g.name}' output lacks column(s) {missing} "
-                f"(columns: {', '.join(schema.names)}); return the join keys and event_time_col"
-            )
+        schema, group_info[g.name] = describe_group(project, entity, keys, g)
         view = f"entity_group_{i}"
         read_parquet(spark, [g.path], ordered=True, schema=schema).createOrReplaceTempView(view)
         plan.append((g.name, view, g.event_time_col, schema.names))
-        st = g.path.stat()
-        group_info[g.name] = {
-            "features": [c for c in schema.names if c not in keys and c != g.event_time_col],
-            "event_time_col": g.event_time_col,
-            "row_count": dataset.count_rows(),
-            "schema": {f.name: str(f.type) for f in schema},
-            "last_updated": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
-            "path": str(g.path.relative_to(project.root)) if g.path.is_relative_to(project.root) else str(g.path),
-            "ttl": g.ttl,
-            "source_size": st.st_size,
-            "source_mtime_ns": st.st_mtime_ns,
-        }
     try:
         written = write_parquet(spark.sql(consolidation_spark_sql(keys, plan)), folder / FEATURES)
     except Exception as e:  # Spark errors have no common base class; the previous table stays
         raise SeeknalError(f"consolidating entity '{entity}' on Spark failed: {str(e).strip().splitlines()[0]}") \
             from None
-    layout = {g: info["schema"] for g, info in group_info.items()}
-    version = 1
-    if previous is not None:
-        old_layout = {g: info["schema"] for g, info in previous.get("groups", {}).items()}
-        version = previous.get("schema_version", 1) + (0 if old_layout == layout else 1)
-    catalog = {
-        "entity": entity,
-        "join_keys": list(keys),
-        "groups": group_info,
-        "row_count": written.rows,
-        "consolidated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "schema_version": version,
-    }
-    tmp_cat = folder / f".{CATALOG}.{os.getpid()}.{time.time_ns()}.tmp"
-    tmp_cat.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
-    os.replace(tmp_cat, folder / CATALOG)
-    from seeknal_flow.online import publish
+    return write_catalog(project, entity, keys, group_info, written.rows, previous)
 
-    publish(project, entity, catalog)
-    return catalog
