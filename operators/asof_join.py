@@ -462,7 +462,8 @@ def _join_in_memory(left: pa.Table, rsrc: _Source, spec: _Spec, threads: int) ->
                     ahead[i] = pool.submit(chunk.read, key_cols)
         codec, lcodes = KeyCodec.fit([cast_key(left[k], t) for k, t in zip(spec.by, types, strict=True)])
         lt, lvalid = time_values(left[spec.left_on], unit, spec.left_on, _SIDES["left"])
-        plan = AsofPlan(lcodes, lt, lvalid, codec.n_codes, spec.max_age_in(unit))
+        plan = AsofPlan(lcodes, lt, lvalid, codec.n_codes, spec.max_age_in(unit),
+                        n_right=sum(c.num_rows for c in chunks))
         del lcodes, lt, lvalid
 
         def fold(i: int) -> None:

@@ -13,8 +13,11 @@ the right side is streamed chunk by chunk and never sorted:
    every other row its *slot*: the first left row of its key whose time is
    ``>=`` its own (compared against the first left times of the run, kept in a
    per-key table; long runs continue with a vectorized binary search). Per slot
-   it keeps the latest right time (``np.maximum.at``) and, among rows with that
-   time, the last row. Each thread folds into its own arrays.
+   it keeps the latest right time and, among rows with that time, the last row:
+   one ``np.maximum.at`` of a packed int64 ``(age_cap - age, row)`` where
+   ``age`` is how long before the slot's left time the row is, in the left
+   side's time unit (rows off that unit, or too old for the bits, go through an
+   exact two-array path instead). Each thread folds into its own arrays.
 3. :meth:`AsofPlan.solve` merges the threads' arrays; a left row's match is the
    one of the last non-empty slot at or before it within its key's run (slot
    times increase along a run: a right row in slot ``s`` is later than the left
@@ -31,6 +34,8 @@ import threading
 import numpy as np
 
 FORCE_ARGSORT = False  # tests flip this to cover the fallback (lexsort) ordering of the left side
+FORCE_EXACT = False  # tests flip this to fold every right row through the unpacked (exact) path
+_MAX_AGE_BITS = 62  # tests lower this to send old rows through the exact path
 _BLOCK = 1 << 16  # right rows per step: scratch buffers stay in cache and are reused
 _PROBES = 3  # left times per key kept next to its run start; longer runs binary-search on
 _MAX_PART_BITS = 12  # beyond 4096 key-range parts, lexsort is cheaper than the packed sorts
@@ -63,7 +68,7 @@ def match_rows(
     ...            i([0, 0, 0, 1]), i([2, 5, 5, 10]), i([True] * 4), 2).tolist()
     [2, -1, -1]
     """
-    plan = AsofPlan(lcodes, ltimes, lvalid, n_codes, max_age)
+    plan = AsofPlan(lcodes, ltimes, lvalid, n_codes, max_age, n_right=len(rcodes))
     plan.add(rcodes, rtimes, rvalid, 0)
     return plan.solve()
 
@@ -79,7 +84,7 @@ class AsofPlan:
     """
 
     def __init__(self, lcodes: np.ndarray, ltimes: np.ndarray, lvalid: np.ndarray | None,
-                 n_codes: int, max_age: int | None = None) -> None:
+                 n_codes: int, max_age: int | None = None, n_right: int = 1 << 62) -> None:
         self.n_left, self.max_age = len(lcodes), max_age
         lcodes = np.asarray(lcodes, np.int64)
         ok = lcodes >= 0
@@ -116,6 +121,10 @@ class AsofPlan:
             earliest = np.full(n_codes + 1, _I64_MAX, np.int64)
             earliest[present] = self.ltimes[start[present]]
             self.oldest = np.maximum(earliest, _I64_MIN + max_age) - max_age  # saturating
+        # Packing (age before the slot's left time, in `step` units; row) into one int64.
+        self.row_bits = _bits(max(n_right - 1, 1))
+        self.age_cap = (1 << min(63 - self.row_bits, _MAX_AGE_BITS)) - 1 if self.row_bits < 62 else 0
+        self.step = _unit_of(self.ltimes) if len(self.ltimes) else 1
         self._lock = threading.Lock()
         self._local = threading.local()
         self._states: list[_State] = []
@@ -165,17 +174,28 @@ class AsofPlan:
                 end = self.run_end[c[deep]]
                 deep, end = deep[end >= 0], end[end >= 0]
                 slot[deep] = _search_runs(self.ltimes, slot[deep], end, t[deep])
-        # Per slot: the latest time, and the last row among rows with that time.
-        before = np.take(st.best_t, slot, out=st.i64[:k])
-        np.maximum.at(st.best_t, slot, t)
-        after = np.take(st.best_t, slot, out=st.after[:k])
-        raised = np.greater(after, before, out=below)
-        if raised.any():
-            st.best_r[slot[raised]] = -1
-        win = np.flatnonzero(np.equal(t, after, out=below))
-        rows = sel[win]
+        rows = sel
         rows += first_row
-        np.maximum.at(st.best_r, slot[win], rows)
+        if self.age_cap and not FORCE_EXACT:
+            # Age of each row before its slot's left time; in `step` units when all are.
+            age = np.subtract(np.take(self.ltimes, slot, out=st.i64[:k]), t, out=st.i64[:k])
+            if self.step > 1:
+                if (age % self.step).any():
+                    return st.exact(slot, t, rows)
+                age //= self.step
+            old = np.greater_equal(age, self.age_cap, out=below)
+            old |= age < 0  # overflowed: very old
+            if old.any():  # older than the bits allow: kept exactly, apart
+                far = np.flatnonzero(old)
+                st.exact(slot[far], t[far], rows[far])
+                age[far] = self.age_cap
+                rows[far] = -1  # loses to any real row at the same age
+            packed = np.subtract(self.age_cap, age, out=age)
+            packed <<= self.row_bits
+            packed |= rows
+            np.maximum.at(st.best, slot, packed)
+        else:
+            st.exact(slot, t, rows)
 
     def solve(self, want_times: bool = False) -> np.ndarray:
         """Index of the matching right row for every left row (-1 for none).
@@ -190,11 +210,15 @@ class AsofPlan:
         self._local = threading.local()
         if not m or not states:
             return out
-        best_t, best_r = states[0].best_t, states[0].best_r
-        for other in states[1:]:
-            np.maximum(best_r, other.best_r, out=best_r, where=other.best_t == best_t)
-            np.copyto(best_r, other.best_r, where=other.best_t > best_t)
-            np.maximum(best_t, other.best_t, out=best_t)
+        best_t = best_r = None
+        for st in states:
+            t, r = st.result(self.ltimes, self.step, self.row_bits, self.age_cap)
+            if best_t is None:
+                best_t, best_r = t, r
+                continue
+            np.maximum(best_r, r, out=best_r, where=t == best_t)
+            np.copyto(best_r, r, where=t > best_t)
+            np.maximum(best_t, t, out=best_t)
         del states
         # Carry the last non-empty slot forward within each key's run.
         pos = np.where(best_r >= 0, np.arange(m), -1)
@@ -212,18 +236,51 @@ class AsofPlan:
 
 
 class _State:
-    """One thread's running result (latest time and row per slot) and scratch buffers."""
+    """One thread's running result per slot, and its scratch buffers.
+
+    ``best`` holds packed ``(age_cap - age, row)`` values (-1: none); rows that
+    cannot be packed go to ``best_t``/``best_r`` (the latest time, and the last
+    row among rows with that time), allocated on first use.
+    """
 
     def __init__(self, m: int) -> None:
-        self.best_t = np.full(m, _I64_MIN, np.int64)
-        self.best_r = np.full(m, -1, np.int64)
+        self.m = m
+        self.best = np.full(m, -1, np.int64)
+        self.best_t: np.ndarray | None = None
+        self.best_r: np.ndarray | None = None
         self.i64 = np.empty(_BLOCK, np.int64)
-        self.after = np.empty(_BLOCK, np.int64)
         self.times = np.empty(_BLOCK, np.int64)
         self.slot = np.empty(_BLOCK, np.int64)
         self.probe = np.empty((_BLOCK, _PROBES + 1), np.int64)
         self.keep = np.empty(_BLOCK, bool)
         self.flag = np.empty(_BLOCK, bool)
+
+    def exact(self, slot: np.ndarray, t: np.ndarray, rows: np.ndarray) -> None:
+        if self.best_t is None:
+            self.best_t = np.full(self.m, _I64_MIN, np.int64)
+            self.best_r = np.full(self.m, -1, np.int64)
+        before = self.best_t[slot]
+        np.maximum.at(self.best_t, slot, t)
+        after = self.best_t[slot]
+        raised = after > before
+        if raised.any():
+            self.best_r[slot[raised]] = -1
+        win = np.flatnonzero(t == after)
+        np.maximum.at(self.best_r, slot[win], rows[win])
+
+    def result(self, ltimes: np.ndarray, step: int, row_bits: int, age_cap: int):
+        """(latest time, row) per slot, the packed and the exact parts combined."""
+        has = self.best >= 0
+        t = np.full(self.m, _I64_MIN, np.int64)
+        r = np.full(self.m, -1, np.int64)
+        age = age_cap - (self.best[has] >> row_bits)
+        t[has] = ltimes[has] - age * step
+        r[has] = self.best[has] & ((1 << row_bits) - 1)
+        if self.best_t is not None:
+            np.maximum(r, self.best_r, out=r, where=self.best_t == t)
+            np.copyto(r, self.best_r, where=self.best_t > t)
+            np.maximum(t, self.best_t, out=t)
+        return t, r
 
 
 def _search_runs(lt: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -294,6 +351,11 @@ def _compress(t: np.ndarray) -> tuple[np.ndarray, int]:
     if step > 1:
         off //= step
     return off, (tmax - tmin) // step + 1
+
+
+def _unit_of(t: np.ndarray) -> int:
+    """The coarsest of day/second/ms/us/1000 units dividing every time (1 if none)."""
+    return _step(t, _I64_MAX) if len(t) else 1
 
 
 def _step(off: np.ndarray, top: int) -> int:

@@ -386,24 +386,34 @@ def _brute(lc, lt, rc, rt, max_age):
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), keys=st.integers(1, 40), max_age=st.sampled_from([None, 0, 5, 30]),
-       chunks=st.integers(1, 4), threads=st.integers(1, 3))
-def test_kernel_long_runs_chunks_and_threads(seed, keys, max_age, chunks, threads):
-    """Long left runs (binary search past the probes), chunked adds from threads, ties."""
+       chunks=st.integers(1, 4), threads=st.integers(1, 3),
+       mode=st.sampled_from(["packed", "exact", "few age bits", "coarse left times"]))
+def test_kernel_long_runs_chunks_and_threads(seed, keys, max_age, chunks, threads, mode, monkeypatch):
+    """Long left runs (binary search past the probes), chunked adds from threads, ties;
+    rows packed as (age, row), folded exactly, or both (too old to pack, off the time step)."""
     from concurrent.futures import ThreadPoolExecutor
 
     rng = np.random.default_rng(seed)
     nl, nr = int(rng.integers(0, 300)), int(rng.integers(0, 600))
     lc, lt = rng.integers(-1, keys, nl), rng.integers(0, 60, nl)
     rc, rt = rng.integers(-1, keys, nr), rng.integers(0, 60, nr)
-    plan = asof_kernel.AsofPlan(lc, lt, None, keys, max_age)
-    edges = np.linspace(0, nr, chunks + 1).astype(int)
-    parts = [(rc[a:b], rt[a:b], None, a) for a, b in zip(edges, edges[1:], strict=False)]
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda p: plan.add(*p), parts))
-    got = plan.solve()
-    assert got.tolist() == _brute(lc, lt, rc, rt, max_age)
+    if mode == "coarse left times":  # step 1000 on the left; right blocks on and off it
+        lt, rt = lt * 1000, rt * 1000
+        rt[: nr // 2] += rng.integers(0, 2, nr // 2) * 7
+    with monkeypatch.context() as m:
+        m.setattr(asof_kernel, "FORCE_EXACT", mode == "exact")
+        m.setattr(asof_kernel, "_MAX_AGE_BITS", 3 if mode == "few age bits" else 62)
+        m.setattr(asof_kernel, "_BLOCK", 64)
+        age = None if max_age is None else max_age * (1000 if mode == "coarse left times" else 1)
+        plan = asof_kernel.AsofPlan(lc, lt, None, keys, age, n_right=nr)
+        edges = np.linspace(0, nr, chunks + 1).astype(int)
+        parts = [(rc[a:b], rt[a:b], None, a) for a, b in zip(edges, edges[1:], strict=False)]
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda p: plan.add(*p), parts))
+        got = plan.solve()
+    assert got.tolist() == _brute(lc, lt, rc, rt, age)
 
 
 def test_kernel_blocks_and_deep_runs(monkeypatch):
