@@ -14,6 +14,7 @@ from pathlib import Path
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
@@ -67,8 +68,22 @@ def run_plan(
     memory: MemoryConfig,
     reporter: Reporter,
     continue_on_error: bool = False,
+    run_node: Callable | None = None,
+    keep_tmp: bool = False,
 ) -> RunSummary:
-    """Execute every RUN node of ``plan``; returns what happened."""
+    """Execute every RUN node of ``plan``; returns what happened.
+
+    ``run_node(node_plan, state, previous_schema) -> (SinkResult, output, schema)``
+    computes one node (default: the local engine); the bookkeeping here —
+    skipping downstream of failures, state, reporting — is the same for every engine.
+    """
+    if run_node is None:
+        def run_node(node_plan, state, previous_schema):
+            spec = dag.nodes[node_plan.node_id]
+            if is_partitioned(spec) and not project.reads_in_place(spec):
+                return _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_schema)
+            return _run_node(project, dag, node_plan.node_id, node_plan.params, memory, reporter, previous_schema)
+
     summary = RunSummary()
     started = time.perf_counter()
     todo = plan.to_run
@@ -85,14 +100,7 @@ def run_plan(
             previous = state.nodes.get(node_id)
             previous_schema = previous.schema if previous is not None and previous.status == "ok" else None
             try:
-                if is_partitioned(dag.nodes[node_id]) and not project.reads_in_place(dag.nodes[node_id]):
-                    result, output, schema = _run_partitioned(
-                        project, dag, node_plan, state, memory, reporter, previous_schema
-                    )
-                else:
-                    result, output, schema = _run_node(
-                        project, dag, node_id, node_plan.params, memory, reporter, previous_schema
-                    )
+                result, output, schema = run_node(node_plan, state, previous_schema)
             except NodeExecutionError as error:
                 blocked.add(node_id)
                 summary.failed.append(node_id)
@@ -115,7 +123,8 @@ def run_plan(
             summary.rows += result.rows
             reporter.done(node_id, result, output)
     finally:
-        shutil.rmtree(project.tmp, ignore_errors=True)
+        if not keep_tmp:
+            shutil.rmtree(project.tmp, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
 

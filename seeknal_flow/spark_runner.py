@@ -28,7 +28,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -146,48 +145,17 @@ class SparkRunner:
     def run_plan(self, plan: Plan, state: RunState, *, reporter: Reporter,
                  continue_on_error: bool = False) -> RunSummary:
         """Execute every RUN node of ``plan`` (bookkeeping as in :func:`seeknal_flow.scheduler.run_plan`)."""
-        summary = RunSummary()
-        started = time.perf_counter()
-        todo = plan.to_run
-        blocked: set[str] = set()
-        for index, node_plan in enumerate(todo, start=1):
-            node_id = node_plan.node_id
-            if blocked & set(self.dag.upstream[node_id]):
-                blocked.add(node_id)
-                summary.skipped.append(node_id)
-                reporter.skipped(node_id, "an upstream node failed")
-                continue
-            reporter.start(index, len(todo), node_id)
-            previous = state.nodes.get(node_id)
-            previous_schema = previous.schema if previous is not None and previous.status == "ok" else None
-            try:
-                if is_partitioned(self.dag.nodes[node_id]) and self.dag.nodes[node_id].kind != Kind.SOURCE:
-                    result, output, schema = self._run_partitioned_locally(node_plan, state)
-                else:
-                    result, output, schema = self.run_node(node_plan, previous_schema)
-            except NodeExecutionError as error:
-                blocked.add(node_id)
-                summary.failed.append(node_id)
-                summary.errors.append(error)
-                _mark_failed(state, node_id, node_plan.state, str(error))
-                state.save(self.project.state_path)
-                reporter.failed(node_id, error, error.output)
-                if not continue_on_error:
-                    break
-                continue
-            new = node_plan.state
-            new.status = "ok"
-            new.rows = result.rows
-            new.seconds = round(result.seconds, 4)
-            new.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            new.schema = schema
-            state.nodes[node_id] = new
-            state.save(self.project.state_path)
-            summary.succeeded.append(node_id)
-            summary.rows += result.rows
-            reporter.done(node_id, result, output)
-        summary.seconds = time.perf_counter() - started
-        return summary
+        from seeknal_flow.scheduler import run_plan
+
+        def run_node(node_plan, state, previous_schema):
+            spec = self.dag.nodes[node_plan.node_id]
+            if is_partitioned(spec) and spec.kind != Kind.SOURCE:
+                return self._run_partitioned_locally(node_plan, state)
+            return self.run_node(node_plan, previous_schema)
+
+        # Spark keeps its scratch files (logs, warehouse, spills) under target/tmp until close().
+        return run_plan(self.project, self.dag, plan, state, memory=self.memory, reporter=reporter,
+                        continue_on_error=continue_on_error, run_node=run_node, keep_tmp=True)
 
     def run_node(self, node_plan, previous_schema: dict | None) -> tuple[SinkResult, str, dict]:
         """Compute one node and replace its output; failures become :class:`NodeExecutionError`."""
