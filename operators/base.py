@@ -66,10 +66,28 @@ def with_constant_columns(
 
     def extend() -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            extra = [pa.array([v] * batch.num_rows, pa.string()) for _, v in missing]
+            extra = [constant_strings(v, batch.num_rows) for _, v in missing]
             yield pa.RecordBatch.from_arrays([*batch.columns, *extra], schema=schema)
 
     return schema, extend()
+
+
+def constant_strings(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as a string array, built from buffers.
+
+    pyarrow imports pandas (0.3 s) on its first conversion of Python objects; a
+    run that only copies partition values into batches should not pay for that.
+
+    >>> constant_strings("2025-01-02", 2).to_pylist()
+    ['2025-01-02', '2025-01-02']
+    """
+    import numpy as np
+
+    data = value.encode()
+    if len(data) * n >= 2**31:
+        return pa.array([value] * n, pa.string())
+    offsets = np.arange(n + 1, dtype=np.int32) * len(data)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
 
 
 def to_reader(op: Operator) -> pa.RecordBatchReader:

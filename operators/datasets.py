@@ -12,9 +12,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 _SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
 
@@ -49,24 +53,50 @@ def parquet_dataset(source: Path | list[Path]) -> ds.Dataset:
     >>> parquet_dataset(root).to_table().column_names
     ['x', 'day']
     """
+    import pyarrow.dataset as ds  # imports pandas (0.3 s): only where a dataset is scanned
+
     sources = source if isinstance(source, list) else [source]
     datasets = []
     for root in sources:
-        root = Path(root)
-        files = parquet_files(root)
-        if not files:
-            raise FileNotFoundError(f"no Parquet files under {root}")
-        partitioning = None
-        # A partition folder (order_date=2026-01-03) still carries its own key.
-        base = root if root.is_dir() else root.parent
-        while _SEGMENT.match(base.name):
-            base = base.parent
-        keys = hive_keys(base, files)
-        if keys:
-            in_file = set(pq.read_schema(files[0]).names)
-            path_only = [k for k in keys if k not in in_file]
-            if path_only:
-                partitioning = ds.partitioning(pa.schema([(k, pa.string()) for k in path_only]), flavor="hive")
+        files, base, path_only = _layout(Path(root))
+        partitioning = (ds.partitioning(pa.schema([(k, pa.string()) for k in path_only]), flavor="hive")
+                        if path_only else None)
         datasets.append(ds.dataset([str(f) for f in files], format="parquet", partitioning=partitioning,
                                    partition_base_dir=str(base)))
     return datasets[0] if len(datasets) == 1 else ds.dataset(datasets)
+
+
+def footer_summary(path: Path) -> tuple[pa.Schema, int]:
+    """The schema ``parquet_dataset(path)`` has and its row count, read from the footers alone.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for day in (1, 2):
+    ...     (root / f"day={day}").mkdir()
+    ...     pq.write_table(pa.table({"x": [1, 2]}), root / f"day={day}" / "part-0.parquet")
+    >>> schema, rows = footer_summary(root)
+    >>> schema.names, rows
+    (['x', 'day'], 4)
+    """
+    files, _, path_only = _layout(Path(path))
+    schema = pq.read_schema(files[0])
+    for key in path_only:
+        schema = schema.append(pa.field(key, pa.string()))
+    return schema, sum(pq.read_metadata(f).num_rows for f in files)
+
+
+def _layout(root: Path) -> tuple[list[Path], Path, list[str]]:
+    """The files under ``root``, the folder their Hive paths start from, and the keys found only in paths."""
+    files = parquet_files(root)
+    if not files:
+        raise FileNotFoundError(f"no Parquet files under {root}")
+    # A partition folder (order_date=2026-01-03) still carries its own key.
+    base = root if root.is_dir() else root.parent
+    while _SEGMENT.match(base.name):
+        base = base.parent
+    keys = hive_keys(base, files)
+    path_only: list[str] = []
+    if keys:
+        in_file = set(pq.read_schema(files[0]).names)
+        path_only = [k for k in keys if k not in in_file]
+    return files, base, path_only

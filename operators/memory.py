@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from operators.errors import EngineError
@@ -71,6 +71,42 @@ def datafusion_context(cfg: MemoryConfig):
     if cfg.memory_limit is not None:
         runtime = runtime.with_fair_spill_pool(cfg.memory_limit)
     return SessionContext(config, runtime)
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (Linux ``/proc``), or None where that is unknown."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = None) -> MemoryConfig:
+    """``cfg`` with the limit shrunk by what the process holds above ``baseline``.
+
+    The limit is for the whole run, but engines keep some memory after a node
+    ends (DataFusion's allocator holds on to freed pages of its worker threads),
+    and the next node's engines cannot reuse it. Never below a quarter of the
+    limit: a node needs some room to spill in.
+
+    >>> cfg = MemoryConfig(memory_limit=1000)
+    >>> budget_left(cfg, baseline=100, resident=700).memory_limit
+    400
+    >>> budget_left(cfg, baseline=100, resident=1500).memory_limit  # the floor
+    250
+    >>> budget_left(cfg, baseline=100, resident=130) is cfg
+    True
+    """
+    if cfg.memory_limit is None or baseline is None:
+        return cfg
+    now = resident if resident is not None else resident_bytes()
+    if now is None:
+        return cfg
+    held = now - baseline
+    if held < cfg.memory_limit // 16:  # allocator noise: not worth a smaller budget
+        return cfg
+    return replace(cfg, memory_limit=max(cfg.memory_limit // 4, cfg.memory_limit - held))
 
 
 def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: bool = False):

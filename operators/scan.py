@@ -50,6 +50,7 @@ class ScanOperator:
         self.memory = memory or MemoryConfig()
         self.display_path = display_path or str(path)
         self._schema: pa.Schema | None = None
+        self._footer: tuple[pa.Schema, int] | None = None
 
     def describe(self) -> str:
         return f"Scan[{self.fmt}]({self.display_path})"
@@ -58,7 +59,7 @@ class ScanOperator:
     def schema(self) -> pa.Schema:
         if self._schema is None and self.fmt == "parquet":
             # From the footers: opening a scanner would start reading row groups.
-            self._schema = self._parquet_dataset().schema
+            self._schema = self._footers()[0]
         if self._schema is None:
             reader = self._open()
             self._schema = reader.schema
@@ -145,7 +146,22 @@ class ScanOperator:
 
     def count_rows(self) -> int:
         """Rows of a Parquet source, from its footers (no data read)."""
-        return self._parquet_dataset().count_rows()
+        return self._footers()[1]
+
+    def _footers(self) -> tuple[pa.Schema, int]:
+        from operators.datasets import footer_summary
+
+        if self._footer is not None:
+            return self._footer
+        if not self.path.exists():
+            raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
+        try:
+            self._footer = footer_summary(self.path)
+            return self._footer
+        except FileNotFoundError:
+            raise EngineError(f"no Parquet files under '{self.display_path}'") from None
+        except (pa.ArrowInvalid, OSError) as e:
+            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {first_line(str(e))}") from None
 
     def _open_parquet(self):
         dataset = self._parquet_dataset()

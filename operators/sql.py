@@ -76,6 +76,9 @@ class SqlOperator:
         self.inputs = inputs  # ref id -> (view name, data)
         self.memory = memory or MemoryConfig()
         self._schema: pa.Schema | None = None
+        # The connection that answered ``schema`` runs the query too: binding a view
+        # over a partitioned folder reads every footer, once is enough.
+        self._con = None
 
     def describe(self) -> str:
         names = ", ".join(v for v, _ in self.inputs.values())
@@ -93,18 +96,23 @@ class SqlOperator:
     @property
     def schema(self) -> pa.Schema:
         if self._schema is None:
-            con = self._connect()
+            if self._con is None:
+                self._con = self._connect()
             try:
-                rel = con.sql(self._query())
+                rel = self._con.sql(self._query())
                 self._schema = rel.limit(0).to_arrow_table().schema
             except Exception as e:  # duckdb.Error: message is user-facing
+                self.close()
                 raise EngineError(f"SQL error: {first_line(str(e))}") from None
-            finally:
-                con.close()
         return self._schema
 
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
     def batches(self) -> Iterator[pa.RecordBatch]:
-        con = self._connect()
+        con, self._con = (self._con or self._connect()), None
         try:
             try:
                 reader = con.sql(self._query()).to_arrow_reader(BATCH_ROWS)

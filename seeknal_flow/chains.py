@@ -43,6 +43,8 @@ class Chain:
         return getattr(self.operator, "output", "")
 
     def close(self) -> None:
+        if hasattr(self.operator, "close"):
+            self.operator.close()  # e.g. a SQL operator asked for its schema but never run
         if self.context is not None:
             self.context.close()
 

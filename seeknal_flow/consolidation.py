@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from operators.atomic import replace_path
-from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import quote_ident
 from seeknal_flow.dag import Dag
@@ -191,6 +190,8 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
 
 def describe_group(project: Project, entity: str, keys: tuple[str, ...], g: GroupInput):
     """A group's output schema and its catalog entry; missing key/time columns are an error."""
+    from operators.datasets import parquet_dataset  # pyarrow.dataset imports pandas: not on every run
+
     dataset = parquet_dataset(g.path)
     schema = dataset.schema
     missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
@@ -262,5 +263,7 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
         raise SeeknalError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from None
     finally:
         con.close()
+    from operators.datasets import parquet_dataset
+
     return write_catalog(project, entity, keys, group_info, parquet_dataset(out).count_rows(), previous)
 

@@ -21,7 +21,7 @@ import msgspec
 
 from operators.base import with_constant_columns
 from operators.errors import EngineError
-from operators.memory import MemoryConfig
+from operators.memory import MemoryConfig, budget_left, resident_bytes
 from operators.python_call import UserCodeError
 from operators.sink import SinkResult, write_parquet
 from seeknal_flow.chains import build_chain, frame_for
@@ -78,11 +78,21 @@ def run_plan(
     skipping downstream of failures, state, reporting — is the same for every engine.
     """
     if run_node is None:
+        baseline = resident_bytes()
+
         def run_node(node_plan, state, previous_schema):
             spec = dag.nodes[node_plan.node_id]
+            budget = budget_left(memory, baseline)
             if is_partitioned(spec) and not project.reads_in_place(spec):
-                return _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_schema)
-            return _run_node(project, dag, node_plan.node_id, node_plan.params, memory, reporter, previous_schema)
+                result, output, schema = _run_partitioned(project, dag, node_plan, state, budget, reporter,
+                                                          previous_schema)
+            else:
+                result, output, schema = _run_node(project, dag, node_plan.node_id, node_plan.params, budget,
+                                                   reporter, previous_schema)
+            if budget is not memory:
+                output = (f"memory budget {budget.memory_limit / 2**20:,.0f} MB of {memory.memory_limit / 2**20:,.0f}"
+                          " MB: earlier nodes' engines still hold the rest\n" + output)
+            return result, output, schema
 
     summary = RunSummary()
     started = time.perf_counter()

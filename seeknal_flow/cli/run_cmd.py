@@ -128,8 +128,6 @@ def register(cli: click.Group) -> None:
         from seeknal_flow.errors import SeeknalError
         from seeknal_flow.planner import make_plan
         from seeknal_flow.preflight import preflight
-        from seeknal_flow.manifest import write_manifest
-        from seeknal_flow.scheduler import run_plan
         from seeknal_flow.workspace import Workspace
 
         ws = Workspace.open(project_dir)
@@ -143,6 +141,9 @@ def register(cli: click.Group) -> None:
             _refresh_file_stats(ws, p, state)
             click.echo("Nothing to run: every node is up to date.")
             return
+        from seeknal_flow.manifest import write_manifest  # the engine's imports: only when there is work
+        from seeknal_flow.scheduler import run_plan
+
         if engine == "spark":
             from seeknal_flow.spark_runner import run_on_spark
 

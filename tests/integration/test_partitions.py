@@ -150,3 +150,45 @@ def test_file_outside_a_partition_folder_is_an_error(seeknal, project):
     pq.write_table(pa.table({"customer_id": ["z"], "revenue": [1.0]}), project / "data/tx/stray.parquet")
     r = seeknal("plan", cwd=project)
     assert r.code == 1 and "file 'stray.parquet' is not inside a order_date=VALUE folder" in r.err
+
+
+_IMPORTS = """import sys
+from seeknal_flow.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    assert not e.code, e.code
+print(sorted(m for m in ("pandas", "pyarrow.dataset", "datafusion") if m in sys.modules))
+"""
+
+
+def test_incremental_runs_skip_heavy_imports(seeknal, tmp_path):
+    """A run with nothing to do and a one-partition SQL re-run stay clear of pandas
+    (0.3 s to import, pulled in by pyarrow.dataset and by Python-object conversions)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "inc"
+    root.mkdir()
+    assert seeknal("init", "--name", "inc", cwd=root).code == 0
+    for i, day in enumerate(DAYS):
+        _write_day(root, day, float(i + 1))
+    (root / "seeknal/sources/tx.yml").write_text(
+        "kind: source\nname: tx\nsource: parquet\ntable: data/tx/\npartition_by: [order_date]\n")
+    (root / "seeknal/transforms/daily.yml").write_text(
+        "kind: transform\nname: daily\npartitioned: true\n"
+        "sql: SELECT customer_id, SUM(revenue) AS revenue FROM ref('source.tx') GROUP BY ALL\n")
+    (root / "seeknal/transforms/total.yml").write_text(
+        "kind: transform\nname: total\nsql: SELECT customer_id, SUM(revenue) AS revenue FROM ref('transform.daily') "
+        "GROUP BY ALL\n")
+    assert seeknal("run", cwd=root).code == 0
+
+    def imported(*args: str) -> str:
+        r = subprocess.run([sys.executable, "-c", _IMPORTS, *args], cwd=root, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip().splitlines()[-1]
+
+    assert imported("run") == "[]"
+    _write_day(root, "2026-01-03", 100.0)
+    assert imported("run") == "[]"
+    assert _total(seeknal, root) == ["a,127.0", "b,10.0"]
