@@ -4,7 +4,7 @@ Commands::
 
     python -m benchmarks run --scale 1e7 --systems seeknal_flow,duckdb,polars,seeknal \\
         [--tasks soa,pit,pipeline] [--repeat 3] [--memory-limit 2GB] [--append]
-    python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream distinct|sums] [--append]
+    python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct] [--append]
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
 
@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--rows", default="1e7")
     i.add_argument("--days", type=int, default=365)
     i.add_argument("--repeat", type=int, default=3, help="incremental runs, each after changing another day")
-    i.add_argument("--downstream", choices=["distinct", "sums"], default="distinct",
-                   help="the non-partitioned node counts days with COUNT(DISTINCT order_date) or COUNT(*)")
+    i.add_argument("--downstream", default="none,sums,distinct",
+                   help="variants, comma-separated: none (partitioned pipeline only), sums or distinct (plus a "
+                        "non-partitioned node counting days with COUNT(*) or COUNT(DISTINCT order_date))")
     i.add_argument("--append", action="store_true")
 
     s = sub.add_parser("scale", help="the pipeline (SOA by customer + PIT) at a large scale under a memory limit")

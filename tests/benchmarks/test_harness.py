@@ -60,3 +60,20 @@ def test_append_keeps_other_sections(tmp_path, monkeypatch):
     text = results.read_text()
     assert text.startswith("# Benchmark results\n\n## Other (issue 1)\n\nkeep me\n")
     assert text.count(report.SECTION) == 1 and text.index("| a |") < text.index("| b |")
+
+
+@pytest.mark.slow
+def test_incremental_benchmark_changes_one_partition_and_agrees(tmp_path):
+    from benchmarks.harness import incremental
+    from benchmarks.harness.systems import SeeknalFlow
+
+    results = incremental.run_variants(3_000, 4, ["none", "sums"], 1, data_dir=tmp_path)
+    assert [v.name for v in results] == ["none", "sums"]
+    for v in results:
+        part, plan, run_ = v.steps[0]
+        assert f"RUN 1/4 partitions (changed: {part})" in plan.stdout
+        assert "1 partition(s) written, 0 removed, 3 unchanged" in run_.stdout
+        assert "agree" in v.check and "DIFFER" not in v.check, v.check
+    assert results[1].duckdb_downstream_s is not None and results[0].duckdb_downstream_s is None
+    body = incremental.render(3_000, 4, results, SeeknalFlow())
+    assert "| none (partitioned pipeline) |" in body and "| `COUNT(*)` |" in body
