@@ -33,15 +33,20 @@ def _write_day(root: Path, day: str, revenue: float) -> None:
     pq.write_table(pa.table({"customer_id": ["a", "b", "a"], "revenue": [revenue, 2.0, 3.0]}), folder / "part-0.parquet")
 
 
-@pytest.fixture
-def project(seeknal, tmp_path):
-    root = tmp_path / "pt"
+def _new_project(seeknal, root: Path) -> Path:
+    """A project with the partitioned source ``source.tx`` (one folder per day of DAYS)."""
     root.mkdir()
-    assert seeknal("init", "--name", "pt", cwd=root).code == 0
+    assert seeknal("init", "--name", root.name, cwd=root).code == 0
     for i, day in enumerate(DAYS):
         _write_day(root, day, float(i + 1))
     (root / "seeknal/sources/tx.yml").write_text(
         "kind: source\nname: tx\nsource: parquet\ntable: data/tx/\npartition_by: [order_date]\n")
+    return root
+
+
+@pytest.fixture
+def project(seeknal, tmp_path):
+    root = _new_project(seeknal, tmp_path / "pt")
     (root / "seeknal/transforms/daily.py").write_text(DAILY)
     (root / "seeknal/transforms/total.yml").write_text(
         "kind: transform\nname: total\nsql: SELECT customer_id, SUM(revenue) AS revenue, COUNT(DISTINCT order_date) "
@@ -168,13 +173,7 @@ def test_incremental_runs_skip_heavy_imports(seeknal, tmp_path):
     import subprocess
     import sys
 
-    root = tmp_path / "inc"
-    root.mkdir()
-    assert seeknal("init", "--name", "inc", cwd=root).code == 0
-    for i, day in enumerate(DAYS):
-        _write_day(root, day, float(i + 1))
-    (root / "seeknal/sources/tx.yml").write_text(
-        "kind: source\nname: tx\nsource: parquet\ntable: data/tx/\npartition_by: [order_date]\n")
+    root = _new_project(seeknal, tmp_path / "inc")
     (root / "seeknal/transforms/daily.yml").write_text(
         "kind: transform\nname: daily\npartitioned: true\n"
         "sql: SELECT customer_id, SUM(revenue) AS revenue FROM ref('source.tx') GROUP BY ALL\n")
