@@ -79,10 +79,18 @@ def footer_summary(path: Path) -> tuple[pa.Schema, int]:
     (['x', 'day'], 4)
     """
     files, _, path_only = _layout(Path(path))
-    schema = pq.read_schema(files[0])
+    schema = _footer(files[0], pq.read_schema)
     for key in path_only:
         schema = schema.append(pa.field(key, pa.string()))
-    return schema, sum(pq.read_metadata(f).num_rows for f in files)
+    return schema, sum(_footer(f, pq.read_metadata).num_rows for f in files)
+
+
+def _footer(file: Path, read):
+    """``read(file)``; a damaged file's error names it (one of hundreds of partitions)."""
+    try:
+        return read(file)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise pa.ArrowInvalid(f"{file}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 def _layout(root: Path) -> tuple[list[Path], Path, list[str]]:
@@ -97,6 +105,6 @@ def _layout(root: Path) -> tuple[list[Path], Path, list[str]]:
     keys = hive_keys(base, files)
     path_only: list[str] = []
     if keys:
-        in_file = set(pq.read_schema(files[0]).names)
+        in_file = set(_footer(files[0], pq.read_schema).names)
         path_only = [k for k in keys if k not in in_file]
     return files, base, path_only

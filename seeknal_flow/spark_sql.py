@@ -76,9 +76,9 @@ def spark_sql_frame(spark, sql: str, inputs: dict[str, tuple[str, Path | list[Pa
     construct = duckdb_only(text)
     if construct:
         raise EngineError(f"{NOT_COMMON}: {construct}")
-    expected = SqlOperator(sql, inputs, memory=memory).schema  # DuckDB's plan; its errors are the user's
+    expected = _duckdb_schema(sql, inputs, memory)  # DuckDB's plan; its errors are the user's
     for ref, (view, data) in inputs.items():
-        seen = SqlOperator(f"SELECT * FROM ref('{ref}')", {ref: (view, data)}, memory=memory).schema
+        seen = _duckdb_schema(f"SELECT * FROM ref('{ref}')", {ref: (view, data)}, memory)
         paths = data if isinstance(data, list) else [data]
         read_parquet(spark, paths, schema=seen).createOrReplaceTempView(view)
     try:
@@ -87,6 +87,14 @@ def spark_sql_frame(spark, sql: str, inputs: dict[str, tuple[str, Path | list[Pa
     except Exception as e:  # pyspark AnalysisException / ParseException
         raise EngineError(f"{NOT_COMMON}: {_construct(e)}") from None
     return _reconcile(df, actual, expected)
+
+
+def _duckdb_schema(sql: str, inputs, memory) -> pa.Schema:
+    op = SqlOperator(sql, inputs, memory=memory)
+    try:
+        return op.schema
+    finally:
+        op.close()
 
 
 def _construct(error: BaseException) -> str:

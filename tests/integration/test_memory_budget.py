@@ -38,6 +38,13 @@ def test_memory_left_resident_shrinks_the_next_nodes_budget(seeknal, tmp_path):
     budget = int(line.split("memory budget ")[1].split(" MB")[0].replace(",", ""))
     assert 300 <= budget <= 512 - 90, line  # ~96 MB held by the first node
     assert "of 512 MB" in line
+    # A node that fails under a smaller budget says so next to its error.
+    (root / "seeknal/transforms/after.yml").write_text(AFTER.replace("x + 1", "missing_column + 1"))
+    r = seeknal("run", "--full", "--memory-limit", "512MB", cwd=root)
+    assert r.code == 1
+    failed = r.out.split("transform.after", 1)[1]
+    assert "memory budget" in failed and "missing_column" in r.text
     # Without a limit there is no budget to share.
+    (root / "seeknal/transforms/after.yml").write_text(AFTER)
     r = seeknal("run", "--full", cwd=root)
     assert r.code == 0 and "memory budget" not in r.out

@@ -191,3 +191,12 @@ def test_incremental_runs_skip_heavy_imports(seeknal, tmp_path):
     _write_day(root, "2026-01-03", 100.0)
     assert imported("run") == "[]"
     assert _total(seeknal, root) == ["a,127.0", "b,10.0"]
+
+
+def test_a_damaged_partition_file_is_named(seeknal, project):
+    (project / "data/tx/order_date=2026-01-04/part-0.parquet").write_text("garbage")
+    r = seeknal("run", cwd=project)
+    assert r.code == 1
+    line = next(ln for ln in r.text.splitlines() if "cannot read" in ln)
+    assert "data/tx/order_date=2026-01-04/part-0.parquet" in line, line
+    assert "Traceback" not in r.text
