@@ -66,8 +66,13 @@ def parquet_dataset(source: Path | list[Path]) -> ds.Dataset:
     return datasets[0] if len(datasets) == 1 else ds.dataset(datasets)
 
 
-def footer_summary(path: Path) -> tuple[pa.Schema, int]:
+def footer_summary(path: Path, *, files: list[Path] | None = None,
+                   known_rows: dict[str, int] | None = None) -> tuple[pa.Schema, int]:
     """The schema ``parquet_dataset(path)`` has and its row count, read from the footers alone.
+
+    ``files``: the files under ``path`` when the caller listed them already.
+    ``known_rows``: rows per file (``str`` path) counted before; only the others'
+    footers are read, and their counts are added to it.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -78,11 +83,15 @@ def footer_summary(path: Path) -> tuple[pa.Schema, int]:
     >>> schema.names, rows
     (['x', 'day'], 4)
     """
-    files, _, path_only = _layout(Path(path))
+    files, _, path_only = _layout(Path(path), files)
     schema = _footer(files[0], pq.read_schema)
     for key in path_only:
         schema = schema.append(pa.field(key, pa.string()))
-    return schema, sum(_footer(f, pq.read_metadata).num_rows for f in files)
+    known = known_rows if known_rows is not None else {}
+    for f in files:
+        if str(f) not in known:
+            known[str(f)] = _footer(f, pq.read_metadata).num_rows
+    return schema, sum(known[str(f)] for f in files)
 
 
 def _footer(file: Path, read):
@@ -93,9 +102,13 @@ def _footer(file: Path, read):
         raise pa.ArrowInvalid(f"{file}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def _layout(root: Path) -> tuple[list[Path], Path, list[str]]:
+def _layout(root: Path, listed: list[Path] | None = None) -> tuple[list[Path], Path, list[str]]:
     """The files under ``root``, the folder their Hive paths start from, and the keys found only in paths."""
-    files = parquet_files(root)
+    if listed is None:
+        files = parquet_files(root)
+    else:  # the same rule as parquet_files, over a listing made elsewhere
+        files = sorted(f for f in listed if f.suffix == ".parquet" and not any(
+            part.startswith((".", "_")) for part in (f.relative_to(root).parts if root.is_dir() else [f.name])))
     if not files:
         raise FileNotFoundError(f"no Parquet files under {root}")
     # A partition folder (order_date=2026-01-03) still carries its own key.

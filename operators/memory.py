@@ -6,8 +6,11 @@ removed by the caller after the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -124,8 +127,61 @@ def _release_arrow_pool() -> None:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
-def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: bool = False):
-    """A DuckDB connection with ``memory_limit``, ``threads`` and ``temp_directory`` set."""
+# In-memory databases shared by the queries of one node run (see shared_duckdb):
+# MemoryConfig -> the database, created on first use.
+_SHARED: dict[MemoryConfig, object] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_duckdb(cfg: MemoryConfig) -> Iterator[None]:
+    """Inside the block, ``duckdb_connection(cfg, shared=True)`` opens a cursor of one database.
+
+    Creating an in-memory DuckDB database costs ~14 ms; a partitioned node that
+    queries 365 partitions paid that 365 times. Cursors are separate connections
+    (their temp views and registered Arrow tables stay their own) under one
+    ``memory_limit``: the node's budget, no longer one per connection. The
+    database is closed when the block ends.
+
+    >>> cfg = MemoryConfig(threads=1)
+    >>> with shared_duckdb(cfg):
+    ...     a, b = duckdb_connection(cfg, shared=True), duckdb_connection(cfg, shared=True)
+    ...     _ = a.execute("CREATE TEMP VIEW v AS SELECT 1 AS x")
+    ...     _ = a.execute("CREATE TABLE t AS SELECT 1 AS x")
+    ...     b.sql("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() "
+    ...           "WHERE NOT internal").fetchall()
+    [('t',)]
+    """
+    with _SHARED_LOCK:
+        owner = cfg not in _SHARED
+        if owner:
+            _SHARED[cfg] = None
+    try:
+        yield
+    finally:
+        if owner:
+            with _SHARED_LOCK:
+                db = _SHARED.pop(cfg, None)
+            if db is not None:
+                db.close()
+
+
+def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: bool = False, *,
+                      shared: bool = False):
+    """A DuckDB connection with ``memory_limit``, ``threads`` and ``temp_directory`` set.
+
+    ``shared=True``: inside ``shared_duckdb(cfg)``, a cursor of that block's
+    database (for engine queries; user code gets a database of its own).
+    """
+    if shared and database == ":memory:" and not read_only:
+        with _SHARED_LOCK:
+            if cfg in _SHARED:
+                db = _SHARED[cfg]
+                if db is None:
+                    db = _SHARED[cfg] = duckdb_connection(cfg)
+                cursor = db.cursor()
+                cursor.execute("SET TimeZone = 'UTC'")
+                return cursor
     import duckdb
 
     con = duckdb.connect(database, read_only=read_only)

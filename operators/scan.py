@@ -149,15 +149,19 @@ class ScanOperator:
         return self._footers()[1]
 
     def _footers(self) -> tuple[pa.Schema, int]:
+        if self._footer is None:
+            self._footer = self.footers()
+        return self._footer
+
+    def footers(self, *, files: list[Path] | None = None, known_rows: dict[str, int] | None = None,
+                ) -> tuple[pa.Schema, int]:
+        """Schema and row count of a Parquet source from its footers (see ``datasets.footer_summary``)."""
         from operators.datasets import footer_summary
 
-        if self._footer is not None:
-            return self._footer
         if not self.path.exists():
             raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
         try:
-            self._footer = footer_summary(self.path)
-            return self._footer
+            return footer_summary(self.path, files=files, known_rows=known_rows)
         except FileNotFoundError:
             raise EngineError(f"no Parquet files under '{self.display_path}'") from None
         except (pa.ArrowInvalid, OSError) as e:
@@ -181,7 +185,7 @@ class ScanOperator:
         from operators.memory import duckdb_connection
 
         fmt = "newline_delimited" if self.fmt == "jsonl" else "auto"
-        con = duckdb_connection(self.memory)
+        con = duckdb_connection(self.memory, shared=True)
         try:
             rel = con.sql(
                 "SELECT * FROM read_json(?, format = ?)", params=[str(self.path), fmt]

@@ -85,7 +85,7 @@ class SqlOperator:
         return f"DuckDBSql(inputs: {names or 'none'})"
 
     def _connect(self):
-        con = duckdb_connection(self.memory)
+        con = duckdb_connection(self.memory, shared=True)
         try:
             for view, value in self.inputs.values():
                 register_input(con, view, value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -44,6 +43,6 @@ class RunState(msgspec.Struct, kw_only=True):
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        data = json.dumps(msgspec.to_builtins(self), indent=1, sort_keys=True)
-        tmp.write_text(data, encoding="utf-8")
+        # Sorted and indented (diffable), in C: a partitioned project's state is 100+ KB.
+        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(self, order="sorted"), indent=1))
         os.replace(tmp, path)

@@ -21,7 +21,7 @@ import msgspec
 
 from operators.base import with_constant_columns
 from operators.errors import EngineError
-from operators.memory import MemoryConfig, budget_left, resident_bytes
+from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
 from operators.python_call import UserCodeError
 from operators.sink import SinkResult, write_parquet
 from seeknal_flow.chains import build_chain, frame_for
@@ -87,12 +87,14 @@ def run_plan(
                 f"memory budget {budget.memory_limit / 2**20:,.0f} MB of {memory.memory_limit / 2**20:,.0f} MB: "
                 "earlier nodes of this run still hold the rest\n")
             try:
-                if is_partitioned(spec) and not project.reads_in_place(spec):
-                    result, output, schema = _run_partitioned(project, dag, node_plan, state, budget, reporter,
-                                                              previous_schema)
-                else:
-                    result, output, schema = _run_node(project, dag, node_plan.node_id, node_plan.params, budget,
-                                                       reporter, previous_schema)
+                with shared_duckdb(budget):  # one DuckDB database for all queries of this node
+                    if is_partitioned(spec) and not project.reads_in_place(spec):
+                        result, output, schema = _run_partitioned(project, dag, node_plan, state, budget, reporter,
+                                                                  previous_schema)
+                    else:
+                        result, output, schema = _run_node(project, dag, node_plan.node_id, node_plan.params,
+                                                           budget, reporter, previous_schema,
+                                                           files=node_plan.state.files)
             except NodeExecutionError as error:
                 error.output = note + error.output  # an out-of-memory error then says why
                 raise
@@ -145,7 +147,8 @@ def run_plan(
 
 def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
               *, inputs=None, out_path: Path | None = None, extra_columns=None,
-              source_path: Path | None = None) -> tuple[SinkResult, str, dict]:
+              source_path: Path | None = None, files: dict[str, dict] | None = None,
+              ) -> tuple[SinkResult, str, dict]:
     spec = dag.nodes[node_id]
     if inputs is None:
         inputs = {
@@ -155,7 +158,7 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
     chain = None
     started = time.perf_counter()
     if project.reads_in_place(spec):
-        return _register_in_place(project, spec, started)
+        return _register_in_place(project, spec, started, files or {})
     try:
         chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory,
                             isolation=project.config.isolation, source_path=source_path)
@@ -215,7 +218,7 @@ def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_
     done = {p: fp for p, fp in (old.partitions if old else {}).items() if p in new.partitions and p not in todo}
     record = msgspec.structs.replace(new, partitions=done, status="failed", error="interrupted")
     out_dir.mkdir(parents=True, exist_ok=True)
-    started, rows, outputs, schema = time.perf_counter(), 0, [], {}
+    started, rows, written, outputs, schema = time.perf_counter(), 0, 0, [], {}
     saved = started
     is_source = spec.kind == Kind.SOURCE
     for partition in todo:
@@ -240,6 +243,7 @@ def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         rows += result.rows
+        written += result.bytes
         if output.strip():
             outputs.append(f"[{partition}] {output.rstrip()}")
         record.partitions[partition] = new.partitions[partition]
@@ -251,8 +255,7 @@ def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_
         remove_partition(out_dir, partition)
     outputs.append(f"{len(todo)} partition(s) written, {len(remove)} removed, "
                    f"{len(new.partitions) - len(todo)} unchanged")
-    size = sum(f.stat().st_size for f in out_dir.rglob("*.parquet"))
-    sink = SinkResult(out_dir, rows, size, None, time.perf_counter() - started)
+    sink = SinkResult(out_dir, rows, written, None, time.perf_counter() - started)  # rows/bytes of this run
     return sink, "\n".join(outputs) + "\n", schema
 
 
@@ -263,24 +266,36 @@ def empty_like(path: Path):
     return parquet_dataset(path).schema.empty_table()
 
 
-def _register_in_place(project: Project, spec, started: float) -> tuple[SinkResult, str, dict]:
-    """A Parquet source: check it opens and count its rows from the footers; nothing is copied."""
+def _register_in_place(project: Project, spec, started: float, files: dict[str, dict]
+                       ) -> tuple[SinkResult, str, dict]:
+    """A Parquet source: check it opens and count its rows from the footers; nothing is copied.
+
+    ``files`` is the plan's fingerprint of the source's files: its listing is
+    reused, and each entry keeps its file's row count, so a later run reads the
+    footers of new or changed files only (one of 365 partitions, say).
+    """
     from operators.scan import ScanOperator
 
     node = f"{spec.id} ({spec.location})"
-    scan = ScanOperator("parquet", project.root / spec.table, partition_by=spec.partition_by, display_path=spec.table)
+    root = project.root / spec.table
+    base = root if root.is_dir() else root.parent
+    known = {str(base / rel): info["rows"] for rel, info in files.items() if "rows" in info}
+    scan = ScanOperator("parquet", root, partition_by=spec.partition_by, display_path=spec.table)
     try:
-        schema = scan.schema
+        schema, rows = scan.footers(files=[base / rel for rel in files] if files else None, known_rows=known)
+        for rel, info in files.items():
+            if str(base / rel) in known:
+                info["rows"] = known[str(base / rel)]
         missing = [c for c in spec.partition_by if c not in schema.names]
         if missing:
             raise EngineError(f"partition column(s) {missing} not found in '{spec.table}'; "
                               f"expected Hive folders like {missing[0]}=VALUE/")
-        rows = scan.count_rows()
     except EngineError as e:
         raise NodeExecutionError(node, str(e)) from e
     types = {f.name: str(f.type) for f in schema}
     path = project.output_of(spec)
-    size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*.parquet")))
+    size = (sum(info["size"] for info in files.values() if "rows" in info) if files else
+            sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*.parquet"))))
     return SinkResult(path, rows, size, schema, time.perf_counter() - started), "read in place (no copy)\n", types
 
 

@@ -57,10 +57,10 @@ def run_checks(
     """Evaluate ``checks`` on the Parquet file at ``path``, one result at a time."""
     if not checks:
         return
-    con = duckdb_connection(memory or MemoryConfig())
+    con = duckdb_connection(memory or MemoryConfig(), shared=True)
     try:
         lit = str(path).replace("'", "''")
-        con.execute(f"CREATE VIEW fg AS SELECT * FROM read_parquet('{lit}')")
+        con.execute(f"CREATE TEMP VIEW fg AS SELECT * FROM read_parquet('{lit}')")  # temp: per cursor
         columns = output_schema(path)
         for check in checks:
             yield _evaluate(con, spec, check, columns, previous_schema, now or datetime.now(timezone.utc))

@@ -200,3 +200,22 @@ def test_a_damaged_partition_file_is_named(seeknal, project):
     line = next(ln for ln in r.text.splitlines() if "cannot read" in ln)
     assert "data/tx/order_date=2026-01-04/part-0.parquet" in line, line
     assert "Traceback" not in r.text
+
+
+def test_source_row_count_follows_changed_partitions(seeknal, project):
+    """Row counts per file are kept in the state: a re-run reads only changed footers, and stays exact."""
+    import json
+
+    def source_rows(out: str) -> str:
+        return out.split("source.tx", 1)[1].split("ok: ", 1)[1].split(" rows", 1)[0]
+
+    state = json.loads((project / "target/run_state.json").read_text())
+    assert {info["rows"] for info in state["nodes"]["source.tx"]["files"].values()} == {3}
+    folder = project / "data/tx/order_date=2026-01-02"
+    pq.write_table(pa.table({"customer_id": ["a", "b", "a", "c"], "revenue": [1.0, 2.0, 3.0, 4.0]}),
+                   folder / "part-0.parquet")
+    r = seeknal("run", cwd=project)
+    assert r.code == 0 and source_rows(r.out) == "16", r.out
+    shutil.rmtree(project / "data/tx/order_date=2026-01-05")
+    r = seeknal("run", cwd=project)
+    assert r.code == 0 and source_rows(r.out) == "13", r.out
