@@ -19,7 +19,6 @@ from pathlib import Path
 
 from operators.atomic import replace_path
 from operators.memory import MemoryConfig, duckdb_connection
-from operators.sql import quote_ident
 from seeknal_flow.dag import Dag
 from seeknal_flow.errors import SeeknalError
 from seeknal_flow.project import Project
@@ -158,6 +157,8 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     The latest row per key wins; ties on event time go to the row written last
     (file row number), matching the PIT join's rule.
     """
+    from operators.sql import quote_ident  # imports pyarrow: `seeknal plan` needs only entity_groups
+
     key_list = ", ".join(quote_ident(k) for k in keys)
     ctes, joins, times = [], [], []
     for i, g in enumerate(groups):

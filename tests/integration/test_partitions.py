@@ -163,13 +163,13 @@ try:
     main(sys.argv[1:])
 except SystemExit as e:
     assert not e.code, e.code
-print(sorted(m for m in ("pandas", "pyarrow.dataset", "datafusion") if m in sys.modules))
+print(sorted(m for m in ("pandas", "pyarrow", "pyarrow.dataset", "datafusion") if m in sys.modules))
 """
 
 
 def test_incremental_runs_skip_heavy_imports(seeknal, tmp_path):
-    """A run with nothing to do and a one-partition SQL re-run stay clear of pandas
-    (0.3 s to import, pulled in by pyarrow.dataset and by Python-object conversions)."""
+    """A run with nothing to do and `plan` import no engine; a one-partition SQL re-run stays
+    clear of pandas (0.3 s to import, pulled in by pyarrow.dataset and Python-object conversions)."""
     import subprocess
     import sys
 
@@ -187,9 +187,10 @@ def test_incremental_runs_skip_heavy_imports(seeknal, tmp_path):
         assert r.returncode == 0, r.stderr
         return r.stdout.strip().splitlines()[-1]
 
-    assert imported("run") == "[]"
+    assert imported("run") == "[]"  # nothing to do: not even pyarrow
+    assert imported("plan") == "[]"
     _write_day(root, "2026-01-03", 100.0)
-    assert imported("run") == "[]"
+    assert imported("run") == "['pyarrow']"
     assert _total(seeknal, root) == ["a,127.0", "b,10.0"]
 
 
