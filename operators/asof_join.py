@@ -103,8 +103,13 @@ def asof_join(
     threads = memory.effective_threads if memory is not None else (os.cpu_count() or 1)
     if buckets is None and limit is not None:
         budget = limit // 3
-        # A Parquet file on the right is streamed: only the left side must fit.
-        if not (rsrc.single_file and _streaming_need(lsrc, rsrc, spec, budget, threads) <= budget):
+        # A Parquet file on the right is streamed: only the left side must fit. Its estimate
+        # covers the join's whole working set, so it may take three quarters of the limit
+        # (the sink's buffer and the inputs' readers share the rest): bucketing a join that
+        # fits costs more memory than streaming it (buckets are sized to a third of the
+        # limit and joined in memory at ~3x their size) and two to three times the time.
+        stream_budget = limit * 3 // 4
+        if not (rsrc.single_file and _streaming_need(lsrc, rsrc, spec, stream_budget, threads) <= stream_budget):
             size = rsrc.estimate(budget) + lsrc.estimate(budget)
             if size > budget:
                 buckets = max(2, math.ceil(3 * size / max(limit, 1)))

@@ -512,3 +512,29 @@ def test_memory_limit_streams_a_parquet_right_side(tmp_path):
     assert asof_join(left, tmp_path / "r.parquet", memory=mem, **kwargs).equals(want)
     assert not spill.exists()  # streamed, not bucketed
     assert asof_join(left, tmp_path / "r.parquet", memory=mem, buckets=3, **kwargs).equals(want)
+
+
+def test_a_join_that_fits_three_quarters_of_the_limit_streams(tmp_path, monkeypatch):
+    """Between a third and three quarters of the limit the streaming path is chosen: bucketing
+    would hold ~a whole limit (buckets of a third, joined at ~3x) where streaming holds less."""
+    rng = np.random.default_rng(9)
+    n, m = 40_000, 5_000
+    right = pa.table({"k": pa.array(rng.integers(0, 500, n)), "t": pa.array(rng.integers(0, 10**6, n),
+                      pa.timestamp("s")), "v": rng.normal(size=n)})
+    pq.write_table(right, tmp_path / "r.parquet", row_group_size=8_000)
+    left = pa.table({"k": pa.array(rng.integers(0, 550, m)), "t": pa.array(rng.integers(0, 10**6, m), pa.timestamp("s"))})
+    kwargs = dict(left_on="t", right_on="t", by="k")
+    lsrc = asof_join_module._Source.of(left, "left")
+    rsrc = asof_join_module._Source.of(tmp_path / "r.parquet", "right")
+    need = asof_join_module._streaming_need(lsrc, rsrc, asof_join_module._Spec("t", "t", "k", None), 10**9, 2)
+    rsrc.close()
+    limit = int(need * 1.5)  # need = 2/3 of the limit: above the old third
+    assert need > limit // 3
+
+    def no_buckets(*a, **k):
+        raise AssertionError("bucketed although the streaming path fits")
+
+    monkeypatch.setattr(asof_join_module, "_join_bucketed", no_buckets)
+    mem = MemoryConfig(memory_limit=limit, spill_dir=tmp_path / "spill", threads=2)
+    got = asof_join(left, tmp_path / "r.parquet", memory=mem, **kwargs)
+    assert got.equals(asof_join(left, right, **kwargs))
