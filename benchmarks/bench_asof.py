@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import datagen
+from benchmarks import datagen, results_file
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 HEADING = "## PIT / ASOF join (issue 4)"
 
 _OURS = """
@@ -193,22 +192,10 @@ def main(argv: list[str] | None = None) -> None:
                      f"| {every} |")
     text = "\n".join(lines)
     print(text)
-    if not args.no_record:
-        _append(text)
+    if not args.no_record:  # added under the runs before it
+        results_file.append_to_section(HEADING, text, intro=f"Machine: {os.cpu_count()} cores.")
     print(json.dumps(results))
 
-
-def _append(text: str) -> None:
-    # Other benchmarks append their own sections: re-read right before writing, add to ours.
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING not in current:
-        current = current.rstrip("\n") + f"\n\n{HEADING}\n\nMachine: {os.cpu_count()} cores.\n"
-    start = current.index(HEADING)
-    nxt = current.find("\n## ", start + len(HEADING))
-    end = len(current) if nxt < 0 else nxt
-    section = current[start:end].rstrip("\n") + "\n\n" + text + "\n"
-    rest = "\n" + current[end:].lstrip("\n") if nxt >= 0 else ""
-    RESULTS.write_text(current[:start] + section + rest)
 
 if __name__ == "__main__":
     main()

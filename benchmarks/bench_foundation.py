@@ -37,10 +37,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -52,10 +50,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import results_file
+
 HERE = Path(__file__).parent
 REPO = HERE.parent
 EXAMPLE = REPO / "examples" / "ml-path"
-RESULTS = HERE / "RESULTS.md"
 SECTION = "## Foundation (issue 2)"
 
 AGG_SQL = (
@@ -235,23 +234,11 @@ def cached_env(pyc_dir: Path) -> dict:
 
 
 def machine() -> str:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
-        mem_gb = int(mem.split()[1]) / 1024 / 1024
-    except (OSError, StopIteration):
-        mem_gb = 0
     import duckdb
     import pyarrow
 
-    return (
-        f"{os.cpu_count()} cores ({model}), {mem_gb:.0f} GB RAM, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, pyarrow {pyarrow.__version__}"
-    )
+    versions = {"DuckDB": duckdb.__version__, "pyarrow": pyarrow.__version__}
+    return results_file.machine(memory=True, libraries=versions)
 
 
 # --------------------------------------------------------------------------- import costs
@@ -531,27 +518,9 @@ def render(rows_out: list[Series], extra: list[str], imports: dict, big: dict | 
 
 
 def append_results(command: str, body: str) -> None:
-    """Append one block under our section; re-read right before writing, never rewrite other sections."""
-    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    block = f"\n{stamp}; {machine()}.\n\n```\n{command}\n```\n\n{body}\n"
-    if not RESULTS.exists():
-        try:
-            with open(RESULTS, "x", encoding="utf-8") as f:
-                f.write("# Benchmark results\n")
-        except FileExistsError:
-            pass
-    text = RESULTS.read_text(encoding="utf-8")
-    if SECTION not in text:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(("" if text.endswith("\n") else "\n") + f"\n{SECTION}\n" + block)
-        return
-    start = text.index(SECTION) + len(SECTION)
-    nxt = text.find("\n## ", start)
-    if nxt < 0:  # ours is the last section: a plain append touches nothing else
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(block)
-        return
-    RESULTS.write_text(text[:nxt].rstrip("\n") + "\n" + block + text[nxt:], encoding="utf-8")
+    """Append one block at the end of our section (created if missing); other sections untouched."""
+    header = results_file.run_header(machine())
+    results_file.append_to_section(SECTION, f"{header}\n\n```\n{command}\n```\n\n{body}\n")
 
 
 def main(argv: list[str] | None = None) -> None:

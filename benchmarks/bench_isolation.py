@@ -19,6 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import results_file
+
+SECTION = "## PEP 723 isolation overhead (issue 6)"
+
 NODE = '''# /// script
 # dependencies = ["pyarrow"]
 # ///
@@ -73,11 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines)
     print(table)
     if args.append:
-        results_md = Path(__file__).parent / "RESULTS.md"
-        text = results_md.read_text() if results_md.exists() else "# Benchmark results\n"
-        text += (f"\n## PEP 723 isolation overhead (issue 6)\n\nCommand: `python -m benchmarks.bench_isolation "
-                 f"--runs {args.runs} --append` ({time.strftime('%Y-%m-%d')}, 2 cores)\n\n{table}\n")
-        results_md.write_text(text)
+        results_file.append_to_section(SECTION, f"Command: `python -m benchmarks.bench_isolation --runs {args.runs} "
+                                                f"--append` ({time.strftime('%Y-%m-%d')}, 2 cores)\n\n{table}\n")
 
 
 if __name__ == "__main__":

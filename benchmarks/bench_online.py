@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
+from benchmarks import results_file
+
 HEADING = "## Entities and online serving (issue 5)"
 SIZES = (1, 10, 100)
 TARGETS = {("in-process get_features_arrow", 1): 0.5, ("in-process get_features (pandas)", 1): 0.5,
@@ -456,22 +457,8 @@ def main(argv: list[str] | None = None) -> None:
         report += ["", prof]
     text = "\n".join(report)
     print(text)
-    if not args.no_record:
-        _append(text)
-
-
-def _append(text: str) -> None:
-    # Other benchmarks own their sections: re-read right before writing, replace only ours.
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING not in current:
-        current = current.rstrip("\n") + f"\n\n{HEADING}\n\nMachine: {os.cpu_count()} cores.\n"
-    start = current.index(HEADING)
-    nxt = current.find("\n## ", start + len(HEADING))
-    end = len(current) if nxt < 0 else nxt
-    # this section is ours: keep its heading and machine line, replace the previous result
-    section = f"{HEADING}\n\nMachine: {os.cpu_count()} cores.\n\n" + text + "\n"
-    rest = "\n" + current[end:].lstrip("\n") if nxt >= 0 else ""
-    RESULTS.write_text(current[:start] + section + rest)
+    if not args.no_record:  # this section is ours: the previous result goes
+        results_file.replace_section(HEADING, f"Machine: {os.cpu_count()} cores.\n\n{text}")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import results_file
+
 HERE = Path(__file__).parent
-RESULTS = HERE / "RESULTS.md"
 SECTION = "## Second-order aggregation (issue 3)"
 EARLIER = "\n### Earlier runs"
 COL = "revenue"
@@ -277,23 +278,8 @@ def run(rows: int, ids: list[str], systems: list[str], memory_limit: str | None,
 
 
 def append_results(command: str, table: str) -> None:
-    """Append this run under our section; re-read first, other sections stay as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"\n```\n{command}\n```\n{table}\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n"
-        text += block
-    else:
-        # Insert at the end of our section's current runs: before its "### Earlier runs"
-        # part or the next "## " heading, whichever comes first.
-        start = text.index(SECTION) + len(SECTION)
-        nxt = text.find("\n## ", start)
-        end = len(text) if nxt < 0 else nxt
-        earlier = text.find(EARLIER, start, end)
-        if earlier >= 0:
-            end = earlier
-        text = text[:end].rstrip("\n") + "\n" + block + text[end:]
-    RESULTS.write_text(text)
+    """Append this run at the end of our section's current runs (before its "### Earlier runs")."""
+    results_file.append_to_section(SECTION, f"```\n{command}\n```\n{table}\n", before=EARLIER)
 
 
 def main(argv: list[str] | None = None) -> None:

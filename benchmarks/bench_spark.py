@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import results_file
+
 HERE = Path(__file__).parent
-RESULTS = HERE / "RESULTS.md"
 SECTION = "## Spark engine (issue 8)"
 SPARK_CONF = {
     "spark.ui.enabled": "false",
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1e6,1e7", help="comma-separated scales")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--append", action="store_true", help=f"append to {RESULTS.name} under '{SECTION}'")
+    parser.add_argument("--append", action="store_true", help=f"append to RESULTS.md under '{SECTION}'")
     args = parser.parse_args(argv)
     scales = [int(float(x)) for x in args.rows.split(",")]
     table = run(scales, args.repeat)
@@ -199,11 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     text = f"`{command}` (pyspark 4.3.0, Java 17, {time.strftime('%Y-%m-%d')})\n\n{table}\n"
     print(text)
     if args.append:
-        current = RESULTS.read_text(encoding="utf-8")  # re-read right before appending
-        if SECTION not in current:
-            text = f"{SECTION}\n\n" + text
-        with RESULTS.open("a", encoding="utf-8") as f:
-            f.write(("\n" if not current.endswith("\n\n") else "") + text)
+        results_file.append_to_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from benchmarks import results_file
 from benchmarks.harness.measure import Sample
 from benchmarks.harness.systems import LABELS
 
-RESULTS = Path(__file__).resolve().parent.parent / "RESULTS.md"
+RESULTS = results_file.RESULTS
 SECTION = "## Full pipeline and scale (issue 7)"
 REF = "seeknal_flow"
 SUM_TASKS = ("soa_region", "soa_customer", "pit")
@@ -133,47 +130,7 @@ def stages(results: dict, systems: list[str]) -> list[str]:
     return lines
 
 
-def machine() -> str:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, Python {platform.python_version()}"
-
-
-def revision() -> str:
-    """The commit measured, and the engine files changed on top of it (the tree is shared)."""
-    import subprocess
-
-    root = RESULTS.parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "operators", "seeknal_flow"], cwd=root,
-                               capture_output=True, text=True).stdout.split("\n")
-    except OSError:
-        return "commit unknown"
-    changed = sorted(line[3:] for line in dirty if line.strip())
-    return f"commit {head or '?'}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
-
-
 def append(command: str, body: str) -> None:
-    """Append one block under our section; re-read right before writing, other sections untouched."""
-    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    block = f"\n```\n{command}\n```\n\n{stamp}; {machine()}; {revision()}.\n\n{body.rstrip()}\n"
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION not in text:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(("" if text.endswith("\n") else "\n") + f"\n{SECTION}\n" + block)
-        return
-    start = text.index(SECTION) + len(SECTION)
-    nxt = text.find("\n## ", start)
-    if nxt < 0:  # ours is the last section: a plain append touches nothing else
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(block)
-        return
-    RESULTS.write_text(text[:nxt].rstrip("\n") + "\n" + block + text[nxt:], encoding="utf-8")
+    """Append one block at the end of our section (created if missing); other sections untouched."""
+    block = f"```\n{command}\n```\n\n{results_file.run_header(commit=True)}\n\n{body.rstrip()}\n"
+    results_file.append_to_section(SECTION, block, RESULTS)
