@@ -104,7 +104,7 @@ def _footer(file: Path, read):
 
 def _layout(root: Path, listed: list[Path] | None = None) -> tuple[list[Path], Path, list[str]]:
     """The files under ``root``, the folder their Hive paths start from, and the keys found only in paths."""
-    if listed is None:
+    if listed is None or root.is_file():
         files = parquet_files(root)
     else:  # the same rule as parquet_files, over a listing made elsewhere
         files = sorted(f for f in listed if f.suffix == ".parquet" and not any(

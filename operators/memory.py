@@ -7,6 +7,7 @@ removed by the caller after the run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import threading
@@ -127,10 +128,26 @@ def _release_arrow_pool() -> None:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
-# In-memory databases shared by the queries of one node run (see shared_duckdb):
-# MemoryConfig -> the database, created on first use.
-_SHARED: dict[MemoryConfig, object] = {}
-_SHARED_LOCK = threading.Lock()
+# The database shared by the engine queries of one node run (see shared_duckdb): per
+# context, so another thread (its own context) never gets a cursor of a database that
+# the block's owner may close.
+_SHARED: contextvars.ContextVar[_SharedDatabase | None] = contextvars.ContextVar("seeknal_shared_duckdb",
+                                                                                 default=None)
+
+
+class _SharedDatabase:
+    def __init__(self, cfg: MemoryConfig) -> None:
+        self.cfg = cfg
+        self.db = None  # created on first use
+        self.lock = threading.Lock()
+
+    def cursor(self):
+        with self.lock:
+            if self.db is None:
+                self.db = duckdb_connection(self.cfg)
+            cursor = self.db.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
 
 
 @contextlib.contextmanager
@@ -152,18 +169,18 @@ def shared_duckdb(cfg: MemoryConfig) -> Iterator[None]:
     ...           "WHERE NOT internal").fetchall()
     [('t',)]
     """
-    with _SHARED_LOCK:
-        owner = cfg not in _SHARED
-        if owner:
-            _SHARED[cfg] = None
+    current = _SHARED.get()
+    if current is not None and current.cfg == cfg:  # nested: the outer block owns it
+        yield
+        return
+    shared = _SharedDatabase(cfg)
+    token = _SHARED.set(shared)
     try:
         yield
     finally:
-        if owner:
-            with _SHARED_LOCK:
-                db = _SHARED.pop(cfg, None)
-            if db is not None:
-                db.close()
+        _SHARED.reset(token)
+        if shared.db is not None:
+            shared.db.close()
 
 
 def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: bool = False, *,
@@ -173,15 +190,9 @@ def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: 
     ``shared=True``: inside ``shared_duckdb(cfg)``, a cursor of that block's
     database (for engine queries; user code gets a database of its own).
     """
-    if shared and database == ":memory:" and not read_only:
-        with _SHARED_LOCK:
-            if cfg in _SHARED:
-                db = _SHARED[cfg]
-                if db is None:
-                    db = _SHARED[cfg] = duckdb_connection(cfg)
-                cursor = db.cursor()
-                cursor.execute("SET TimeZone = 'UTC'")
-                return cursor
+    current = _SHARED.get() if shared and database == ":memory:" and not read_only else None
+    if current is not None and current.cfg == cfg:
+        return current.cursor()
     import duckdb
 
     con = duckdb.connect(database, read_only=read_only)

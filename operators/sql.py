@@ -57,6 +57,21 @@ def register_input(con, view: str, value: Input) -> None:
         con.register(view, value)
 
 
+def _single_select(sql: str) -> bool:
+    """True when ``sql`` is one SELECT statement (no DDL, no SET).
+
+    >>> _single_select("WITH a AS (SELECT 1) SELECT * FROM a"), _single_select("SET threads = 1; SELECT 1")
+    (True, False)
+    """
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except Exception:  # duckdb.Error: the query itself reports it
+        return False
+    return len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
+
+
 class SqlOperator:
     """Run one DuckDB query over named inputs and stream the result.
 
@@ -79,13 +94,22 @@ class SqlOperator:
         # The connection that answered ``schema`` runs the query too: binding a view
         # over a partitioned folder reads every footer, once is enough.
         self._con = None
+        self._select: bool | None = None
 
     def describe(self) -> str:
         names = ", ".join(v for v, _ in self.inputs.values())
         return f"DuckDBSql(inputs: {names or 'none'})"
 
+    @property
+    def _single_select(self) -> bool:
+        if self._select is None:
+            self._select = _single_select(self._query())
+        return self._select
+
     def _connect(self):
-        con = duckdb_connection(self.memory, shared=True)
+        # A lone SELECT may share the node run's database; anything else (a CREATE TABLE
+        # IF NOT EXISTS, a SET, a sequence) would carry over to the next partition.
+        con = duckdb_connection(self.memory, shared=self._single_select)
         try:
             for view, value in self.inputs.values():
                 register_input(con, view, value)
@@ -108,6 +132,9 @@ class SqlOperator:
             except Exception as e:  # duckdb.Error: message is user-facing
                 self.close()
                 raise EngineError(f"SQL error: {first_line(str(e))}") from None
+            if not self._single_select:
+                # The probe ran every statement: the query starts again on a fresh connection.
+                self.close()
         return self._schema
 
     def close(self) -> None:

@@ -100,7 +100,10 @@ def make_plan(
         files: dict[str, dict] = {}
         data = ""
         if spec.kind == Kind.SOURCE:
-            files = data_fingerprint(project.root / spec.table, old.files if old else {})
+            previous = old.files if old else {}
+            if full:  # re-count rows too: a rewrite can keep a file's size and mtime
+                previous = {rel: {k: v for k, v in info.items() if k != "rows"} for rel, info in previous.items()}
+            files = data_fingerprint(project.root / spec.table, previous)
             data = data_hash(files)
         partitioned = is_partitioned(spec)
         part_ups = [u for u in dag.upstream[node_id] if is_partitioned(dag.nodes[u])] if partitioned else []

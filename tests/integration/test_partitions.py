@@ -220,3 +220,33 @@ def test_source_row_count_follows_changed_partitions(seeknal, project):
     shutil.rmtree(project / "data/tx/order_date=2026-01-05")
     r = seeknal("run", cwd=project)
     assert r.code == 0 and source_rows(r.out) == "13", r.out
+
+
+def test_statements_beyond_a_select_do_not_leak_between_partitions(seeknal, tmp_path):
+    """A partition's SQL that creates objects or changes settings runs on a database of its own."""
+    root = _new_project(seeknal, tmp_path / "ddl")
+    (root / "seeknal/transforms/daily.yml").write_text(
+        "kind: transform\nname: daily\npartitioned: true\nsql: |\n"
+        "  CREATE TABLE IF NOT EXISTS first_seen AS SELECT * FROM ref('source.tx');\n"
+        "  CREATE SEQUENCE IF NOT EXISTS ids;\n"
+        "  SELECT customer_id, nextval('ids') AS id, (SELECT MIN(revenue) FROM first_seen) AS seen\n"
+        "  FROM ref('source.tx') ORDER BY customer_id, revenue\n")
+    r = seeknal("run", cwd=root)
+    assert r.code == 0, r.text
+    rows = seeknal("repl", "--format", "csv", "-e",
+                   "SELECT order_date, id, seen FROM transform_daily ORDER BY order_date, id", cwd=root).out.splitlines()[1:]
+    assert rows == [f"{day},{i},{seen}" for day, seen in zip(DAYS, ("1.0", "2.0", "2.0", "2.0", "2.0"))
+                    for i in (1, 2, 3)], rows
+
+
+def test_a_multi_statement_sql_node_runs_its_statements_once(seeknal, tmp_path):
+    """The schema probe ran them already: the query itself starts on a fresh connection."""
+    root = tmp_path / "multi"
+    root.mkdir()
+    assert seeknal("init", "--name", "multi", cwd=root).code == 0
+    (root / "seeknal/transforms/t.yml").write_text(
+        "kind: transform\nname: t\nsql: |\n  CREATE TABLE x AS SELECT 1 AS a;\n  CREATE SEQUENCE s;\n"
+        "  SELECT a, nextval('s') AS id FROM x\n")
+    r = seeknal("run", cwd=root)
+    assert r.code == 0, r.text
+    assert seeknal("repl", "--format", "csv", "-e", "SELECT * FROM transform_t", cwd=root).out.splitlines()[1:] == ["1,1"]
