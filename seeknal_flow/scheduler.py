@@ -158,7 +158,7 @@ def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
     chain = None
     started = time.perf_counter()
     if project.reads_in_place(spec):
-        return _register_in_place(project, spec, started, files or {})
+        return register_in_place(project, spec, started, files or {})
     try:
         chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory,
                             isolation=project.config.isolation, source_path=source_path)
@@ -266,8 +266,8 @@ def empty_like(path: Path):
     return parquet_dataset(path).schema.empty_table()
 
 
-def _register_in_place(project: Project, spec, started: float, files: dict[str, dict]
-                       ) -> tuple[SinkResult, str, dict]:
+def register_in_place(project: Project, spec, started: float, files: dict[str, dict]
+                      ) -> tuple[SinkResult, str, dict]:
     """A Parquet source: check it opens and count its rows from the footers; nothing is copied.
 
     ``files`` is the plan's fingerprint of the source's files: its listing is

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from operators.atomic import replace_path
-from operators.datasets import parquet_dataset, parquet_files
+from operators.datasets import parquet_dataset
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
 from operators.python_call import PythonCallOperator, UserCodeError, load_function
@@ -61,8 +61,8 @@ from seeknal_flow.manifest import write_manifest
 from seeknal_flow.partitions import is_partitioned
 from seeknal_flow.planner import Plan
 from seeknal_flow.project import Project
-from seeknal_flow.run_state import NodeState, RunState
-from seeknal_flow.scheduler import Reporter, RunSummary
+from seeknal_flow.run_state import RunState
+from seeknal_flow.scheduler import Reporter, RunSummary, register_in_place
 from seeknal_flow.spark_frames import SparkPit, spark_frame_for
 from seeknal_flow.spark_sql import spark_sql_frame
 from seeknal_flow.specs import Kind
@@ -162,8 +162,8 @@ class SparkRunner:
         spec = self.dag.nodes[node_plan.node_id]
         where = f"{spec.id} ({spec.location})"
         started = time.perf_counter()
-        if self.project.reads_in_place(spec):
-            return self._in_place(spec, started)
+        if self.project.reads_in_place(spec):  # the same registration as the local engine
+            return register_in_place(self.project, spec, started, node_plan.state.files)
         node = _Node(spec, node_plan.params, _partition_keys(spec), previous_schema)
         try:
             written = self._compute(node)
@@ -303,21 +303,6 @@ class SparkRunner:
     def _paths(self, node_id: str) -> list[Path]:
         return [self._output(node_id)]
 
-    def _in_place(self, spec, started: float) -> tuple[SinkResult, str, dict]:
-        """A Parquet source: check it opens and count rows from the footers; nothing is copied."""
-        node = f"{spec.id} ({spec.location})"
-        path = self.project.output_of(spec)
-        try:
-            dataset = parquet_dataset(path)
-            schema, rows = dataset.schema, dataset.count_rows()
-        except (OSError, ValueError) as e:  # pyarrow: missing, not Parquet, unreadable footer
-            raise NodeExecutionError(node, f"cannot read '{spec.table}' as Parquet: {e}") from e
-        size = sum(p.stat().st_size for p in parquet_files(path))
-        types = {f.name: str(f.type) for f in schema}
-        result = SinkResult(path, rows, size, schema, time.perf_counter() - started)
-        return result, "read in place (no copy)\n", types
-
-
 @dataclass
 class _Node:
     """One node being run: its spec, and what the run collects (output, checks, schema)."""
@@ -385,16 +370,6 @@ def _spark_errors() -> tuple[type[BaseException], ...]:
     from pyspark.errors import PySparkException
 
     return (PySparkException, Py4JError)
-
-
-def _mark_failed(state: RunState, node_id: str, attempted: NodeState, message: str) -> None:
-    old = state.nodes.get(node_id)
-    if old is None:
-        # Never succeeded: remember only the failure, so the next plan says "new".
-        state.nodes[node_id] = NodeState(status="failed", error=message, files=attempted.files)
-    else:
-        old.status = "failed"
-        old.error = message
 
 
 __all__ = ["SparkRun", "SparkRunner", "run_on_spark"]
