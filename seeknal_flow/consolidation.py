@@ -160,7 +160,7 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     from operators.sql import quote_ident  # imports pyarrow: `seeknal plan` needs only entity_groups
 
     key_list = ", ".join(quote_ident(k) for k in keys)
-    ctes, joins, times = [], [], []
+    ctes = []
     for i, g in enumerate(groups):
         cols = [c for c in schemas[g.name] if c not in keys]
         fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in cols)
@@ -176,16 +176,25 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
             f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote_ident(g.event_time_col)} "
             f"DESC NULLS LAST, {last}) = 1)"
         )
-        times.append(f"g{i}.__et")
-    all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(groups)))
-    ctes.append(f"k AS ({all_keys})")
-    for i in range(len(groups)):
-        joins.append(f"LEFT JOIN g{i} USING ({key_list})")
-    structs = ", ".join(f"g{i}.__s AS {quote_ident(g.name)}" for i, g in enumerate(groups))
+    return join_latest_rows(ctes, [quote_ident(k) for k in keys], [quote_ident(g.name) for g in groups], key_list)
+
+
+def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: str) -> str:
+    """The entity query around its per-group CTEs, for both dialects (keys and names quoted).
+
+    CTE ``g<i>`` holds group i's latest row per key (keys, ``__et``, struct ``__s``): every
+    key of any group, each group's struct as a column named after it, and the latest of the
+    groups' event times.
+    """
+    key_list = ", ".join(keys)
+    all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(ctes)))
+    joins = " ".join(f"LEFT JOIN g{i} USING ({key_list})" for i in range(len(ctes)))
+    structs = ", ".join(f"g{i}.__s AS {name}" for i, name in enumerate(names))
+    times = [f"g{i}.__et" for i in range(len(ctes))]
     event_time = f"GREATEST({', '.join(times)})" if len(times) > 1 else times[0]
     return (
-        f"WITH {', '.join(ctes)} SELECT {', '.join('k.' + quote_ident(k) for k in keys)}, "
-        f"{event_time} AS event_time, {structs} FROM k {' '.join(joins)} ORDER BY {key_list}"
+        f"WITH {', '.join([*ctes, f'k AS ({all_keys})'])} SELECT {', '.join('k.' + k for k in keys)}, "
+        f"{event_time} AS event_time, {structs} FROM k {joins} ORDER BY {order}"
     )
 
 

@@ -21,6 +21,7 @@ from seeknal_flow.consolidation import (
     entity_groups,
     entity_inputs,
     is_stale,
+    join_latest_rows,
     read_catalog,
     write_catalog,
 )
@@ -38,7 +39,7 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v ...
     """
     key_list = ", ".join(quote(k) for k in keys)
-    ctes, joins, times = [], [], []
+    ctes = []
     for i, (_, view, event_col, columns) in enumerate(groups):
         fields = ", ".join(f"{quote(c)} AS {quote(c)}" for c in columns if c not in keys)
         ctes.append(
@@ -46,18 +47,8 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
             f"FROM {view} QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote(event_col)} "
             f"DESC NULLS LAST, {ORDER_COL} DESC) = 1)"
         )
-        times.append(f"g{i}.__et")
-    all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(groups)))
-    ctes.append(f"k AS ({all_keys})")
-    for i in range(len(groups)):
-        joins.append(f"LEFT JOIN g{i} USING ({key_list})")
-    structs = ", ".join(f"g{i}.__s AS {quote(name)}" for i, (name, *_) in enumerate(groups))
-    event_time = f"GREATEST({', '.join(times)})" if len(times) > 1 else times[0]
     order = ", ".join(f"{quote(k)} NULLS LAST" for k in keys)  # DuckDB's default; Spark's is NULLS FIRST
-    return (
-        f"WITH {', '.join(ctes)} SELECT {', '.join('k.' + quote(k) for k in keys)}, "
-        f"{event_time} AS event_time, {structs} FROM k {' '.join(joins)} ORDER BY {order}"
-    )
+    return join_latest_rows(ctes, [quote(k) for k in keys], [quote(name) for name, *_ in groups], order)
 
 
 def consolidate_spark(spark, project: Project, dag: Dag) -> list[str]:
