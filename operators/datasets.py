@@ -23,13 +23,18 @@ if TYPE_CHECKING:
 _SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
 
 
-def parquet_files(path: Path) -> list[Path]:
-    """The data files under ``path`` (itself if a file), skipping hidden/temp entries."""
+def parquet_files(path: Path, listed: list[Path] | None = None) -> list[Path]:
+    """The data files under ``path`` (itself if a file), skipping hidden/temp entries.
+
+    ``listed``: the files under ``path`` as listed elsewhere (the planner's), filtered
+    by the same rule instead of walking the folder again.
+    """
     if path.is_file():
         return [path]
+    candidates = (p for p in path.rglob("*.parquet") if p.is_file()) if listed is None else listed
     return sorted(
-        p for p in path.rglob("*.parquet")
-        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+        p for p in candidates
+        if p.suffix == ".parquet" and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
     )
 
 
@@ -104,11 +109,7 @@ def _footer(file: Path, read):
 
 def _layout(root: Path, listed: list[Path] | None = None) -> tuple[list[Path], Path, list[str]]:
     """The files under ``root``, the folder their Hive paths start from, and the keys found only in paths."""
-    if listed is None or root.is_file():
-        files = parquet_files(root)
-    else:  # the same rule as parquet_files, over a listing made elsewhere
-        files = sorted(f for f in listed if f.suffix == ".parquet" and not any(
-            part.startswith((".", "_")) for part in (f.relative_to(root).parts if root.is_dir() else [f.name])))
+    files = parquet_files(root, listed)
     if not files:
         raise FileNotFoundError(f"no Parquet files under {root}")
     # A partition folder (order_date=2026-01-03) still carries its own key.
