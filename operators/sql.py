@@ -101,7 +101,7 @@ class SqlOperator:
         return f"DuckDBSql(inputs: {names or 'none'})"
 
     @property
-    def _single_select(self) -> bool:
+    def _lone_select(self) -> bool:
         if self._select is None:
             self._select = _single_select(self._query())
         return self._select
@@ -109,7 +109,7 @@ class SqlOperator:
     def _connect(self):
         # A lone SELECT may share the node run's database; anything else (a CREATE TABLE
         # IF NOT EXISTS, a SET, a sequence) would carry over to the next partition.
-        con = duckdb_connection(self.memory, shared=self._single_select)
+        con = duckdb_connection(self.memory, shared=self._lone_select)
         try:
             for view, value in self.inputs.values():
                 register_input(con, view, value)
@@ -132,7 +132,7 @@ class SqlOperator:
             except Exception as e:  # duckdb.Error: message is user-facing
                 self.close()
                 raise EngineError(f"SQL error: {first_line(str(e))}") from None
-            if not self._single_select:
+            if not self._lone_select:
                 # The probe ran every statement: the query starts again on a fresh connection.
                 self.close()
         return self._schema

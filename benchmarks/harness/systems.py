@@ -44,6 +44,14 @@ def base_env() -> dict:
     return env
 
 
+def _cleared_outputs(root: Path, files: dict[str, str], parts) -> dict[str, Path]:
+    """A project's output file per part, each removed so a failed run cannot pass for a good one."""
+    outputs = {p: root / "target" / "intermediate" / files[p] for p in parts}
+    for path in outputs.values():
+        path.unlink(missing_ok=True)
+    return outputs
+
+
 @dataclass
 class Data:
     tx: Path
@@ -125,9 +133,7 @@ class SeeknalFlow(System):
         if task != "pipeline":
             return super().spec(task, work, data, parts, memory_limit)
         root = self._project(work)
-        outputs = {p: root / "target" / "intermediate" / projects.FLOW_OUTPUTS[p] for p in parts}
-        for path in outputs.values():
-            path.unlink(missing_ok=True)
+        outputs = _cleared_outputs(root, projects.FLOW_OUTPUTS, parts)
         cmd = [self.cli(), "run", "--full", "--project", str(root)]
         if memory_limit:
             cmd += ["--memory-limit", memory_limit]
@@ -203,9 +209,7 @@ class Seeknal213(System):
         if task != "pipeline":
             return super().spec(task, work, data, parts, memory_limit)
         root = self._project(work)
-        outputs = {p: root / "target" / "intermediate" / projects.SEEKNAL213_OUTPUTS[p] for p in parts}
-        for path in outputs.values():
-            path.unlink(missing_ok=True)
+        outputs = _cleared_outputs(root, projects.SEEKNAL213_OUTPUTS, parts)
         return RunSpec([self.cli(), "run", "--full"], root, self.env(), outputs,
                        cleanup=projects.seeknal213_feature_store(root))
 
