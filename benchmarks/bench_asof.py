@@ -28,7 +28,7 @@ HEADING = "## PIT / ASOF join (issue 4)"
 _OURS = """
 import sys, pyarrow.parquet as pq
 from pathlib import Path
-from operators.asof_join import asof_join
+from operators.asof.join import asof_join
 from operators.memory import MemoryConfig, parse_size
 spine, feats, out, limit, spill = sys.argv[1:6]
 mem = MemoryConfig(memory_limit=parse_size(limit), spill_dir=Path(spill)) if limit else None

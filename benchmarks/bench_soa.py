@@ -54,7 +54,7 @@ def _child_seeknal(inp: str, out: str, id_col: str, memory_limit: str | None, sp
     import pyarrow.parquet as pq
 
     from operators.memory import MemoryConfig, parse_size
-    from operators.soa import SOAFeature, SOAQuery, SOARatio, execute_soa
+    from operators.soa.execute import SOAFeature, SOAQuery, SOARatio, execute_soa
 
     query = SOAQuery(
         id_col=id_col,
@@ -131,7 +131,7 @@ def _child_polars(inp: str, out: str, id_col: str, memory_limit: str | None, spi
 CHILDREN = {"seeknal": _child_seeknal, "duckdb": _child_duckdb, "polars": _child_polars}
 
 
-_ENGINES = {"seeknal": ("operators.soa",), "duckdb": ("duckdb",), "polars": ("polars",)}
+_ENGINES = {"seeknal": ("operators.soa.execute",), "duckdb": ("duckdb",), "polars": ("polars",)}
 
 
 def _child_main(args: argparse.Namespace) -> None:
@@ -142,7 +142,7 @@ def _child_main(args: argparse.Namespace) -> None:
         importlib.import_module(mod)
     if args.child == "seeknal":
         # DataFusion as execute_soa imports it (without pandas), not a plain `import datafusion`.
-        importlib.import_module("operators.soa")._import_datafusion()
+        importlib.import_module("operators.soa.execute")._import_datafusion()
     t0 = time.perf_counter()
     CHILDREN[args.child](args.input, args.output, args.id, args.memory_limit, args.spill)
     print(json.dumps({"query_s": time.perf_counter() - t0}))

@@ -45,7 +45,7 @@ SPARK_CONF = {
 
 
 def _query():
-    from operators.soa import SOAFeature, SOAQuery, SOARatio
+    from operators.soa.execute import SOAFeature, SOAQuery, SOARatio
 
     return SOAQuery(
         id_col="customer_id",
@@ -70,31 +70,31 @@ def _child(engine: str, task: str, feats: str, spine: str, out: str) -> dict:
 
         t0 = time.perf_counter()
         if task == "soa":
-            from operators.soa import execute_soa
+            from operators.soa.execute import execute_soa
 
             reader = execute_soa(_query(), feats, memory=MemoryConfig(spill_dir=Path(out).parent / "spill"))
             with pq.ParquetWriter(out, reader.schema) as writer:
                 for batch in reader:
                     writer.write_batch(batch)
         else:
-            from operators.asof_join import asof_join
+            from operators.asof.join import asof_join
 
             pq.write_table(asof_join(spine, feats, left_on="application_date", right_on="event_time",
                                      by="customer_id"), out)
         return {"startup_s": 0.0, "task_s": time.perf_counter() - t0}
 
-    from operators.spark_engine import read_parquet, start_session, write_parquet
+    from operators.spark.session import read_parquet, start_session, write_parquet
 
     t0 = time.perf_counter()
     engine_ = start_session("local[2]", SPARK_CONF, app_name="seeknal-flow-bench")
     spark = engine_.session
     t1 = time.perf_counter()
     if task == "soa":
-        from operators.spark_soa import soa_spark
+        from operators.spark.soa import soa_spark
 
         df = soa_spark(spark, _query(), read_parquet(spark, [Path(feats)]), pq.read_schema(feats))
     else:
-        from operators.spark_pit import pit_join_spark
+        from operators.spark.pit import pit_join_spark
 
         df = pit_join_spark(spark, read_parquet(spark, [Path(spine)], ordered=True), pq.read_schema(spine),
                             read_parquet(spark, [Path(feats)], ordered=True), pq.read_schema(feats),

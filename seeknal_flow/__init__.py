@@ -3,18 +3,18 @@
 Heavy classes (which import pyarrow) load on first access, so the CLI starts fast.
 """
 
-from seeknal_flow.decorators import feature_group, second_order_aggregation, source, transform
+from seeknal_flow.authoring.decorators import feature_group, second_order_aggregation, source, transform
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "FeatureFrame": "seeknal_flow.frames",
-    "Context": "seeknal_flow.context",
-    "FeatureLookup": "seeknal_flow.historical",
-    "FillNull": "seeknal_flow.historical",
-    "HistoricalFeaturesDuckDB": "seeknal_flow.historical",
-    "OnlineFeaturesDuckDB": "seeknal_flow.online",
-    "load_model": "seeknal_flow.models",
+    "FeatureFrame": "seeknal_flow.frames.frame",
+    "Context": "seeknal_flow.run.context",
+    "FeatureLookup": "seeknal_flow.store.historical",
+    "FillNull": "seeknal_flow.store.historical",
+    "HistoricalFeaturesDuckDB": "seeknal_flow.store.historical",
+    "OnlineFeaturesDuckDB": "seeknal_flow.store.online",
+    "load_model": "seeknal_flow.store.models",
 }
 
 __all__ = [

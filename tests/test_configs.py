@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seeknal_flow.project import PROJECT_FILE, Project
+from seeknal_flow.load.project import PROJECT_FILE, Project
 
 REPO = Path(__file__).resolve().parent.parent
 

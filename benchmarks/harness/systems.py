@@ -1,7 +1,7 @@
 """How each system runs a task as a separate process.
 
 - ``seeknal_flow``: SOA and PIT tasks call the engine's operators
-  (``operators.soa.execute_soa``, ``operators.asof_join.asof_join``) in a child
+  (``operators.soa.execute.execute_soa``, ``operators.asof.join.asof_join``) in a child
   interpreter; the pipeline is ``seeknal run --full --project P`` on a real project.
 - ``duckdb`` / ``polars``: hand-written, in a child interpreter (Polars is optional:
   skipped with a note when it is not importable).

@@ -72,7 +72,7 @@ def flow_soa(tx: str, out: str, id_col: str, memory_limit: str | None, spill: st
 def flow_pit(tx: str, spine: str, out: str, memory_limit: str | None, spill: str) -> None:
     import pyarrow.parquet as pq
 
-    from operators.asof_join import asof_join
+    from operators.asof.join import asof_join
     from operators.memory import MemoryConfig, parse_size
     from operators.sink import write_parquet
 
@@ -193,7 +193,7 @@ SOA = {"seeknal_flow": flow_soa, "duckdb": duckdb_soa, "polars": polars_soa, "se
 PIT = {"seeknal_flow": flow_pit, "duckdb": duckdb_pit, "polars": polars_pit, "seeknal": seeknal213_pit}
 PIPELINE = {"duckdb": duckdb_pipeline, "polars": polars_pipeline}  # the others run a project
 ENGINE_MODULES = {
-    "seeknal_flow": ("pyarrow.parquet", "datafusion", "operators.soa", "operators.asof_join"),
+    "seeknal_flow": ("pyarrow.parquet", "datafusion", "operators.soa.execute", "operators.asof.join"),
     "duckdb": ("duckdb",),
     "polars": ("polars",),
     "seeknal": ("duckdb", "pandas", "seeknal.tasks.duckdb.aggregators.second_order_aggregator",

@@ -16,7 +16,7 @@ def register(cli: click.Group) -> None:
     @click.option("--description", default="", help="The node's description.")
     def draft(kind: str, name: str, python: bool, deps: str, description: str) -> None:
         """Write draft_<kind>_<name>.yml|.py from a template; fill in the TODOs, then `seeknal apply`."""
-        from seeknal_flow.drafts import write_draft
+        from seeknal_flow.authoring.drafts import write_draft
 
         path = write_draft(
             kind, name, python=python, deps=[d for d in deps.split(",") if d.strip()],

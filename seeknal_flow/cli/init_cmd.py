@@ -15,7 +15,7 @@ def register(cli: click.Group) -> None:
                   help="Folder to create the project in (default: current folder).")
     def init(name: str, description: str, path: str | None) -> None:
         """Create a project: seeknal_project.yml, seeknal/<kind>/, data/, target/."""
-        from seeknal_flow.scaffold import init_project
+        from seeknal_flow.load.scaffold import init_project
 
         root = init_project(name, description, Path(path) if path else Path.cwd())
         click.echo(f"Created project '{name}' in {root}")

@@ -17,8 +17,8 @@ def register(cli: click.Group) -> None:
     @project_option
     def repl(sql: str | None, fmt: str, output: str | None, project_dir: str | None) -> None:
         """Explore node outputs and entities with DuckDB SQL (read-only)."""
-        from seeknal_flow.project import Project
-        from seeknal_flow.repl import ReplSession, format_rows
+        from seeknal_flow.load.project import Project
+        from seeknal_flow.repl.session import ReplSession, format_rows
 
         session = ReplSession(Project.find(Path(project_dir) if project_dir else None))
         if sql is not None:
@@ -28,6 +28,6 @@ def register(cli: click.Group) -> None:
             else:
                 click.echo(format_rows(*session.query(sql), fmt))
             return
-        from seeknal_flow.repl_loop import interactive
+        from seeknal_flow.repl.loop import interactive
 
         interactive(session, fmt)

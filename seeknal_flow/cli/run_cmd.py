@@ -96,9 +96,9 @@ def register(cli: click.Group) -> None:
     @project_option
     def plan(full: bool, nodes: tuple, tags: tuple, params: tuple, project_dir: str | None) -> None:
         """Show each node as RUN or SKIP, and why."""
-        from seeknal_flow.planner import make_plan
-        from seeknal_flow.preflight import preflight
-        from seeknal_flow.workspace import Workspace
+        from seeknal_flow.plan.planner import make_plan
+        from seeknal_flow.plan.preflight import preflight
+        from seeknal_flow.load.workspace import Workspace
 
         ws = Workspace.open(project_dir)
         p = make_plan(ws.project, ws.dag, ws.state(), full=full,
@@ -126,9 +126,9 @@ def register(cli: click.Group) -> None:
             project_dir) -> None:
         """Run what changed (or --full / --nodes / --tags), writing target/intermediate/."""
         from seeknal_flow.errors import SeeknalError
-        from seeknal_flow.planner import make_plan
-        from seeknal_flow.preflight import preflight
-        from seeknal_flow.workspace import Workspace
+        from seeknal_flow.plan.planner import make_plan
+        from seeknal_flow.plan.preflight import preflight
+        from seeknal_flow.load.workspace import Workspace
 
         ws = Workspace.open(project_dir)
         engine = _engine(ws, engine, spark_master)
@@ -141,11 +141,11 @@ def register(cli: click.Group) -> None:
             _refresh_file_stats(ws, p, state)
             click.echo("Nothing to run: every node is up to date.")
             return
-        from seeknal_flow.manifest import write_manifest  # the engine's imports: only when there is work
-        from seeknal_flow.scheduler import run_plan
+        from seeknal_flow.plan.manifest import write_manifest  # the engine's imports: only when there is work
+        from seeknal_flow.run.local import run_plan
 
         if engine == "spark":
-            from seeknal_flow.spark_runner import run_on_spark
+            from seeknal_flow.run.spark.engine import run_on_spark
 
             spark_run = run_on_spark(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
                                      continue_on_error=continue_on_error, master=spark_master,
@@ -175,15 +175,15 @@ def _engine(ws, engine: str | None, spark_master: str | None) -> str:
         raise SeeknalError("--spark-master needs --engine spark (or leave --engine out)")
     chosen = engine or ("spark" if spark_master else ws.project.config.engine.value)
     if chosen == "spark":
-        from operators.spark_engine import check_available
+        from operators.spark.session import check_available
 
         check_available()  # a missing pyspark or Java fails before anything runs
     return chosen
 
 
 def _consolidate_after_run(ws, memory, summary) -> None:
-    from seeknal_flow.consolidation import consolidate
-    from seeknal_flow.specs import Kind
+    from seeknal_flow.store.consolidation import consolidate
+    from seeknal_flow.authoring.specs import Kind
 
     if not any(ws.dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
         return

@@ -17,8 +17,8 @@ def register(cli: click.Group) -> None:
         from pathlib import Path
 
         from seeknal_flow.errors import SeeknalError
-        from seeknal_flow.project import Project
-        from seeknal_flow.serving import FeatureServer
+        from seeknal_flow.load.project import Project
+        from seeknal_flow.serve.http import FeatureServer
 
         project = Project.find(Path(project_dir) if project_dir else None)
         try:

@@ -604,8 +604,8 @@ def test_ctx_features_unknown_group_or_feature(seeknal, ran):
 
 @pytest.fixture(scope="module")
 def server(shared):
-    from seeknal_flow.project import Project
-    from seeknal_flow.serving import FeatureServer
+    from seeknal_flow.load.project import Project
+    from seeknal_flow.serve.http import FeatureServer
 
     srv = FeatureServer(Project.find(shared), "127.0.0.1", 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)

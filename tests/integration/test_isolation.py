@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from seeknal_flow import isolation
+from seeknal_flow.run import isolation
 
 PINNED = '''# /// script
 # dependencies = ["tabulate==0.9.0"]
@@ -74,7 +74,7 @@ def test_host_available_deps_run_in_process(seeknal, example_project, no_subproc
 
 
 def test_should_isolate_decisions():
-    from seeknal_flow.specs import Isolation, PythonCode
+    from seeknal_flow.authoring.specs import Isolation, PythonCode
 
     code = PythonCode(path="x.py", function="f", source="", dependencies=("pyarrow",))
     assert not isolation.should_isolate(code, Isolation.AUTO)

@@ -89,7 +89,7 @@ def test_full_recounts_a_file_rewritten_with_the_same_size_and_mtime(seeknal, tm
 
 def _legacy_fingerprint(path: Path, previous: dict[str, dict]) -> dict[str, dict]:
     """data_fingerprint as states before SHA-256 were written: BLAKE2b-128, no `algorithm`."""
-    from seeknal_flow.fingerprint import data_files
+    from seeknal_flow.plan.fingerprint import data_files
 
     base = path if path.is_dir() else path.parent
     return {str(f.relative_to(base)): {"size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns,
@@ -99,7 +99,7 @@ def _legacy_fingerprint(path: Path, previous: dict[str, dict]) -> dict[str, dict
 
 def test_a_state_from_before_sha256_keeps_touched_files_unchanged(seeknal, tmp_path, monkeypatch):
     """Entries hashed with BLAKE2b (no `algorithm`) are re-hashed the same way when touched."""
-    import seeknal_flow.planner as planner
+    import seeknal_flow.plan.planner as planner
 
     root = _project(seeknal, tmp_path / "legacy", "data/tx.parquet")
     path = root / "data/tx.parquet"

@@ -26,13 +26,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from operators.asof_join import asof_join
+from operators.asof.join import asof_join
 from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig
-from operators.soa import SOAFeature, SOAQuery, SOARatio, SOASince, execute_soa
-from operators.spark_engine import java_executable, read_parquet, start_session, write_parquet
-from operators.spark_pit import pit_join_spark
-from operators.spark_soa import soa_spark
+from operators.soa.execute import SOAFeature, SOAQuery, SOARatio, SOASince, execute_soa
+from operators.spark.session import java_executable, read_parquet, start_session, write_parquet
+from operators.spark.pit import pit_join_spark
+from operators.spark.soa import soa_spark
 
 pytestmark = pytest.mark.spark
 
@@ -167,8 +167,8 @@ def test_pit_join_of_a_python_node_runs_on_spark(spark, data, tmp_path):
     # Inside a Python node under --engine spark: an in-memory pandas spine with ISO date text.
     import pandas as pd
 
-    from seeknal_flow.frames import FeatureFrame
-    from seeknal_flow.spark_frames import SparkFeatureFrame, SparkPit
+    from seeknal_flow.frames.frame import FeatureFrame
+    from seeknal_flow.run.spark.frames import SparkFeatureFrame, SparkPit
 
     feats = data / "features"
     meta = {"node_id": "feature_group.f", "entity": "k", "join_keys": ("k",), "event_time_col": "event_time"}
@@ -274,8 +274,8 @@ def test_temporal_soa_spark_equals_local_and_duckdb(spark, data, tmp_path):
 
 
 def test_consolidation_spark_equals_duckdb(spark, tmp_path):
-    from seeknal_flow.consolidation import GroupInput, consolidation_sql
-    from seeknal_flow.spark_consolidation import consolidation_spark_sql
+    from seeknal_flow.store.consolidation import GroupInput, consolidation_sql
+    from seeknal_flow.run.spark.consolidation import consolidation_spark_sql
 
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     t1, t2 = dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)

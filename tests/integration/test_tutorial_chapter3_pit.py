@@ -121,8 +121,8 @@ def _escape(text: str) -> str:
 
 
 def test_as_of(ran):
-    from seeknal_flow.chains import frame_for
-    from seeknal_flow.workspace import Workspace
+    from seeknal_flow.run.chains import frame_for
+    from seeknal_flow.load.workspace import Workspace
 
     ws = Workspace.open(ran)
     spec = ws.dag.nodes["feature_group.customer_features"]

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from operators import asof_join as asof_join_module
-from operators import asof_kernel, key_encoding
-from operators.asof_join import AsofJoinOperator, asof_join
+from operators.asof import join as asof_join_module
+from operators.asof import kernel as asof_kernel
+from operators.asof import key_encoding
+from operators.asof.join import AsofJoinOperator, asof_join
 from operators.base import Operator, ReaderOperator
 from operators.errors import EngineError
-from operators.key_encoding import KeyCodec
+from operators.asof.key_encoding import KeyCodec
 from operators.memory import MemoryConfig
 
 EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
@@ -255,7 +256,7 @@ def test_key_type_mismatch_names_both_inputs():
 
 
 def test_spill_dir_cleaned_on_error(tmp_path, monkeypatch):
-    from operators import asof_join as mod
+    from operators.asof import join as mod
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
@@ -484,7 +485,7 @@ def test_many_table_chunks_match_one(monkeypatch):
 @given(vals=st.lists(_TEXT, min_size=1, max_size=30), width=st.integers(0, 20))
 def test_bucket_hash_depends_only_on_the_string(vals, width):
     """Equal strings hash equal whatever array holds them (fixed width, mixed, sliced, large)."""
-    from operators.key_encoding import key_hash
+    from operators.asof.key_encoding import key_hash
 
     same = [(v.encode() + b"x" * width)[:width].decode("utf-8", "ignore") for v in vals]
     same = [v for v in same if len(v.encode()) == width] or ["x" * width]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
-from operators.soa import (
+from operators.soa.execute import (
     SOAFeature,
     SOAOperator,
     SOAQuery,
@@ -683,7 +683,7 @@ def test_spool_removed_when_reader_closed_unread(daily, labels, mem):
 @given(query=query_st(), rows=st.lists(row_st, min_size=0, max_size=40), splits=st.lists(st.integers(0, 15)))
 def test_property_high_cardinality_plan_matches_reference(query, rows, splits, tmp_path_factory, monkeypatch):
     # The key-partitioned plan is chosen only for 2M+ rows with many keys; force it on small data.
-    import operators.soa as soa
+    import operators.soa.execute as soa
 
     monkeypatch.setattr(soa, "_PARTITION_MIN_ROWS", 0)
     monkeypatch.setattr(soa, "_many_keys", lambda *args, **kwargs: True)

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 from operators.errors import EngineError
-from operators.soa import SOAFeature, SOAQuery, SOARatio, SOASince, soa_sql
-from operators.spark_engine import spark_ddl, spark_type
-from operators.spark_pit import pit_output_schema, pit_sql
+from operators.soa.execute import SOAFeature, SOAQuery, SOARatio, SOASince, soa_sql
+from operators.spark.session import spark_ddl, spark_type
+from operators.spark.pit import pit_output_schema, pit_sql
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spark"
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seeknal_flow.consolidation import GroupInput, consolidation_sql
+from seeknal_flow.store.consolidation import GroupInput, consolidation_sql
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "consolidation"
 

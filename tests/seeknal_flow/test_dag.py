@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seeknal_flow.dag import Dag
+from seeknal_flow.load.dag import Dag
 from seeknal_flow.errors import DagError
-from seeknal_flow.specs import Location, Ref, SourceFormat, SourceSpec, TransformSpec
+from seeknal_flow.authoring.specs import Location, Ref, SourceFormat, SourceSpec, TransformSpec
 
 
 def _t(name: str, *refs: str, line: int = 1, file: str | None = None) -> TransformSpec:

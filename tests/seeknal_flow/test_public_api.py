@@ -39,8 +39,8 @@ def test_every_public_name_resolves():
     for name in seeknal_flow.__all__:
         assert getattr(seeknal_flow, name) is not None
     assert seeknal_flow.__version__ == "0.1.0"
-    assert seeknal_flow.Context.__module__ == "seeknal_flow.context"
-    assert seeknal_flow.FeatureFrame.__module__ == "seeknal_flow.frames"
+    assert seeknal_flow.Context.__module__ == "seeknal_flow.run.context"
+    assert seeknal_flow.FeatureFrame.__module__ == "seeknal_flow.frames.frame"
 
 
 def test_unknown_attribute_is_an_attribute_error():

@@ -15,10 +15,10 @@ import pytest
 
 from seeknal_flow.cli.main import main
 from seeknal_flow.errors import SeeknalError
-from seeknal_flow.project import Project
-from seeknal_flow.repl import ReplSession, format_rows
-from seeknal_flow.repl_loop import interactive
-from seeknal_flow.scaffold import init_project
+from seeknal_flow.load.project import Project
+from seeknal_flow.repl.session import ReplSession, format_rows
+from seeknal_flow.repl.loop import interactive
+from seeknal_flow.load.scaffold import init_project
 
 ORDERS = pa.table(
     {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seeknal_flow.spark_consolidation import consolidation_spark_sql
+from seeknal_flow.run.spark.consolidation import consolidation_spark_sql
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spark"
 

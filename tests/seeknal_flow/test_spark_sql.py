@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from seeknal_flow.spark_sql import _compatible, _kind, duckdb_only
+from operators.spark.sql import _compatible, _kind, duckdb_only
 
 
 @pytest.mark.parametrize(

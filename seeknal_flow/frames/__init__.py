@@ -1,0 +1,1 @@
+"""Reading node outputs: the lazy FeatureFrame, point-in-time joins and ``as_of``, ``ctx.features``."""

@@ -1,0 +1,181 @@
+"""Argument records (from a decorator or a YAML file) -> node specs.
+
+One builder per kind, shared by the Python and YAML front ends, so both forms
+of a node produce the same spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from seeknal_flow.errors import SpecError
+from operators.soa.spec import SOAQuery
+from seeknal_flow.authoring.specs import (
+    Entity,
+    FeatureGroupSpec,
+    Location,
+    PythonCode,
+    Ref,
+    SOASpec,
+    SourceFormat,
+    SourceSpec,
+    TransformSpec,
+    check_name,
+    split_id,
+)
+
+_EXTENSIONS = {
+    ".csv": SourceFormat.CSV,
+    ".tsv": SourceFormat.CSV,
+    ".parquet": SourceFormat.PARQUET,
+    ".json": SourceFormat.JSON,
+    ".jsonl": SourceFormat.JSONL,
+    ".ndjson": SourceFormat.JSONL,
+}
+
+
+def build(
+    kind: str,
+    args: Any,
+    *,
+    location: Location,
+    refs: tuple[Ref, ...] = (),
+    python: PythonCode | None = None,
+    sql: str | None = None,
+    description: str = "",
+    extra: dict[str, Any] | None = None,
+):
+    """Build the spec of ``kind`` from its validated argument record."""
+    if (problem := check_name(args.name)) is not None:
+        raise SpecError(f"{location}: {problem}")
+    common = dict(
+        name=args.name,
+        location=location,
+        description=description or args.description or "",
+        tags=tuple(args.tags),
+        params=dict(args.params),
+        refs=refs,
+    )
+    return _BUILDERS[kind](args, common, python, sql, extra or {})
+
+
+def _source(args, common, python, sql, extra) -> SourceSpec:
+    fmt = args.source
+    if fmt is None:
+        suffix = "." + args.table.rstrip("/").rsplit(".", 1)[-1].lower() if "." in args.table else ""
+        fmt = _EXTENSIONS.get(suffix, SourceFormat.PARQUET if args.table.endswith("/") else None)
+        if fmt is None:
+            raise SpecError(
+                f"{common['location']}: source '{args.name}': cannot tell the format of "
+                f"{args.table!r}; add source=\"csv\" (or parquet, json, jsonl)"
+            )
+    return SourceSpec(
+        **common,
+        format=fmt,
+        table=args.table,
+        columns=dict(args.columns),
+        partition_by=tuple(args.partition_by),
+        python=python,
+    )
+
+
+def _transform(args, common, python, sql, extra) -> TransformSpec:
+    return TransformSpec(
+        **common, sql=sql, python=python, partitioned=args.partitioned, isolation=args.isolation
+    )
+
+
+def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
+    entity = args.entity
+    if entity is not None and not isinstance(entity, str):
+        entity = {"name": entity.name, "join_keys": entity.join_keys}
+    from operators.durations import parse_duration
+    from operators.errors import EngineError
+
+    durations = [("ttl", args.ttl)] + [
+        (f"validation[{i}].max_age", c.max_age) for i, c in enumerate(args.validation) if hasattr(c, "max_age")
+    ]
+    for field_name, text in durations:
+        if text is None:
+            continue
+        try:
+            parse_duration(text, field_name)
+        except EngineError as e:
+            raise SpecError(f"{common['location']}: field '{field_name}': {e}") from None
+    return FeatureGroupSpec(
+        **common,
+        sql=sql,
+        python=python,
+        partitioned=args.partitioned,
+        isolation=args.isolation,
+        entity=Entity.from_value(entity),
+        event_time_col=args.event_time_col,
+        features=tuple(args.features) if args.features is not None else None,
+        validation=tuple(args.validation),
+        ttl=args.ttl,
+    )
+
+
+def _soa(args, common, python, sql, extra) -> SOASpec:
+    where = common["location"]
+    refs = list(common["refs"])
+    lines = extra.get("lines", {})
+    source = getattr(args, "source", None)
+    for field_name, target in (("source", source), ("spine", args.spine)):
+        if target is None:
+            continue
+        try:
+            split_id(target)
+        except ValueError as e:
+            line = lines.get((field_name,), where.line)
+            raise SpecError(f"{where.file}:{line}: field '{field_name}': {e}; write e.g. feature_group.customer_daily_agg") from None
+        refs.append(Ref(target, Location(where.file, lines.get((field_name,), where.line))))
+    query = SOAQuery(
+        id_col=args.id_col,
+        feature_date_col=args.feature_date_col,
+        application_date_col=args.application_date_col,
+        features=dict(args.features),
+        spine_date_col=args.spine_date_col,
+        spine_id_col=args.spine_id_col,
+    )
+    problems = structural_soa_problems(query, temporal=args.spine is not None)
+    if problems:
+        raise SpecError([f"{where}: second_order_aggregation.{common['name']}: {p}" for p in problems])
+    common["refs"] = tuple(refs)
+    return SOASpec(**common, query=query, source=source, spine=args.spine, python=python)
+
+
+def structural_soa_problems(query: SOAQuery, *, temporal: bool) -> list[str]:
+    """Problems of an SOA spec that need no data: tokens, bounds, empty features, name clashes.
+
+    Checked against a schema that has every column the spec names, so only the
+    spec's own shape can fail; column checks happen once the input is known.
+    """
+    import msgspec
+    import pyarrow as pa
+
+    from operators.soa.execute import check_soa
+
+    # since conditions may name any input column: checked later against the real schema
+    features = {
+        k: msgspec.structs.replace(f, since=msgspec.structs.replace(f.since, condition="TRUE"))
+        if f.since is not None else f
+        for k, f in query.features.items()
+    }
+    probe = msgspec.structs.replace(query, features=features)
+    cols = {probe.id_col: pa.string(), probe.feature_date_col: pa.date32(), probe.application_date_col: pa.date32()}
+    for key, f in features.items():
+        cols.setdefault(f.source_feature or key, pa.float64())
+    schema = pa.schema(list(cols.items()))
+    spine = pa.schema([(probe.spine_id_col or probe.id_col, pa.string()),
+                       (probe.spine_date_col or probe.application_date_col, pa.date32())])
+    return check_soa(probe, schema, spine if temporal else None)
+
+
+_BUILDERS: dict[str, Callable[..., Any]] = {
+    "source": _source,
+    "transform": _transform,
+    "feature_group": _feature_group,
+    "second_order_aggregation": _soa,
+}

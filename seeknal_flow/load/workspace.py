@@ -1,0 +1,46 @@
+"""A loaded project: config, specs, DAG, run state and the engine's memory settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from operators.memory import MemoryConfig, parse_size
+from operators.errors import EngineError
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.load.discovery import discover
+from seeknal_flow.errors import ProjectError
+from seeknal_flow.load.project import Project
+from seeknal_flow.plan.run_state import RunState
+
+
+@dataclass
+class Workspace:
+    project: Project
+
+    @classmethod
+    def open(cls, project_dir: str | Path | None = None) -> Workspace:
+        """Find the project (walking up from cwd unless ``project_dir``) and load it."""
+        return cls(Project.find(Path(project_dir) if project_dir else None))
+
+    @cached_property
+    def dag(self) -> Dag:
+        return Dag(discover(self.project))
+
+    def state(self) -> RunState:
+        return RunState.load(self.project.state_path)
+
+    def memory(self, memory_limit: str | None = None, threads: int | None = None) -> MemoryConfig:
+        """CLI flags win over ``seeknal_project.yml``."""
+        config = self.project.config
+        limit = memory_limit or config.memory_limit
+        try:
+            limit_bytes = parse_size(limit) if limit else None
+        except EngineError as e:
+            raise ProjectError(str(e)) from None
+        return MemoryConfig(
+            memory_limit=limit_bytes,
+            threads=threads or config.threads,
+            spill_dir=self.project.tmp,
+        )

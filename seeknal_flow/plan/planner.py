@@ -1,0 +1,191 @@
+"""Decide what must run and why: fingerprints compared with ``run_state.json``."""
+
+from __future__ import annotations
+
+import msgspec
+
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.errors import PlanError
+from seeknal_flow.plan.fingerprint import (
+    ENGINE_VERSION,
+    code_hash,
+    config_hash,
+    data_fingerprint,
+    data_hash,
+    digest,
+)
+from seeknal_flow.load.project import Project
+from seeknal_flow.plan.run_state import NodeState, RunState
+from seeknal_flow.plan.partitions import is_partitioned, source_partitions
+from seeknal_flow.authoring.specs import Kind
+
+
+class NodePlan(msgspec.Struct, kw_only=True):
+    node_id: str
+    action: str  # RUN | SKIP
+    reasons: list[str]
+    state: NodeState  # what run_state will hold for this node after a successful run
+    params: dict = {}
+    # Partitioned nodes: the partitions to (re)compute and to delete; None = all.
+    partitions_run: list[str] | None = None
+    partitions_remove: list[str] = []
+
+
+class Plan(msgspec.Struct, kw_only=True):
+    nodes: list[NodePlan]
+
+    @property
+    def to_run(self) -> list[NodePlan]:
+        return [n for n in self.nodes if n.action == "RUN"]
+
+    def describe(self, dag: Dag) -> str:
+        """One line per node in run order: action, id, its inputs and why."""
+        width = max((len(n.node_id) for n in self.nodes), default=0)
+        lines = []
+        for n in self.nodes:
+            ups = dag.upstream[n.node_id]
+            arrow = f"  <- {', '.join(ups)}" if ups else ""
+            why = ", ".join(n.reasons)
+            parts = ""
+            if n.action == "RUN" and n.partitions_run is not None:
+                changed = n.partitions_run[:3] + (["..."] if len(n.partitions_run) > 3 else [])
+                removed = f"; removed: {', '.join(n.partitions_remove[:3])}" if n.partitions_remove else ""
+                parts = (f" RUN {len(n.partitions_run)}/{len(n.state.partitions)} partitions "
+                         f"(changed: {', '.join(changed) or 'none'}{removed})")
+            lines.append(f"  {n.action:<4}  {n.node_id:<{width}}  ({why}){parts}{arrow}")
+        return "\n".join(lines)
+
+
+def effective_params(spec, cli_params: dict) -> dict:
+    """The node's params with ``--params`` overrides.
+
+    Overrides reach a node that declares the key, and every Python node (its
+    code may read any key from ``ctx.params``); only those fingerprints change.
+    """
+    params = dict(spec.params)
+    python = getattr(spec, "python", None)
+    for key, value in cli_params.items():
+        if key in params or (python is not None and "params" in python.source):
+            params[key] = value
+    return params
+
+
+def make_plan(
+    project: Project,
+    dag: Dag,
+    state: RunState,
+    *,
+    full: bool = False,
+    select: set[str] | None = None,
+    cli_params: dict | None = None,
+) -> Plan:
+    """Compute every node's fingerprint and decide RUN or SKIP.
+
+    ``select`` (from ``--nodes``/``--tags``) forces those nodes and their
+    downstream to run; other nodes never run then, so their outputs must exist.
+    """
+    cli_params = cli_params or {}
+    forced: set[str] = set()
+    needed: set[str] = set()  # upstream of the selection: their outputs must exist
+    if select is not None:
+        for node_id in select:
+            forced |= {node_id} | dag.descendants(node_id)
+        for node_id in forced:
+            needed |= dag.ancestors(node_id)
+    plans: dict[str, NodePlan] = {}
+    for node_id in dag.order:
+        spec = dag.nodes[node_id]
+        old = state.nodes.get(node_id)
+        params = effective_params(spec, cli_params)
+        files: dict[str, dict] = {}
+        data = ""
+        if spec.kind == Kind.SOURCE:
+            previous = old.files if old else {}
+            if full:  # re-count rows too: a rewrite can keep a file's size and mtime
+                previous = {rel: {k: v for k, v in info.items() if k != "rows"} for rel, info in previous.items()}
+            files = data_fingerprint(project.root / spec.table, previous)
+            data = data_hash(files)
+        partitioned = is_partitioned(spec)
+        part_ups = [u for u in dag.upstream[node_id] if is_partitioned(dag.nodes[u])] if partitioned else []
+        upstream = {u: plans[u].state.fingerprint for u in dag.upstream[node_id] if u not in part_ups}
+        new = NodeState(
+            code=code_hash(spec),
+            config=config_hash(spec),
+            params=digest(params),
+            data=data,
+            upstream=upstream,
+            files=files,
+        )
+        base = [ENGINE_VERSION, node_id, new.code, new.config, new.params, sorted(upstream.items())]
+        if partitioned:
+            new.partitions = _partition_fingerprints(spec, dag, plans, part_ups, files, base)
+            new.fingerprint = digest([*base, sorted(new.partitions.items())])
+        else:
+            new.fingerprint = digest([*base, new.data])
+        output_exists = project.output_of(spec).exists()
+        reasons = _reasons(old, new, output_exists)
+        partitions_run, partitions_remove = None, []
+        if partitioned and old is not None and old.fingerprint and output_exists and select is None and not full:
+            # Only the partitions whose fingerprint changed (each covers code, spec,
+            # params, whole inputs and its own input partition) are recomputed.
+            partitions_run = [p for p, fp in new.partitions.items() if old.partitions.get(p) != fp]
+            partitions_remove = [p for p in old.partitions if p not in new.partitions]
+            if partitions_run or partitions_remove:
+                reasons = reasons or ["partitions changed"]
+            else:
+                reasons = []
+        if select is not None:
+            action = "RUN" if node_id in forced else "SKIP"
+            if node_id in forced:
+                reasons = ["selected" if node_id in select else "downstream of selection"]
+            elif not output_exists and node_id in needed:
+                raise PlanError(
+                    f"{node_id} has no output yet and is not selected; run it first or add it to --nodes"
+                )
+            else:
+                reasons = ["not selected"]
+        elif full:
+            action, reasons = "RUN", ["--full"]
+        else:
+            action = "RUN" if reasons else "SKIP"
+            reasons = reasons or ["unchanged"]
+        if action != "RUN":
+            partitions_run, partitions_remove = None, []
+        plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params,
+                                  partitions_run=partitions_run, partitions_remove=partitions_remove)
+    return Plan(nodes=[plans[n] for n in dag.order])
+
+
+def _partition_fingerprints(spec, dag: Dag, plans: dict, part_ups: list[str], files: dict, base: list) -> dict[str, str]:
+    if spec.kind == Kind.SOURCE:
+        return {p: digest([*base, fp]) for p, fp in source_partitions(files, spec.partition_by, spec.id).items()}
+    if not part_ups:
+        raise PlanError(
+            f"{spec.id} ({spec.location}) is partitioned but none of its inputs is; "
+            "partition a source (partition_by=[...]) or drop partitioned=True"
+        )
+    names = sorted({p for u in part_ups for p in plans[u].state.partitions})
+    return {p: digest([*base, [plans[u].state.partitions.get(p) for u in part_ups]]) for p in names}
+
+
+def _reasons(old: NodeState | None, new: NodeState, output_exists: bool) -> list[str]:
+    if old is None or not old.fingerprint:
+        return ["new"]
+    reasons = []
+    if old.code != new.code:
+        reasons.append("code changed")
+    if old.config != new.config:
+        reasons.append("spec changed")
+    if old.params != new.params:
+        reasons.append("params changed")
+    if old.data != new.data:
+        reasons.append("data changed")
+    if old.upstream != new.upstream:
+        reasons.append("upstream changed")
+    if old.status == "failed":
+        reasons.append("failed last run")
+    elif not output_exists:
+        reasons.append("output missing")
+    elif not reasons and old.fingerprint != new.fingerprint:
+        reasons.append("engine changed")
+    return reasons

@@ -1,0 +1,44 @@
+"""Checks that need input schemas, run before any node reads data.
+
+A second-order aggregation's columns are checked against its input's Parquet
+schema (metadata only) when that input already exists on disk; otherwise the
+SOA operator runs the same check itself before it reads anything.
+"""
+
+from __future__ import annotations
+
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.errors import SpecError
+from seeknal_flow.plan.planner import Plan
+from seeknal_flow.load.project import Project
+from seeknal_flow.authoring.specs import Kind
+
+
+def preflight(project: Project, dag: Dag, plan: Plan) -> None:
+    """Raise one SpecError listing every problem found in the nodes about to run."""
+    from seeknal_flow.store.consolidation import entity_groups
+
+    entity_groups(dag)  # join-key mismatches fail before anything runs, not after
+    problems = []
+    running = {n.node_id for n in plan.to_run}
+    for node_id in running:
+        spec = dag.nodes[node_id]
+        if spec.kind != Kind.SECOND_ORDER_AGGREGATION or spec.source is None:
+            continue
+        schemas = []
+        for upstream in (spec.source, spec.spine):
+            if upstream is None:
+                schemas.append(None)
+                continue
+            path = project.output_of(dag.nodes[upstream])
+            if upstream in running or not path.exists():
+                break  # the input is produced in this run: the operator checks it then
+            from operators.datasets import parquet_dataset
+
+            schemas.append(parquet_dataset(path).schema)
+        else:
+            from operators.soa.execute import check_soa  # imports DataFusion: only when an SOA node runs
+
+            problems += [f"{spec.location}: {node_id}: {p}" for p in check_soa(spec.query, *schemas)]
+    if problems:
+        raise SpecError(sorted(problems))

@@ -1,0 +1,1 @@
+"""The read-only SQL REPL over ``target/`` (DuckDB) and terminal tables."""

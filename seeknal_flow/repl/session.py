@@ -1,0 +1,195 @@
+"""The SQL REPL: DuckDB over ``target/``, read-only.
+
+Each node output is a view (``source_x``, ``feature_group_x``...) and each
+consolidated entity is ``entity_<name>``; DuckDB reads the Parquet in place,
+so the REPL opens instantly whatever the data size. Statements are classified
+by DuckDB's own parser and anything but a query is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+from seeknal_flow.errors import SeeknalError
+from seeknal_flow.load.project import Project
+
+_ALLOWED = {"SELECT", "EXPLAIN"}
+HELP = """\
+.tables          list the views (node outputs and entities)
+.schema NAME     columns and types of a view
+.help            this help
+.quit            leave (also Ctrl-D)
+Anything else is DuckDB SQL (queries only); end a statement with ';' or an empty line."""
+
+
+class ReplSession:
+    """A read-only DuckDB session over a project's outputs.
+
+    >>> import tempfile
+    >>> from seeknal_flow.load.scaffold import init_project
+    >>> s = ReplSession(Project(init_project("p", path=Path(tempfile.mkdtemp()))))
+    >>> s.query("SELECT 1 AS one")
+    (['one'], [(1,)])
+    """
+
+    def __init__(self, project: Project) -> None:
+        import duckdb
+
+        self.project = project
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.views: dict[str, Path] = {}
+        self._register()
+
+    def _register(self) -> None:
+        from seeknal_flow.plan.manifest import read_outputs
+
+        found: dict[str, Path] = {}
+        manifest = read_outputs(self.project)
+        for view, output in manifest.items():
+            path = self.project.root / output
+            if path.exists():
+                found[view] = path
+        # Without a manifest (outputs copied from elsewhere) every output file is a view;
+        # with one, outputs of nodes that left the project are not shown.
+        if not manifest and self.project.intermediate.is_dir():
+            for path in sorted(self.project.intermediate.iterdir()):
+                if path.name.startswith("."):
+                    continue
+                if path.suffix == ".parquet":
+                    found[path.stem] = path
+        store = self.project.target / "feature_store"
+        if store.is_dir():
+            for folder in sorted(store.iterdir()):
+                entity_file = folder / "features.parquet"
+                if entity_file.exists():
+                    found[f"entity_{folder.name}"] = entity_file
+        for name, path in found.items():
+            pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+            self.con.execute(
+                f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet(\'{_lit(pattern)}\', hive_partitioning = true)'
+            )
+        self.views = found
+
+    def check_read_only(self, sql: str) -> None:
+        import duckdb
+
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as e:
+            raise SeeknalError(f"SQL error: {_one_line(e)}") from None
+        if not statements:
+            raise SeeknalError("empty statement")
+        for st in statements:
+            kind = st.type.name
+            if kind == "EXPLAIN":
+                # EXPLAIN ANALYZE executes its statement: only a plain EXPLAIN of a query is harmless.
+                inner = re.sub(r"^\s*EXPLAIN\s*", "", st.query, flags=re.IGNORECASE)
+                if re.match(r"(\(|ANALY[SZ]E\b)", inner, flags=re.IGNORECASE):
+                    raise SeeknalError("the REPL is read-only: EXPLAIN ANALYZE runs its statement; use EXPLAIN")
+                self.check_read_only(inner)
+            elif kind not in _ALLOWED:
+                raise SeeknalError(f"the REPL is read-only: {kind} statements are refused; write a SELECT query")
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Run one query; return column names and rows."""
+        import duckdb
+
+        self.check_read_only(sql)
+        try:
+            rel = self.con.sql(sql)
+            if rel is None:
+                return [], []
+            return list(rel.columns), rel.fetchall()
+        except duckdb.Error as e:
+            raise SeeknalError(f"SQL error: {_one_line(e)}") from None
+
+    def tables(self) -> list[tuple[str, str]]:
+        return [(name, str(path.relative_to(self.project.root))) for name, path in self.views.items()]
+
+    def schema(self, name: str) -> list[tuple[str, str]]:
+        if name not in self.views:
+            known = ", ".join(self.views) or "none"
+            raise SeeknalError(f"no view named '{name}'; views: {known}")
+        rows = self.con.execute(f'DESCRIBE "{name}"').fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def export(self, sql: str, path: Path) -> int:
+        """Write a query's result to CSV, JSON or Parquet (by extension), atomically."""
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".json", ".parquet"):
+            raise SeeknalError(f"--output {path}: use a .csv, .json or .parquet file name")
+        self.check_read_only(sql)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            if suffix == ".parquet":
+                import duckdb
+
+                import pyarrow.parquet as pq
+
+                statements = duckdb.extract_statements(sql)
+                if len(statements) != 1:
+                    raise SeeknalError("--output takes exactly one query")
+                inner = statements[0].query.strip().rstrip(";")
+                try:
+                    # Newlines keep a trailing `-- comment` from swallowing the parenthesis;
+                    # fetchall() consumes the result so the session stays usable.
+                    self.con.execute(f"COPY (\n{inner}\n) TO '{_lit(str(tmp))}' (FORMAT parquet)").fetchall()
+                except duckdb.Error as e:
+                    raise SeeknalError(f"SQL error: {_one_line(e)}") from None
+                count = pq.ParquetFile(tmp).metadata.num_rows
+            else:
+                columns, rows = self.query(sql)
+                tmp.write_text(format_rows(columns, rows, suffix[1:]), encoding="utf-8")
+                count = len(rows)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return count
+
+
+def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
+    """Render rows as ``table``, ``json`` (array of row objects) or ``csv``.
+
+    >>> format_rows(["a"], [(1,)], "json")
+    '[{"a": 1}]'
+    """
+    if fmt == "json":
+        clean = [[None if isinstance(v, float) and not math.isfinite(v) else v for v in r] for r in rows]
+        return json.dumps([dict(zip(columns, r, strict=True)) for r in clean], default=_json_default)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return buffer.getvalue().rstrip("\n")
+    from seeknal_flow.repl.table_format import render_table
+
+    return render_table(columns, rows)
+
+
+def _json_default(value: object):
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def _lit(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _one_line(error: Exception) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return " ".join(lines[:2]) if lines else type(error).__name__

@@ -1,0 +1,123 @@
+"""Node spec -> operator chain. The one place that knows which operator runs which kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from operators.base import to_reader
+from operators.memory import MemoryConfig
+from operators.python_call import PythonCallOperator, load_function
+from operators.scan import ScanOperator
+from operators.soa.execute import SOAOperator
+from operators.sql import SqlOperator
+from seeknal_flow.run.context import Context
+from seeknal_flow.frames.frame import FeatureFrame
+from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
+from seeknal_flow.authoring.specs import FeatureGroupSpec, Isolation, Kind
+
+
+def frame_for(spec, data, memory: MemoryConfig | None = None) -> FeatureFrame:
+    """Wrap a node's output (Parquet path or Arrow table) as a FeatureFrame carrying its metadata."""
+    if isinstance(spec, FeatureGroupSpec):
+        return FeatureFrame(
+            data,
+            node_id=spec.id,
+            entity=spec.entity.name if spec.entity else None,
+            join_keys=spec.entity.join_keys if spec.entity else (),
+            event_time_col=spec.event_time_col,
+            memory=memory,
+        )
+    return FeatureFrame(data, node_id=spec.id, memory=memory)
+
+
+class Chain:
+    """The operator at the end of a node's chain, plus what to clean up after it."""
+
+    def __init__(self, operator, context: Context | None = None) -> None:
+        self.operator = operator
+        self.context = context
+
+    @property
+    def output(self) -> str:
+        return getattr(self.operator, "output", "")
+
+    def close(self) -> None:
+        if hasattr(self.operator, "close"):
+            self.operator.close()  # e.g. a SQL operator asked for its schema but never run
+        if self.context is not None:
+            self.context.close()
+
+
+def build_chain(
+    spec,
+    inputs: dict[str, FeatureFrame],
+    *,
+    root: Path,
+    params: dict[str, Any],
+    memory: MemoryConfig,
+    isolation: Isolation = Isolation.AUTO,
+    source_path: Path | None = None,
+) -> Chain:
+    """Build the operator chain that computes ``spec`` from its upstream frames."""
+    if spec.kind == Kind.SOURCE:
+        return Chain(
+            ScanOperator(
+                spec.format.value,
+                source_path or root / spec.table,
+                params=params,
+                partition_by=spec.partition_by,
+                memory=memory,
+                display_path=spec.table,
+            )
+        )
+    if spec.kind == Kind.SECOND_ORDER_AGGREGATION:
+        return _soa_chain(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
+    if getattr(spec, "sql", None) is not None:
+        views = {
+            ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
+        }
+        return Chain(SqlOperator(spec.sql, views, memory=memory))
+    if getattr(spec, "python", None) is not None:
+        return Chain(*_python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation))
+    raise NotImplementedError(f"no operator for {spec.id}")  # specs guarantee one of the above
+
+
+def _soa_chain(spec, inputs, *, root, params, memory, isolation) -> Chain:
+    spine = _frame_data(inputs[spec.spine]) if spec.spine else None
+    if spec.python is None:
+        return Chain(SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory))
+    # Decorator form: the function returns the input table (it may join or filter first).
+    call, ctx = _python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
+    return _SOAChain(SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory), ctx, call)
+
+
+def _python_call(spec, inputs, *, root: Path, params, memory: MemoryConfig, isolation: Isolation):
+    """The operator calling a node function: in this process, or isolated by uv (PEP 723)."""
+    code = spec.python
+    mode = getattr(spec, "isolation", None) or isolation
+    if should_isolate(code, mode):
+        op = IsolatedCallOperator(code, node_id=spec.id, inputs=inputs, params=params,
+                                  cache_dir=root / "target" / "isolated", target=root / "target",
+                                  memory_limit=memory.memory_limit, threads=memory.threads)
+        return op, None
+    fn = load_function(Path(code.path), code.function)
+    ctx = Context(spec.id, inputs, params, memory, target=root / "target")
+    return PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx
+
+
+class _SOAChain(Chain):
+    def __init__(self, operator, context, call) -> None:
+        super().__init__(operator, context)
+        self._call = call
+
+    @property
+    def output(self) -> str:
+        return self._call.output
+
+
+def _frame_data(frame: FeatureFrame):
+    paths = frame.paths
+    if paths is None:
+        return frame.to_arrow()
+    return paths[0] if len(paths) == 1 else paths

@@ -1,0 +1,83 @@
+"""Entity consolidation on Spark: :func:`seeknal_flow.store.consolidation.consolidation_sql`'s plan in Spark SQL.
+
+Same table as the local engine builds: one row per key of any group (full
+outer), ``event_time`` = the latest of the groups' times (naive, UTC), one
+STRUCT column per group (alphabetical) with the group's latest row for the
+key; ties on event time go to the row read last (DuckDB's ``file_row_number``
+here is :data:`operators.spark.session.ORDER_COL`, which also orders across the
+files of a Spark-written group). ``features.parquet`` becomes a Parquet
+directory written by Spark; the catalog and the online store are written as
+by the local engine (:func:`seeknal_flow.store.online.publish` reads the directory).
+"""
+
+from __future__ import annotations
+
+from operators.spark.session import ORDER_COL, quote, read_parquet, write_parquet
+from seeknal_flow.store.consolidation import (
+    FEATURES,
+    GroupInput,
+    describe_group,
+    entity_dir,
+    entity_groups,
+    entity_inputs,
+    is_stale,
+    join_latest_rows,
+    read_catalog,
+    write_catalog,
+)
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.errors import SeeknalError
+from seeknal_flow.load.project import Project
+
+
+def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, str, list[str]]]) -> str:
+    """The Spark SQL building an entity table (pure); ``groups`` are (name, view, event time column, columns).
+
+    Each view must carry ``ORDER_COL``. Mirrors ``consolidation_sql`` clause by clause.
+
+    >>> print(consolidation_spark_sql(("id",), [("g", "v", "t", ["id", "x", "t"])]))  # doctest: +ELLIPSIS
+    WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v ...
+    """
+    key_list = ", ".join(quote(k) for k in keys)
+    ctes = []
+    for i, (_, view, event_col, columns) in enumerate(groups):
+        fields = ", ".join(f"{quote(c)} AS {quote(c)}" for c in columns if c not in keys)
+        ctes.append(
+            f"g{i} AS (SELECT {key_list}, CAST({quote(event_col)} AS TIMESTAMP_NTZ) AS __et, struct({fields}) AS __s "
+            f"FROM {view} QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote(event_col)} "
+            f"DESC NULLS LAST, {ORDER_COL} DESC) = 1)"
+        )
+    order = ", ".join(f"{quote(k)} NULLS LAST" for k in keys)  # DuckDB's default; Spark's is NULLS FIRST
+    return join_latest_rows(ctes, [quote(k) for k in keys], [quote(name) for name, *_ in groups], order)
+
+
+def consolidate_spark(spark, project: Project, dag: Dag) -> list[str]:
+    """Rebuild every stale entity on Spark (as :func:`seeknal_flow.store.consolidation.consolidate`, no prune)."""
+    rebuilt = []
+    for entity, (keys, specs) in sorted(entity_groups(dag).items()):
+        catalog = read_catalog(project, entity)
+        groups = entity_inputs(project, dag, specs, catalog)
+        if groups and is_stale(project, catalog, groups, keys):
+            build_entity_spark(spark, project, entity, keys, groups, catalog)
+            rebuilt.append(entity)
+    return rebuilt
+
+
+def build_entity_spark(spark, project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
+                       previous: dict | None) -> dict:
+    """Write ``features.parquet`` (a directory) and the catalog for one entity, then publish it online."""
+    folder = entity_dir(project, entity)
+    folder.mkdir(parents=True, exist_ok=True)
+    plan, group_info = [], {}
+    for i, g in enumerate(groups):
+        schema, group_info[g.name] = describe_group(project, entity, keys, g)
+        view = f"entity_group_{i}"
+        read_parquet(spark, [g.path], ordered=True, schema=schema).createOrReplaceTempView(view)
+        plan.append((g.name, view, g.event_time_col, schema.names))
+    try:
+        written = write_parquet(spark.sql(consolidation_spark_sql(keys, plan)), folder / FEATURES)
+    except Exception as e:  # Spark errors have no common base class; the previous table stays
+        raise SeeknalError(f"consolidating entity '{entity}' on Spark failed: {str(e).strip().splitlines()[0]}") \
+            from None
+    return write_catalog(project, entity, keys, group_info, written.rows, previous)
+

@@ -1,0 +1,1 @@
+"""Serving the online store over the network (``seeknal serve``)."""

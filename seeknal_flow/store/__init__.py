@@ -1,0 +1,1 @@
+"""What runs leave behind for readers: the entity store (consolidation, catalogs), the online store, saved models, training sets."""

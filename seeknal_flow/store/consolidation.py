@@ -1,0 +1,279 @@
+"""Entity consolidation: all feature groups of one entity in one table.
+
+``target/feature_store/<entity>/features.parquet`` holds one row per key
+present in any group (full outer), ``event_time`` = the latest of the groups'
+event times for that key, and one STRUCT column per group (alphabetical) with
+that group's latest row for the key. DuckDB builds it straight from the
+groups' Parquet (streaming, under the memory limit) into a temp file that is
+renamed into place; ``_entity_catalog.json`` describes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from operators.atomic import replace_path
+from operators.memory import MemoryConfig, duckdb_connection
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.errors import SeeknalError
+from seeknal_flow.load.project import Project
+from seeknal_flow.authoring.specs import FeatureGroupSpec
+
+CATALOG = "_entity_catalog.json"
+FEATURES = "features.parquet"
+
+
+@dataclass(frozen=True)
+class GroupInput:
+    """One feature group feeding an entity: its output file and event time column."""
+
+    name: str
+    path: Path
+    event_time_col: str
+    ttl: str | None = None
+
+
+def entity_groups(dag: Dag) -> dict[str, tuple[tuple[str, ...], list[FeatureGroupSpec]]]:
+    """Entity name -> (join keys, its feature groups); join-key mismatches are errors."""
+    out: dict[str, tuple[tuple[str, ...], list[FeatureGroupSpec]]] = {}
+    for spec in dag.nodes.values():
+        if not isinstance(spec, FeatureGroupSpec) or spec.entity is None:
+            continue
+        keys, groups = out.setdefault(spec.entity.name, (spec.entity.join_keys, []))
+        if spec.entity.join_keys != keys:
+            first = groups[0]
+            raise SeeknalError(
+                f"entity '{spec.entity.name}': {first.id} ({first.location}) has join keys "
+                f"{list(keys)} but {spec.id} ({spec.location}) has {list(spec.entity.join_keys)}; "
+                "make them equal"
+            )
+        groups.append(spec)
+    for _, groups in out.values():
+        groups.sort(key=lambda s: s.name)
+    return out
+
+
+def entity_dir(project: Project, entity: str) -> Path:
+    return project.target / "feature_store" / entity
+
+
+def read_catalog(project: Project, entity: str) -> dict | None:
+    path = entity_dir(project, entity) / CATALOG
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def list_catalogs(project: Project) -> list[dict]:
+    store = project.target / "feature_store"
+    if not store.is_dir():
+        return []
+    return [c for d in sorted(store.iterdir()) if d.is_dir() and (c := read_catalog(project, d.name))]
+
+
+def consolidate(
+    project: Project,
+    dag: Dag,
+    memory: MemoryConfig,
+    *,
+    prune: bool = False,
+    force: bool = False,
+) -> list[str]:
+    """Rebuild every stale entity (all with ``force``); return the rebuilt entity names.
+
+    Without ``prune``, groups that left the project but whose output still exists
+    stay in their entity; with it they are dropped, and entities left without
+    groups are removed.
+    """
+    rebuilt = []
+    entities = entity_groups(dag)
+    for entity, (keys, specs) in sorted(entities.items()):
+        catalog = read_catalog(project, entity)
+        groups = entity_inputs(project, dag, specs, catalog, prune=prune)
+        if not groups:
+            continue
+        if force or is_stale(project, catalog, groups, keys):
+            build_entity(project, entity, keys, groups, memory, catalog)
+            rebuilt.append(entity)
+    if prune:
+        for catalog in list_catalogs(project):
+            if catalog["entity"] not in entities or not any(
+                project.intermediate_path(s.output_name).exists() for s in entities[catalog["entity"]][1]
+            ):
+                shutil.rmtree(entity_dir(project, catalog["entity"]), ignore_errors=True)
+                from seeknal_flow.store.online import remove_published
+
+                remove_published(project, catalog["entity"])
+    return rebuilt
+
+
+def entity_inputs(project: Project, dag: Dag, specs: list[FeatureGroupSpec], catalog: dict | None,
+                  *, prune: bool = False) -> list[GroupInput]:
+    """The groups an entity is built from, alphabetical.
+
+    Groups still in the project belong where their spec says; a group whose
+    node is gone is kept from its last output until ``--prune``.
+    """
+    groups = [GroupInput(s.name, project.intermediate_path(s.output_name), s.event_time_col, s.ttl)
+              for s in specs if project.intermediate_path(s.output_name).exists()]
+    if catalog and not prune:
+        in_project = {s.name for s in dag.nodes.values() if isinstance(s, FeatureGroupSpec)}
+        for name, info in catalog["groups"].items():
+            path = project.root / info["path"]
+            if name not in in_project and path.exists():
+                groups.append(GroupInput(name, path, info["event_time_col"], info.get("ttl")))
+    return sorted(groups, key=lambda g: g.name)
+
+
+def is_stale(project: Project, catalog: dict | None, groups: list[GroupInput], keys: tuple[str, ...]) -> bool:
+    """Does the entity table need a rebuild (new/removed/changed group, keys or ttl)?"""
+    if catalog is None or list(catalog.get("join_keys", [])) != list(keys):
+        return True
+    if not (entity_dir(project, catalog["entity"]) / FEATURES).exists():
+        return True
+    if sorted(catalog["groups"]) != sorted(g.name for g in groups):
+        return True
+    for g in groups:
+        info = catalog["groups"][g.name]
+        st = g.path.stat()
+        if info.get("source_size") != st.st_size or info.get("source_mtime_ns") != st.st_mtime_ns:
+            return True
+        if info.get("ttl") != g.ttl or info.get("event_time_col") != g.event_time_col:
+            return True
+    return False
+
+
+def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: dict[str, list[str]]) -> str:
+    """The DuckDB query that builds an entity table (pure; tested as text).
+
+    The latest row per key wins; ties on event time go to the row written last
+    (file row number), matching the PIT join's rule.
+    """
+    from operators.sql import quote_ident  # imports pyarrow: `seeknal plan` needs only entity_groups
+
+    key_list = ", ".join(quote_ident(k) for k in keys)
+    ctes = []
+    for i, g in enumerate(groups):
+        cols = [c for c in schemas[g.name] if c not in keys]
+        fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in cols)
+        path = str(g.path).replace("'", "''")
+        if g.path.is_dir():  # partitioned or Spark-written output: files in name order, rows in file order
+            source = f"read_parquet('{path}/**/*.parquet', filename = true, file_row_number = true, hive_partitioning = true)"
+            last = "filename DESC, file_row_number DESC"
+        else:
+            source, last = f"read_parquet('{path}', file_row_number = true)", "file_row_number DESC"
+        ctes.append(
+            f"g{i} AS (SELECT {key_list}, CAST({quote_ident(g.event_time_col)} AS TIMESTAMP) AS __et, "
+            f"struct_pack({fields}) AS __s FROM {source} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote_ident(g.event_time_col)} "
+            f"DESC NULLS LAST, {last}) = 1)"
+        )
+    return join_latest_rows(ctes, [quote_ident(k) for k in keys], [quote_ident(g.name) for g in groups], key_list)
+
+
+def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: str) -> str:
+    """The entity query around its per-group CTEs, for both dialects (keys and names quoted).
+
+    CTE ``g<i>`` holds group i's latest row per key (keys, ``__et``, struct ``__s``): every
+    key of any group, each group's struct as a column named after it, and the latest of the
+    groups' event times.
+    """
+    key_list = ", ".join(keys)
+    all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(ctes)))
+    joins = " ".join(f"LEFT JOIN g{i} USING ({key_list})" for i in range(len(ctes)))
+    structs = ", ".join(f"g{i}.__s AS {name}" for i, name in enumerate(names))
+    times = [f"g{i}.__et" for i in range(len(ctes))]
+    event_time = f"GREATEST({', '.join(times)})" if len(times) > 1 else times[0]
+    return (
+        f"WITH {', '.join([*ctes, f'k AS ({all_keys})'])} SELECT {', '.join('k.' + k for k in keys)}, "
+        f"{event_time} AS event_time, {structs} FROM k {joins} ORDER BY {order}"
+    )
+
+
+def describe_group(project: Project, entity: str, keys: tuple[str, ...], g: GroupInput):
+    """A group's output schema and its catalog entry; missing key/time columns are an error."""
+    from operators.datasets import parquet_dataset  # pyarrow.dataset imports pandas: not on every run
+
+    dataset = parquet_dataset(g.path)
+    schema = dataset.schema
+    missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
+    if missing:
+        raise SeeknalError(
+            f"entity '{entity}': feature group '{g.name}' output lacks column(s) {missing} "
+            f"(columns: {', '.join(schema.names)}); return the join keys and event_time_col"
+        )
+    st = g.path.stat()
+    info = {
+        "features": [c for c in schema.names if c not in keys and c != g.event_time_col],
+        "event_time_col": g.event_time_col,
+        "row_count": dataset.count_rows(),
+        "schema": {f.name: str(f.type) for f in schema},
+        "last_updated": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
+        "path": str(g.path.relative_to(project.root)) if g.path.is_relative_to(project.root) else str(g.path),
+        "ttl": g.ttl,
+        "source_size": st.st_size,
+        "source_mtime_ns": st.st_mtime_ns,
+    }
+    return schema, info
+
+
+def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_info: dict, row_count: int,
+                  previous: dict | None) -> dict:
+    """Write ``_entity_catalog.json`` atomically (schema version bumps when a group's schema
+    changes), then publish the entity to the online store."""
+    layout = {g: info["schema"] for g, info in group_info.items()}
+    version = 1
+    if previous is not None:
+        old_layout = {g: info["schema"] for g, info in previous.get("groups", {}).items()}
+        version = previous.get("schema_version", 1) + (0 if old_layout == layout else 1)
+    catalog = {
+        "entity": entity,
+        "join_keys": list(keys),
+        "groups": group_info,
+        "row_count": row_count,
+        "consolidated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema_version": version,
+    }
+    folder = entity_dir(project, entity)
+    tmp_cat = folder / f".{CATALOG}.{os.getpid()}.tmp"
+    tmp_cat.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
+    os.replace(tmp_cat, folder / CATALOG)
+    from seeknal_flow.store.online import publish
+
+    publish(project, entity, catalog)
+    return catalog
+
+
+def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
+                 memory: MemoryConfig, previous: dict | None) -> dict:
+    """Write ``features.parquet`` and the catalog for one entity, atomically."""
+    folder = entity_dir(project, entity)
+    folder.mkdir(parents=True, exist_ok=True)
+    schemas, group_info = {}, {}
+    for g in groups:
+        schema, group_info[g.name] = describe_group(project, entity, keys, g)
+        schemas[g.name] = schema.names
+    out = folder / FEATURES
+    tmp = folder / f".{FEATURES}.{os.getpid()}.tmp"
+    con = duckdb_connection(memory)
+    try:
+        sql = consolidation_sql(keys, groups, schemas)
+        con.execute(f"COPY ({sql}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
+        replace_path(tmp, out)
+    except Exception as e:  # duckdb.Error: report, keep the previous table
+        tmp.unlink(missing_ok=True)
+        raise SeeknalError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from None
+    finally:
+        con.close()
+    from operators.datasets import parquet_dataset
+
+    return write_catalog(project, entity, keys, group_info, parquet_dataset(out).count_rows(), previous)
+

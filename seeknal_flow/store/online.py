@@ -1,0 +1,237 @@
+"""The online store: each entity's latest feature values, indexed for point lookups.
+
+Publishing writes an Arrow IPC snapshot under ``target/online/<entity>/`` and
+then atomically replaces the ``CURRENT`` pointer, so readers in other
+processes switch to the new version on their next lookup without restarting.
+Lookups go through an in-memory hash index (key -> row); key values are never
+put into SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from operators.durations import parse_duration
+from seeknal_flow.errors import SeeknalError
+from seeknal_flow.load.project import Project
+
+POINTER = "CURRENT"
+_EVENT = "__event_time"
+
+
+def online_dir(project: Project, entity: str) -> Path:
+    return project.target / "online" / entity
+
+
+def publish(project: Project, entity: str, catalog: dict) -> Path:
+    """Flatten the consolidated entity table into a snapshot and point CURRENT at it."""
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    from seeknal_flow.store.consolidation import FEATURES, entity_dir
+
+    table = pq.read_table(entity_dir(project, entity) / FEATURES)
+    keys = catalog["join_keys"]
+    columns = {k: table[k] for k in keys}
+    for group, info in sorted(catalog["groups"].items()):
+        struct = table[group]
+        for feature in info["features"]:
+            columns[f"{group}.{feature}"] = pc.struct_field(struct, feature)
+        columns[f"{group}.{_EVENT}"] = pc.struct_field(struct, info["event_time_col"])
+    snapshot = pa.table(columns)
+    folder = online_dir(project, entity)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"snapshot-{time.time_ns()}.arrow"
+    with pa.OSFile(str(folder / f".{name}.tmp"), "wb") as sink, ipc.new_file(sink, snapshot.schema) as writer:
+        writer.write_table(snapshot)
+    os.replace(folder / f".{name}.tmp", folder / name)
+    pointer = {
+        "snapshot": name,
+        "join_keys": keys,
+        "groups": {g: {"features": i["features"], "ttl": i.get("ttl")} for g, i in catalog["groups"].items()},
+        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema_version": catalog["schema_version"],
+    }
+    tmp = folder / f".{POINTER}.tmp"
+    tmp.write_text(json.dumps(pointer), encoding="utf-8")
+    os.replace(tmp, folder / POINTER)
+    for old in folder.glob("snapshot-*.arrow"):
+        if old.name != name:
+            old.unlink(missing_ok=True)  # open readers keep their mapping (POSIX)
+    return folder / name
+
+
+def remove_published(project: Project, entity: str) -> None:
+    import shutil
+
+    shutil.rmtree(online_dir(project, entity), ignore_errors=True)
+
+
+class OnlineStore:
+    """A reader of one entity's published snapshot; reloads when a new one is published."""
+
+    def __init__(self, project: Project, entity: str) -> None:
+        self.project = project
+        self.entity = entity
+        self._pointer_path = online_dir(project, entity) / POINTER
+        self._stamp: tuple[int, int] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        import pyarrow.ipc as ipc
+
+        try:
+            st = self._pointer_path.stat()
+            pointer = json.loads(self._pointer_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            raise SeeknalError(
+                f"entity '{self.entity}' has no published features; run `seeknal run` (or `seeknal consolidate`) first"
+            ) from None
+        source = pa.memory_map(str(self._pointer_path.parent / pointer["snapshot"]))
+        # One chunk per column: `take` on a chunked column costs ~0.2 ms per call.
+        self.table = ipc.open_file(source).read_all().combine_chunks()
+        self._selected: dict[tuple[str, ...], pa.Table] = {}
+        self.join_keys: list[str] = pointer["join_keys"]
+        self.groups: dict[str, dict] = pointer["groups"]
+        self.ttl = {g: parse_duration(i["ttl"]) for g, i in self.groups.items() if i.get("ttl")}
+        key_values = [self.table[k].to_pylist() for k in self.join_keys]
+        keys = key_values[0] if len(key_values) == 1 else list(zip(*key_values, strict=True))
+        self.index: dict[Any, int] = {k: i for i, k in enumerate(keys)}
+        self._stamp = (st.st_mtime_ns, st.st_ino)
+
+    def refresh(self) -> None:
+        """Pick up a newer snapshot if one was published since the last load."""
+        try:
+            st = self._pointer_path.stat()
+        except OSError:
+            return
+        if (st.st_mtime_ns, st.st_ino) != self._stamp:
+            self._load()
+
+    def resolve_features(self, features: list[str] | None) -> list[str]:
+        """``group.feature`` names -> snapshot columns; all features when None."""
+        if features is None:
+            return [f"{g}.{f}" for g, i in sorted(self.groups.items()) for f in i["features"]]
+        out = []
+        for ref in dict.fromkeys(features):  # a feature asked twice is returned once
+            group, sep, feature = ref.partition(".")
+            if not sep or group not in self.groups:
+                raise SeeknalError(
+                    f"feature '{ref}': unknown group '{group}' of entity '{self.entity}'; "
+                    f"groups: {', '.join(sorted(self.groups))} (write group.feature)"
+                )
+            if feature not in self.groups[group]["features"]:
+                raise SeeknalError(
+                    f"feature '{ref}': group '{group}' has no feature '{feature}'; "
+                    f"features: {', '.join(self.groups[group]['features'])}"
+                )
+            out.append(ref)
+        return out
+
+    def lookup(self, keys: list[dict], columns: list[str], now: datetime | None = None) -> pa.Table:
+        """One row per requested key, in request order; NULLs for unknown or expired keys."""
+        self.refresh()
+        missing = [c for c in columns if c not in self.table.schema.names]
+        if missing:
+            raise SeeknalError(
+                f"feature(s) {', '.join(missing)} are no longer published for entity '{self.entity}'; "
+                "ask for current features"
+            )
+        rows = []
+        for i, key in enumerate(keys):
+            if not isinstance(key, dict):
+                raise SeeknalError(f"key #{i} must be a mapping like {{'{self.join_keys[0]}': ...}}, got {key!r}")
+            missing = [k for k in self.join_keys if k not in key]
+            if missing:
+                raise SeeknalError(f"key #{i} {key!r} lacks join key(s) {missing} of entity '{self.entity}'")
+            value = key[self.join_keys[0]] if len(self.join_keys) == 1 else tuple(key[k] for k in self.join_keys)
+            try:
+                rows.append(self.index.get(value))
+            except TypeError:  # unhashable (a list or dict as a key value)
+                rows.append(None)
+        needed = tuple(dict.fromkeys([*columns, *(f"{g}.{_EVENT}" for g in self.ttl)]))
+        selected = self._selected.get(needed)
+        if selected is None:
+            selected = self._selected[needed] = self.table.select(list(needed))
+        taken = selected.take(pa.array(rows, pa.int64()))
+        out = {k: _key_array([key[k] for key in keys], self.table.schema.field(k).type) for k in self.join_keys}
+        expired = self._expired(taken, now)
+        for col in columns:
+            values = taken[col]
+            group = col.split(".", 1)[0]
+            if group in expired:
+                values = pc.if_else(expired[group], pa.nulls(len(values), values.type), values)
+            out[col] = values
+        return pa.table(out)
+
+    def _expired(self, taken: pa.Table, now: datetime | None) -> dict[str, pa.Array]:
+        now = (now or datetime.now(timezone.utc))
+        now = now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        masks = {}
+        for group, ttl in self.ttl.items():
+            et = taken[f"{group}.{_EVENT}"]
+            # Naive event times are UTC by the house rule; compare like with like.
+            cutoff = (now - ttl).replace(tzinfo=None) if not getattr(et.type, "tz", None) else now - ttl
+            if pa.types.is_date(et.type):
+                et = et.cast(pa.timestamp("s"))
+            masks[group] = pc.fill_null(pc.less(et, pa.scalar(cutoff, et.type)), False)
+        return masks
+
+
+def _key_array(values: list, type_: pa.DataType) -> pa.Array:
+    """Echo the requested keys in the snapshot's key type; a value of another type becomes NULL."""
+    try:
+        return pa.array(values, type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        out = []
+        for v in values:
+            try:
+                out.append(pa.scalar(v, type_).as_py())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                out.append(None)
+        return pa.array(out, type_)
+
+
+class OnlineFeaturesDuckDB:
+    """Online feature lookups by entity key from the published snapshot.
+
+    Args:
+        entity: the entity name (``"customer"``).
+        features: ``["group.feature", ...]``, or None for every feature.
+        project: the project folder (default: found from the current folder).
+
+    Output columns are the join keys, then the features by bare name (``group.feature``
+    where two groups share a feature name).
+
+    >>> online = OnlineFeaturesDuckDB(entity="customer", project="examples/ml-path")  # doctest: +SKIP
+    >>> online.get_features(keys=[{"customer_id": "CUST-100"}])                      # doctest: +SKIP
+    """
+
+    def __init__(self, entity: str, features: list[str] | None = None, project: str | Path | None = None) -> None:
+        self.project = Project.find(Path(project) if project else None)
+        self.store = OnlineStore(self.project, entity)
+        self.columns = self.store.resolve_features(features)
+        bare = [c.split(".", 1)[1] for c in self.columns]
+        self.names = [b if bare.count(b) == 1 else c for b, c in zip(bare, self.columns, strict=True)]
+
+    def get_features_arrow(self, keys: list[dict], now: datetime | None = None) -> pa.Table:
+        table = self.store.lookup(keys, self.columns, now)
+        return table.rename_columns(self.store.join_keys + self.names)
+
+    def get_features(self, keys: list[dict], now: datetime | None = None):
+        """One pandas row per requested key, in request order."""
+        table = self.get_features_arrow(keys, now)
+        # A few rows convert fastest on this thread: the thread pool's hand-off costs
+        # more than the copy (0.19 ms vs 0.30 ms for one key; Python lists: 0.27 ms).
+        return table.to_pandas(use_threads=table.num_rows > 1000)
+
+
+__all__ = ["OnlineFeaturesDuckDB", "OnlineStore", "publish"]
