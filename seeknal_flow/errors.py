@@ -1,16 +1,27 @@
-"""The error hierarchy. The CLI prints ``str(error)`` as one line and exits 1.
+"""The error hierarchy: one root, one subclass per stage.
 
-``SeeknalError`` is the base of every error the framework raises on purpose;
-``operators.errors.EngineError`` is its counterpart inside the engine.
+::
+
+    SeeknalError                  (operators.errors: the root of everything raised on purpose)
+    ├── EngineError               an operator failed (bad data, bad SQL, a missing file)
+    │   └── UserCodeError         a node function raised (operators.python_call)
+    ├── ProjectError              no project, or a bad seeknal_project.yml
+    ├── SpecError                 a node definition is invalid (YAML field, decorator argument, PEP 723)
+    ├── DagError                  duplicate ids, unknown refs, cycles
+    ├── PlanError                 the planner cannot decide what to run
+    ├── FrameError                reading node outputs: pit_join, as_of, ctx.features
+    ├── RunError                  the run itself
+    │   └── NodeExecutionError    one node failed while running
+    ├── StoreError                the entity store, the online store, saved models
+    ├── ServeError                a bad request to `seeknal serve`
+    └── ReplError                 a refused or failed REPL statement
+
+The CLI prints ``str(error)`` as one line per problem and exits 1.
 """
 
 from __future__ import annotations
 
-from operators.errors import EngineError
-
-
-class SeeknalError(Exception):
-    """A user-facing problem; the message names where, what and the fix."""
+from operators.errors import EngineError, SeeknalError
 
 
 class ProjectError(SeeknalError):
@@ -22,6 +33,9 @@ class SpecError(SeeknalError):
 
     Several problems found in one load are joined, one per line, so the user
     sees every problem of a file at once.
+
+    >>> SpecError(["a.yml:1: x", "a.yml:2: y"]).problems
+    ['a.yml:1: x', 'a.yml:2: y']
     """
 
     def __init__(self, problems: list[str] | str) -> None:
@@ -37,7 +51,15 @@ class PlanError(SeeknalError):
     """The planner cannot decide what to run (e.g. an unknown ``--nodes`` id)."""
 
 
-class NodeExecutionError(SeeknalError):
+class FrameError(SeeknalError):
+    """A FeatureFrame cannot give what was asked (``pit_join``, ``as_of``, ``ctx.features``)."""
+
+
+class RunError(SeeknalError):
+    """A run could not go on (engine unavailable, bad run options)."""
+
+
+class NodeExecutionError(RunError):
     """A node failed while running. ``tail`` holds the user's traceback tail, if any."""
 
     def __init__(self, node: str, message: str, tail: str = "") -> None:
@@ -48,12 +70,29 @@ class NodeExecutionError(SeeknalError):
         super().__init__(f"{node} failed: {message}")
 
 
+class StoreError(SeeknalError):
+    """The entity store, online store or a saved model cannot be read or written."""
+
+
+class ServeError(SeeknalError):
+    """A request to the feature server is malformed or asks for something unknown."""
+
+
+class ReplError(SeeknalError):
+    """A REPL statement was refused or failed."""
+
+
 __all__ = [
     "DagError",
     "EngineError",
+    "FrameError",
     "NodeExecutionError",
     "PlanError",
     "ProjectError",
+    "ReplError",
+    "RunError",
     "SeeknalError",
+    "ServeError",
     "SpecError",
+    "StoreError",
 ]

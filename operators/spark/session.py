@@ -41,8 +41,8 @@ from operators.atomic import replace_path
 from operators.datasets import parquet_dataset, parquet_files
 from operators.errors import EngineError
 from operators.scan import first_line
+from operators.spark.available import check_available
 
-INSTALL_HINT = "pip install 'seeknal-flow[spark]'"
 ORDER_COL = "_seeknal_row"
 _ROW_BITS = 40  # row index inside one file; the file's position takes the bits above
 
@@ -78,30 +78,9 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 # ----------------------------------------------------------------------------- session
 
 
-def check_available() -> None:
-    """Raise a one-line :class:`EngineError` unless pyspark and a Java runtime are present."""
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        raise EngineError(f"--engine spark needs pyspark, which is not installed: {INSTALL_HINT}") from None
-    if java_executable() is None:
-        raise EngineError(
-            "--engine spark needs Java 17 or 21: no `java` on PATH and JAVA_HOME is not set "
-            "(install a JDK, e.g. `apt-get install openjdk-17-jre-headless`)"
-        )
-
-
-def java_executable() -> str | None:
-    """The ``java`` Spark will start: ``$JAVA_HOME/bin/java``, else the one on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    if home and Path(home, "bin", "java").is_file():
-        return str(Path(home, "bin", "java"))
-    return shutil.which("java")
-
-
 @dataclass
-class SparkEngine:
-    """A Spark session and whether this process started it (only then is it stopped)."""
+class SparkSession:
+    """A pyspark session and whether this process started it (only then is it stopped)."""
 
     session: Any
     owned: bool
@@ -113,7 +92,7 @@ class SparkEngine:
 
 
 def start_session(master: str | None = None, conf: dict[str, Any] | None = None,
-                  app_name: str = "seeknal-flow") -> SparkEngine:
+                  app_name: str = "seeknal-flow") -> SparkSession:
     """Start (or join the already active) Spark session with :data:`REQUIRED_CONF`.
 
     ``master`` defaults to ``local[*]``. For ``local-cluster[...]`` (separate
@@ -125,13 +104,13 @@ def start_session(master: str | None = None, conf: dict[str, Any] | None = None,
 
     # pyspark 4.3 warns about pandas 3 on every start; seeknal-flow hands Spark Arrow, never pandas.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession as PySparkSession
 
-    active = SparkSession.getActiveSession()
+    active = PySparkSession.getActiveSession()
     if active is not None:
         for key, value in REQUIRED_CONF.items():
             active.conf.set(key, value)
-        return SparkEngine(active, owned=False)
+        return SparkSession(active, owned=False)
     master = master or "local[*]"
     settings = {**DEFAULT_CONF, **{k: str(v) for k, v in (conf or {}).items()}, **REQUIRED_CONF}
     if "spark.sql.warehouse.dir" not in settings:  # Spark would create ./spark-warehouse in the project
@@ -142,15 +121,15 @@ def start_session(master: str | None = None, conf: dict[str, Any] | None = None,
         import pyspark
 
         settings["spark.test.home"] = os.path.dirname(pyspark.__file__)
-    builder = SparkSession.builder.appName(app_name).master(master)
+    builder = PySparkSession.builder.appName(app_name).master(master)
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except Exception as e:  # py4j / Java start-up failures carry no common base class
-        raise EngineError(f"Spark did not start (master {master}): {_spark_message(e)}") from None
+    except spark_errors() as e:
+        raise EngineError(f"Spark did not start (master {master}): {_spark_message(e)}") from e
     session.sparkContext.setLogLevel(settings.get("spark.log.level", "FATAL"))
-    return SparkEngine(session, owned=True)
+    return SparkSession(session, owned=True)
 
 
 def _log4j2_file() -> Path:
@@ -449,3 +428,16 @@ def describe_output(path: Path) -> Written:
 def spark_error(error: BaseException) -> str:
     """One line from a Spark (py4j) exception, without the JVM stack."""
     return _spark_message(error)
+
+
+def spark_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes of a failing Spark call: pyspark's own and the py4j bridge's.
+
+    A JVM that cannot start raises py4j's ``Py4JError`` (or a ``RuntimeError`` from
+XX
+    ``PySparkException`` subclasses.
+    """
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return (PySparkException, Py4JError)

@@ -6,7 +6,7 @@ import string
 from importlib import resources
 from pathlib import Path
 
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import SpecError
 from seeknal_flow.authoring.specs import NAME_RE, Kind
 
 def draft_path(kind: Kind, name: str, python: bool, folder: Path) -> Path:
@@ -23,11 +23,11 @@ def render_draft(kind_text: str, name: str, *, python: bool, deps: list[str], de
     try:
         kind = Kind.parse(kind_text)
     except ValueError as e:
-        raise SeeknalError(f"cannot draft {kind_text!r}: {e}") from None
+        raise SpecError(f"cannot draft {kind_text!r}: {e}") from None
     if not NAME_RE.match(name):
-        raise SeeknalError(f"node name {name!r} must match {NAME_RE.pattern}")
+        raise SpecError(f"node name {name!r} must match {NAME_RE.pattern}")
     if deps and not python:
-        raise SeeknalError("--deps needs --python (YAML nodes have no Python dependencies)")
+        raise SpecError("--deps needs --python (YAML nodes have no Python dependencies)")
     suffix = "py" if python else "yml"
     template = resources.files("seeknal_flow.authoring.templates").joinpath(f"{kind.value}.{suffix}.tmpl").read_text()
     header = ""
@@ -46,6 +46,6 @@ def write_draft(kind_text: str, name: str, *, python: bool, deps: list[str], des
     kind, text = render_draft(kind_text, name, python=python, deps=deps, description=description)
     path = draft_path(kind, name, python, folder)
     if path.exists():
-        raise SeeknalError(f"{path.name} already exists; edit it, apply it, or delete it first")
+        raise SpecError(f"{path.name} already exists; edit it, apply it, or delete it first")
     path.write_text(text, encoding="utf-8")
     return path

@@ -42,9 +42,9 @@ def register(cli: click.Group) -> None:
     @project_option
     def consolidate_cmd(prune: bool, force: bool, project_dir: str | None) -> None:
         """Rebuild the entity tables of stale entities (and publish them online)."""
-        from seeknal_flow.store.consolidation import consolidate
+        from seeknal_flow.store.consolidation import consolidate_and_publish
         from seeknal_flow.load.workspace import Workspace
 
         ws = Workspace.open(project_dir)
-        rebuilt = consolidate(ws.project, ws.dag, ws.memory(), prune=prune, force=force)
+        rebuilt = consolidate_and_publish(ws.project, ws.dag, ws.memory(), prune=prune, force=force)
         click.echo(f"Consolidated: {', '.join(rebuilt)}" if rebuilt else "Every entity is up to date.")

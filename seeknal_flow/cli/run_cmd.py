@@ -8,37 +8,23 @@ import time
 import click
 
 from seeknal_flow.cli.options import project_option
+from seeknal_flow.errors import RunError
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict:
     import yaml
 
-    from seeknal_flow.errors import SeeknalError
 
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise SeeknalError(f"--params {pair!r}: write key=value, e.g. --params min_revenue=100")
+            raise RunError(f"--params {pair!r}: write key=value, e.g. --params min_revenue=100")
         try:
             params[key.strip()] = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError:
             params[key.strip()] = value
     return params
-
-
-def _selection(ws, nodes: tuple[str, ...], tags: tuple[str, ...]) -> set[str] | None:
-    from seeknal_flow.errors import PlanError
-
-    if not nodes and not tags:
-        return None
-    selected = {ws.dag.resolve(n) for n in nodes}
-    for tag in tags:
-        tagged = {i for i, s in ws.dag.nodes.items() if tag in s.tags}
-        if not tagged:
-            raise PlanError(f"no node has tag '{tag}'")
-        selected |= tagged
-    return selected
 
 
 class _Printer:
@@ -48,6 +34,9 @@ class _Printer:
         self.tty = sys.stderr.isatty()
         self._last = 0.0
         self._started = 0.0
+
+    def note(self, text: str) -> None:
+        click.echo(text)
 
     def start(self, index: int, total: int, node_id: str) -> None:
         self._started = time.perf_counter()
@@ -65,15 +54,15 @@ class _Printer:
             click.echo("\r" + " " * 60 + "\r", nl=False, err=True)
             self._last = 0.0
 
-    def done(self, node_id: str, result, output: str) -> None:
+    def done(self, node_id: str, result) -> None:
         self._clear()
-        _echo_output(output)
+        _echo_output(result.output)
         rate = f" ({result.rows / result.seconds:,.0f} rows/s)" if result.seconds >= 0.05 else ""
         click.echo(f"  ok: {result.rows:,} rows in {result.seconds:.2f}s{rate}")
 
-    def failed(self, node_id: str, error, output: str) -> None:
+    def failed(self, node_id: str, error) -> None:
         self._clear()
-        _echo_output(output)
+        _echo_output(error.output)
         click.echo(f"  FAILED: {error.reason}")
         if error.tail:
             click.echo("    " + error.tail.replace("\n", "\n    "))
@@ -96,14 +85,11 @@ def register(cli: click.Group) -> None:
     @project_option
     def plan(full: bool, nodes: tuple, tags: tuple, params: tuple, project_dir: str | None) -> None:
         """Show each node as RUN or SKIP, and why."""
-        from seeknal_flow.plan.planner import make_plan
-        from seeknal_flow.plan.preflight import preflight
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.plan.plan_project import plan_project
 
         ws = Workspace.open(project_dir)
-        p = make_plan(ws.project, ws.dag, ws.state(), full=full,
-                      select=_selection(ws, nodes, tags), cli_params=_parse_params(params))
-        preflight(ws.project, ws.dag, p)
+        p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params))
         click.echo(f"Plan for {ws.project.config.name}: {len(p.to_run)} to run, "
                    f"{len(p.nodes) - len(p.to_run)} to skip")
         if p.nodes:
@@ -125,82 +111,25 @@ def register(cli: click.Group) -> None:
     def run(full, nodes, tags, params, memory_limit, threads, continue_on_error, engine, spark_master,
             project_dir) -> None:
         """Run what changed (or --full / --nodes / --tags), writing target/intermediate/."""
-        from seeknal_flow.errors import SeeknalError
-        from seeknal_flow.plan.planner import make_plan
-        from seeknal_flow.plan.preflight import preflight
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.plan.plan_project import plan_project
+        from seeknal_flow.run.engines import choose_engine
+        from seeknal_flow.run.service import run_project
 
         ws = Workspace.open(project_dir)
-        engine = _engine(ws, engine, spark_master)
-        memory = ws.memory(memory_limit, threads)
-        state = ws.state()
-        p = make_plan(ws.project, ws.dag, state, full=full,
-                      select=_selection(ws, nodes, tags), cli_params=_parse_params(params))
-        preflight(ws.project, ws.dag, p)
-        if not p.to_run:
-            _refresh_file_stats(ws, p, state)
+        open_engine = choose_engine(ws, ws.memory(memory_limit, threads), engine=engine, spark_master=spark_master)
+        p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params))
+        summary = run_project(ws, p, open_engine, _Printer(), continue_on_error=continue_on_error)
+        if summary.nothing_to_run:
             click.echo("Nothing to run: every node is up to date.")
             return
-        from seeknal_flow.plan.manifest import write_manifest  # the engine's imports: only when there is work
-        from seeknal_flow.run.local import run_plan
-
-        if engine == "spark":
-            from seeknal_flow.run.spark.engine import run_on_spark
-
-            spark_run = run_on_spark(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
-                                     continue_on_error=continue_on_error, master=spark_master,
-                                     on_start=lambda m, s: click.echo(f"Spark session ({m}) started in {s:.2f}s"))
-            summary = spark_run.summary
-            if spark_run.consolidated:
-                click.echo(f"Consolidated and published on Spark: {', '.join(spark_run.consolidated)} "
-                           f"({spark_run.consolidation_seconds:.2f}s)")
-        else:
-            summary = run_plan(ws.project, ws.dag, p, state, memory=memory, reporter=_Printer(),
-                               continue_on_error=continue_on_error)
-            write_manifest(ws.project, ws.dag)
-            _consolidate_after_run(ws, memory, summary)
-        skipped = len(p.nodes) - len(p.to_run)
+        if summary.consolidated:
+            where = " on Spark" if summary.engine == "spark" else ""
+            click.echo(f"Consolidated and published{where}: {', '.join(summary.consolidated)} "
+                       f"({summary.consolidation_seconds:.2f}s)")
         click.echo(
             f"Done in {summary.seconds:.2f}s: {len(summary.succeeded)} ok, {len(summary.failed)} failed, "
-            f"{skipped} up to date" + (f", {len(summary.skipped)} skipped" if summary.skipped else "")
+            f"{summary.up_to_date} up to date" + (f", {len(summary.skipped)} skipped" if summary.skipped else "")
         )
         if summary.errors:
-            raise SeeknalError("\n".join(str(e) for e in summary.errors))
-
-
-def _engine(ws, engine: str | None, spark_master: str | None) -> str:
-    from seeknal_flow.errors import SeeknalError
-
-    if spark_master and engine == "local":
-        raise SeeknalError("--spark-master needs --engine spark (or leave --engine out)")
-    chosen = engine or ("spark" if spark_master else ws.project.config.engine.value)
-    if chosen == "spark":
-        from operators.spark.session import check_available
-
-        check_available()  # a missing pyspark or Java fails before anything runs
-    return chosen
-
-
-def _consolidate_after_run(ws, memory, summary) -> None:
-    from seeknal_flow.store.consolidation import consolidate
-    from seeknal_flow.authoring.specs import Kind
-
-    if not any(ws.dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
-        return
-    started = time.perf_counter()
-    rebuilt = consolidate(ws.project, ws.dag, memory)
-    if rebuilt:
-        click.echo(f"Consolidated and published: {', '.join(rebuilt)} ({time.perf_counter() - started:.2f}s)")
-
-
-def _refresh_file_stats(ws, plan, state) -> None:
-    # A touched-but-identical source file was re-hashed by the planner; keep its
-    # new size/mtime so the next plan does not hash it again.
-    changed = False
-    for n in plan.nodes:
-        old = state.nodes.get(n.node_id)
-        if old is not None and n.state.files and old.files != n.state.files and old.data == n.state.data:
-            old.files = n.state.files
-            changed = True
-    if changed:
-        state.save(ws.project.state_path)
+            raise RunError("\n".join(str(e) for e in summary.errors))

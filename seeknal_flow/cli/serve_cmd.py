@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from seeknal_flow.cli.options import project_option
+from seeknal_flow.errors import ServeError
 
 
 def register(cli: click.Group) -> None:
@@ -16,7 +17,6 @@ def register(cli: click.Group) -> None:
         """Serve online features: POST /features, GET /health (JSON)."""
         from pathlib import Path
 
-        from seeknal_flow.errors import SeeknalError
         from seeknal_flow.load.project import Project
         from seeknal_flow.serve.http import FeatureServer
 
@@ -24,7 +24,7 @@ def register(cli: click.Group) -> None:
         try:
             server = FeatureServer(project, host, port)
         except OSError as e:
-            raise SeeknalError(f"cannot listen on {host}:{port}: {e.strerror}; pick another --port") from None
+            raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}; pick another --port") from None
         click.echo(f"Serving online features on http://{host}:{server.server_address[1]} (Ctrl-C to stop)")
         try:
             server.serve_forever()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from seeknal_flow.cli.options import project_option
+from seeknal_flow.errors import RunError
 
 
 def register(cli: click.Group) -> None:
@@ -15,7 +16,6 @@ def register(cli: click.Group) -> None:
     @project_option
     def validate_features(group: str, mode: str, project_dir: str | None) -> None:
         """Run a feature group's checks (declared + built-in) against its output."""
-        from seeknal_flow.errors import SeeknalError
         from seeknal_flow.authoring.specs import FeatureGroupSpec
         from seeknal_flow.run.checks import checks_for, run_checks
         from seeknal_flow.load.workspace import Workspace
@@ -24,10 +24,10 @@ def register(cli: click.Group) -> None:
         node_id = ws.dag.resolve(group if "." in group else f"feature_group.{group}")
         spec = ws.dag.nodes[node_id]
         if not isinstance(spec, FeatureGroupSpec):
-            raise SeeknalError(f"{node_id} is not a feature group")
+            raise RunError(f"{node_id} is not a feature group")
         path = ws.project.intermediate_path(spec.output_name)
         if not path.exists():
-            raise SeeknalError(f"{node_id} has no output yet; run `seeknal run` first")
+            raise RunError(f"{node_id} has no output yet; run `seeknal run` first")
         previous = ws.state().nodes.get(node_id)
         checks = checks_for(spec)
         if not checks:
@@ -40,5 +40,5 @@ def register(cli: click.Group) -> None:
             if not result.passed:
                 failed += 1
                 if mode == "fail":
-                    raise SeeknalError(f"{node_id}: check failed: {result.label}")
+                    raise RunError(f"{node_id}: check failed: {result.label}")
         click.echo(f"{node_id}: {len(checks) - failed} passed, {failed} {'warned' if mode == 'warn' else 'failed'}")

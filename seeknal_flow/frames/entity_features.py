@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import FrameError
 from seeknal_flow.frames.pit import as_of as group_as_of
 from seeknal_flow.frames.pit import pit_join
 
@@ -27,7 +27,7 @@ def split_features(features: list[str]) -> dict[str, list[str]]:
     for ref in features:
         group, sep, feature = ref.partition(".")
         if not sep or not group or not feature:
-            raise SeeknalError(f"feature '{ref}' must be written group.feature, e.g. customer_features.total_revenue")
+            raise FrameError(f"feature '{ref}' must be written group.feature, e.g. customer_features.total_revenue")
         groups.setdefault(group, []).append(feature)
     return groups
 
@@ -49,21 +49,21 @@ def entity_features(
     for group, feats in per_group.items():
         frame = frames.get(f"feature_group.{group}")
         if frame is None:
-            raise SeeknalError(
+            raise FrameError(
                 f"ctx.features: 'feature_group.{group}' is not an input of this node; "
                 "list its features literally so discovery adds the edge"
             )
         if frame.entity != entity:
-            raise SeeknalError(f"ctx.features: feature_group.{group} belongs to entity {frame.entity!r}, not {entity!r}")
+            raise FrameError(f"ctx.features: feature_group.{group} belongs to entity {frame.entity!r}, not {entity!r}")
         unknown = [f for f in feats if f not in frame.schema.names]
         if unknown:
-            raise SeeknalError(f"ctx.features: feature_group.{group} has no feature(s) {unknown}; "
+            raise FrameError(f"ctx.features: feature_group.{group} has no feature(s) {unknown}; "
                                f"columns: {', '.join(frame.schema.names)}")
         chosen.append((frame, feats))
     join_keys = list(chosen[0][0].join_keys)
     if spine is not None:
         if date_col is None:
-            raise SeeknalError("ctx.features: a spine needs date_col=")
+            raise FrameError("ctx.features: a spine needs date_col=")
         result = spine
         for frame, feats in chosen:
             result = pit_join(frame, result, date_col, feature_cols=feats, memory=memory)
@@ -89,7 +89,7 @@ def _select_keys(table: pa.Table, join_keys: list[str], keys: list[dict]) -> pa.
     for i, key in enumerate(keys):
         missing = [k for k in join_keys if k not in key]
         if missing:
-            raise SeeknalError(f"ctx.features: key #{i} {key!r} lacks join key(s) {missing}")
+            raise FrameError(f"ctx.features: key #{i} {key!r} lacks join key(s) {missing}")
     wanted = pa.table({k: pa.array([key[k] for key in keys], table.schema.field(k).type) for k in join_keys})
     wanted = wanted.append_column("__order", pa.array(range(len(keys)), pa.int64()))
     out = wanted.join(table, keys=join_keys, join_type="left outer")

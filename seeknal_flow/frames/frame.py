@@ -13,7 +13,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from operators.datasets import parquet_dataset
+from operators.memory import MemoryConfig
 from operators.scan import BATCH_ROWS
+from seeknal_flow.authoring.specs import FeatureGroupSpec
 
 Data = Path | list[Path] | pa.Table
 
@@ -39,7 +42,7 @@ class FeatureFrame:
         entity: str | None = None,
         join_keys: tuple[str, ...] = (),
         event_time_col: str | None = None,
-        memory: Any = None,
+        memory: MemoryConfig | None = None,
     ) -> None:
         self._data = data
         self.memory = memory  # the run's MemoryConfig, for joins that may spill
@@ -59,8 +62,6 @@ class FeatureFrame:
         return self._data if isinstance(self._data, list) else [self._data]
 
     def _dataset(self):
-        from operators.datasets import parquet_dataset
-
         paths = self.paths
         return parquet_dataset(paths[0] if len(paths) == 1 else paths)
 
@@ -114,6 +115,8 @@ class FeatureFrame:
         >>> f.pit_join(pa.table({"k": ["a"], "d": [dt.date(2026, 1, 3)]}), "d").to_arrow()["x"].to_pylist()
         [1]
         """
+        # Imported here, not at the top: the ASOF kernel needs numpy, which an isolated
+        # node's environment (pyarrow, duckdb, msgspec and its own dependencies) may lack.
         from seeknal_flow.frames.pit import pit_join
 
         table = pit_join(self, spine, date_col, keep_cols=keep_cols, max_age=max_age, memory=self.memory)
@@ -121,7 +124,7 @@ class FeatureFrame:
 
     def as_of(self, ts) -> FeatureFrame:
         """The latest row per join key with event time <= ``ts`` (a date, datetime or ISO string)."""
-        from seeknal_flow.frames.pit import as_of
+        from seeknal_flow.frames.pit import as_of  # numpy: see pit_join
 
         return FeatureFrame(as_of(self, ts, memory=self.memory), node_id=self.node_id, entity=self.entity,
                             join_keys=self.join_keys, event_time_col=self.event_time_col)
@@ -148,3 +151,17 @@ class FeatureFrame:
     def __repr__(self) -> str:
         where = "in memory" if self.paths is None else ", ".join(str(p) for p in self.paths)
         return f"FeatureFrame({self.node_id or 'anonymous'}, {where})"
+
+
+def frame_for(spec, data, memory: MemoryConfig | None = None) -> FeatureFrame:
+    """Wrap a node's output (Parquet path or Arrow table) as a FeatureFrame carrying its metadata."""
+    if isinstance(spec, FeatureGroupSpec):
+        return FeatureFrame(
+            data,
+            node_id=spec.id,
+            entity=spec.entity.name if spec.entity else None,
+            join_keys=spec.entity.join_keys if spec.entity else (),
+            event_time_col=spec.event_time_col,
+            memory=memory,
+        )
+    return FeatureFrame(data, node_id=spec.id, memory=memory)

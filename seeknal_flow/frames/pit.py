@@ -8,21 +8,41 @@ inputs in every error.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
 from operators.asof.join import asof_join
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import FrameError
+
+
+@runtime_checkable
+class Features(Protocol):
+    """What a PIT join needs of a feature group's output (a FeatureFrame is one)."""
+
+    node_id: str | None
+    join_keys: tuple[str, ...]
+    event_time_col: str | None
+    memory: MemoryConfig | None
+
+    @property
+    def schema(self) -> pa.Schema: ...
+    @property
+    def paths(self) -> list[Path] | None: ...
+    def to_arrow(self) -> pa.Table: ...
+    def to_reader(self, columns: list[str] | None = None) -> pa.RecordBatchReader: ...
 
 
 def spine_table(spine: Any) -> pa.Table:
-    """Accept a FeatureFrame, pandas DataFrame, pyarrow Table/RecordBatchReader as a spine."""
-    from seeknal_flow.frames.frame import FeatureFrame
+    """Accept a FeatureFrame, pandas DataFrame, pyarrow Table/RecordBatchReader as a spine.
 
-    if isinstance(spine, FeatureFrame):
+    >>> spine_table(pa.table({"k": [1]})).num_rows
+    1
+    """
+    if isinstance(spine, Features):  # a FeatureFrame: its cached table
         return spine.to_arrow()
     if isinstance(spine, pa.Table):
         return spine
@@ -35,12 +55,12 @@ def spine_table(spine: Any) -> pa.Table:
         return spine.to_arrow()
     if hasattr(spine, "__arrow_c_stream__"):
         return pa.RecordBatchReader.from_stream(spine).read_all()
-    raise SeeknalError(
+    raise FrameError(
         f"spine of type {type(spine).__name__} is not a table; pass a FeatureFrame, pandas DataFrame or pyarrow Table"
     )
 
 
-def join_keys(features, spine_schema: pa.Schema, date_col: str) -> tuple[str, ...]:
+def join_keys(features: Features, spine_schema: pa.Schema, date_col: str) -> tuple[str, ...]:
     """The group's entity join keys; for a group without an entity, the columns it
     shares with the spine (other than the date and event time columns)."""
     if features.join_keys:
@@ -50,7 +70,7 @@ def join_keys(features, spine_schema: pa.Schema, date_col: str) -> tuple[str, ..
         if c in features.schema.names and c not in (date_col, features.event_time_col)
     ]
     if not shared:
-        raise SeeknalError(
+        raise FrameError(
             f"pit_join of {features.node_id or 'features'}: no join key; the group has no entity and "
             f"shares no column with the spine (spine: {', '.join(spine_schema.names)}); declare entity=..."
         )
@@ -58,7 +78,7 @@ def join_keys(features, spine_schema: pa.Schema, date_col: str) -> tuple[str, ..
 
 
 def pit_join(
-    features,
+    features: Features,
     spine: Any,
     date_col: str,
     *,
@@ -76,10 +96,10 @@ def pit_join(
     name = features.node_id or "features"
     event_col = features.event_time_col
     if not event_col:
-        raise SeeknalError(f"pit_join of {name}: it has no event time column; use a feature group")
+        raise FrameError(f"pit_join of {name}: it has no event time column; use a feature group")
     table = spine_table(spine)
     if date_col not in table.schema.names:
-        raise SeeknalError(
+        raise FrameError(
             f"pit_join of {name} onto the spine: the spine has no date column '{date_col}' "
             f"(spine columns: {', '.join(table.schema.names)})"
         )
@@ -87,19 +107,19 @@ def pit_join(
     keys = join_keys(features, table.schema, date_col)
     for key in keys:
         if key not in table.schema.names:
-            raise SeeknalError(
+            raise FrameError(
                 f"pit_join of {name} onto the spine: the spine has no join key '{key}' "
                 f"(spine columns: {', '.join(table.schema.names)}; {name} keys: {', '.join(keys)})"
             )
     if event_col not in features.schema.names:
-        raise SeeknalError(
+        raise FrameError(
             f"pit_join of {name}: event time column '{event_col}' is not in its output "
             f"(columns: {', '.join(features.schema.names)}); set event_time_col on the feature group"
         )
     if keep_cols is not None:
         missing = [c for c in keep_cols if c not in table.schema.names]
         if missing:
-            raise SeeknalError(f"pit_join of {name}: keep_cols {missing} are not spine columns "
+            raise FrameError(f"pit_join of {name}: keep_cols {missing} are not spine columns "
                                f"(spine columns: {', '.join(table.schema.names)})")
         wanted = set(keep_cols) | set(keys) | {date_col}
         table = table.select([c for c in table.schema.names if c in wanted])
@@ -108,16 +128,16 @@ def pit_join(
         return asof_join(table, right, left_on=date_col, right_on=event_col, by=list(keys),
                          max_age=max_age, memory=memory)
     except EngineError as e:
-        raise SeeknalError(f"pit_join of {name} onto the spine: {e}") from None
+        raise FrameError(f"pit_join of {name} onto the spine: {e}") from None
 
 
-def as_of(features, ts: Any, memory: MemoryConfig | None = None) -> pa.Table:
+def as_of(features: Features, ts: Any, memory: MemoryConfig | None = None) -> pa.Table:
     """The latest row per key with event time <= ``ts`` (keys with none are left out)."""
     import pyarrow.compute as pc
 
     name = features.node_id or "features"
     if not features.join_keys:
-        raise SeeknalError(f"as_of on {name}: the group has no entity; declare entity=... to get one row per key")
+        raise FrameError(f"as_of on {name}: the group has no entity; declare entity=... to get one row per key")
     keys = list(features.join_keys)
     distinct = features.to_reader(columns=keys).read_all().group_by(keys).aggregate([])
     when = _timestamp(ts)
@@ -126,7 +146,7 @@ def as_of(features, ts: Any, memory: MemoryConfig | None = None) -> pa.Table:
         joined = asof_join(spine, _feature_input(features, tuple(keys), None), left_on="__as_of",
                            right_on=features.event_time_col, by=keys, memory=memory)
     except EngineError as e:
-        raise SeeknalError(f"as_of on {name}: {e}") from None
+        raise FrameError(f"as_of on {name}: {e}") from None
     joined = joined.filter(pc.is_valid(joined[features.event_time_col]))
     return joined.select(features.schema.names)
 
@@ -139,14 +159,14 @@ def _parse_iso_dates(table: pa.Table, date_col: str, name: str) -> pa.Table:
     try:
         parsed = table.column(i).cast(pa.timestamp("us"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise SeeknalError(
+        raise FrameError(
             f"pit_join of {name} onto the spine: date column '{date_col}' holds text that is not an ISO "
             "date or timestamp (e.g. 2026-01-20); convert it first"
         ) from None
     return table.set_column(i, pa.field(date_col, parsed.type), parsed)
 
 
-def _feature_input(features, keys: tuple[str, ...], feature_cols: list[str] | None):
+def _feature_input(features: Features, keys: tuple[str, ...], feature_cols: list[str] | None):
     if feature_cols is None:
         paths = features.paths
         if paths is not None and len(paths) == 1:
@@ -154,7 +174,7 @@ def _feature_input(features, keys: tuple[str, ...], feature_cols: list[str] | No
         return features.to_arrow()
     unknown = [c for c in feature_cols if c not in features.schema.names]
     if unknown:
-        raise SeeknalError(
+        raise FrameError(
             f"{features.node_id or 'features'} has no feature(s) {unknown} "
             f"(columns: {', '.join(features.schema.names)})"
         )
@@ -167,9 +187,9 @@ def _timestamp(ts: Any) -> dt.datetime:
         try:
             ts = dt.datetime.fromisoformat(ts)
         except ValueError:
-            raise SeeknalError(f"as_of: {ts!r} is not an ISO date or timestamp") from None
+            raise FrameError(f"as_of: {ts!r} is not an ISO date or timestamp") from None
     if isinstance(ts, dt.date) and not isinstance(ts, dt.datetime):
         ts = dt.datetime(ts.year, ts.month, ts.day)
     if not isinstance(ts, dt.datetime):
-        raise SeeknalError(f"as_of: {ts!r} is not a date or timestamp")
+        raise FrameError(f"as_of: {ts!r} is not a date or timestamp")
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.timezone.utc)

@@ -13,9 +13,11 @@ from seeknal_flow.errors import ProjectError, SpecError
 from seeknal_flow.authoring.specs import Isolation, Kind
 
 PROJECT_FILE = "seeknal_project.yml"
+ENTITY_TABLE = "features.parquet"
+ENTITY_CATALOG = "_entity_catalog.json"
 
 
-class Engine(str, enum.Enum):
+class EngineName(str, enum.Enum):
     """Where the heavy nodes run: this process, or Apache Spark (``seeknal run --engine``)."""
 
     LOCAL = "local"
@@ -38,7 +40,7 @@ class ProjectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     threads: int | None = None
     isolation: Isolation = Isolation.AUTO
     profile: str | None = None
-    engine: Engine = Engine.LOCAL
+    engine: EngineName = EngineName.LOCAL
     spark: SparkConfig = SparkConfig()
 
 
@@ -110,6 +112,24 @@ class Project:
     @property
     def logs(self) -> Path:
         return self.target / "logs"
+
+    @property
+    def feature_store(self) -> Path:
+        return self.target / "feature_store"
+
+    def entity_dir(self, entity: str) -> Path:
+        """``target/feature_store/<entity>/``: the consolidated table and its catalog."""
+        return self.feature_store / entity
+
+    def entity_table(self, entity: str) -> Path:
+        return self.entity_dir(entity) / ENTITY_TABLE
+
+    def entity_catalog(self, entity: str) -> Path:
+        return self.entity_dir(entity) / ENTITY_CATALOG
+
+    def online_dir(self, entity: str) -> Path:
+        """``target/online/<entity>/``: published snapshots and the CURRENT pointer."""
+        return self.target / "online" / entity
 
     def intermediate_path(self, output_name: str) -> Path:
         return self.intermediate / f"{output_name}.parquet"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 
 from seeknal_flow.load.dag import Dag
@@ -15,14 +17,21 @@ from seeknal_flow.plan.fingerprint import (
     digest,
 )
 from seeknal_flow.load.project import Project
-from seeknal_flow.plan.run_state import NodeState, RunState
+from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.plan.partitions import is_partitioned, source_partitions
 from seeknal_flow.authoring.specs import Kind
 
 
+class Action(str, enum.Enum):
+    """What the plan does with a node."""
+
+    RUN = "RUN"
+    SKIP = "SKIP"
+
+
 class NodePlan(msgspec.Struct, kw_only=True):
     node_id: str
-    action: str  # RUN | SKIP
+    action: Action
     reasons: list[str]
     state: NodeState  # what run_state will hold for this node after a successful run
     params: dict = {}
@@ -36,7 +45,7 @@ class Plan(msgspec.Struct, kw_only=True):
 
     @property
     def to_run(self) -> list[NodePlan]:
-        return [n for n in self.nodes if n.action == "RUN"]
+        return [n for n in self.nodes if n.action == Action.RUN]
 
     def describe(self, dag: Dag) -> str:
         """One line per node in run order: action, id, its inputs and why."""
@@ -47,12 +56,12 @@ class Plan(msgspec.Struct, kw_only=True):
             arrow = f"  <- {', '.join(ups)}" if ups else ""
             why = ", ".join(n.reasons)
             parts = ""
-            if n.action == "RUN" and n.partitions_run is not None:
+            if n.action == Action.RUN and n.partitions_run is not None:
                 changed = n.partitions_run[:3] + (["..."] if len(n.partitions_run) > 3 else [])
                 removed = f"; removed: {', '.join(n.partitions_remove[:3])}" if n.partitions_remove else ""
                 parts = (f" RUN {len(n.partitions_run)}/{len(n.state.partitions)} partitions "
                          f"(changed: {', '.join(changed) or 'none'}{removed})")
-            lines.append(f"  {n.action:<4}  {n.node_id:<{width}}  ({why}){parts}{arrow}")
+            lines.append(f"  {n.action.value:<4}  {n.node_id:<{width}}  ({why}){parts}{arrow}")
         return "\n".join(lines)
 
 
@@ -135,7 +144,7 @@ def make_plan(
             else:
                 reasons = []
         if select is not None:
-            action = "RUN" if node_id in forced else "SKIP"
+            action = Action.RUN if node_id in forced else Action.SKIP
             if node_id in forced:
                 reasons = ["selected" if node_id in select else "downstream of selection"]
             elif not output_exists and node_id in needed:
@@ -145,11 +154,11 @@ def make_plan(
             else:
                 reasons = ["not selected"]
         elif full:
-            action, reasons = "RUN", ["--full"]
+            action, reasons = Action.RUN, ["--full"]
         else:
-            action = "RUN" if reasons else "SKIP"
+            action = Action.RUN if reasons else Action.SKIP
             reasons = reasons or ["unchanged"]
-        if action != "RUN":
+        if action != Action.RUN:
             partitions_run, partitions_remove = None, []
         plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params,
                                   partitions_run=partitions_run, partitions_remove=partitions_remove)
@@ -182,7 +191,7 @@ def _reasons(old: NodeState | None, new: NodeState, output_exists: bool) -> list
         reasons.append("data changed")
     if old.upstream != new.upstream:
         reasons.append("upstream changed")
-    if old.status == "failed":
+    if old.status == NodeStatus.FAILED:
         reasons.append("failed last run")
     elif not output_exists:
         reasons.append("output missing")

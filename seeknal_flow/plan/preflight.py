@@ -8,6 +8,7 @@ SOA operator runs the same check itself before it reads anything.
 from __future__ import annotations
 
 from seeknal_flow.load.dag import Dag
+from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.errors import SpecError
 from seeknal_flow.plan.planner import Plan
 from seeknal_flow.load.project import Project
@@ -16,8 +17,6 @@ from seeknal_flow.authoring.specs import Kind
 
 def preflight(project: Project, dag: Dag, plan: Plan) -> None:
     """Raise one SpecError listing every problem found in the nodes about to run."""
-    from seeknal_flow.store.consolidation import entity_groups
-
     entity_groups(dag)  # join-key mismatches fail before anything runs, not after
     problems = []
     running = {n.node_id for n in plan.to_run}

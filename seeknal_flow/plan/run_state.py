@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 
 import msgspec
+
+
+class NodeStatus(str, enum.Enum):
+    """How a node's last run ended."""
+
+    OK = "ok"
+    FAILED = "failed"
 
 
 class NodeState(msgspec.Struct, kw_only=True):
@@ -16,7 +24,7 @@ class NodeState(msgspec.Struct, kw_only=True):
     data: str = ""
     upstream: dict[str, str] = {}
     files: dict[str, dict] = {}
-    status: str = "ok"  # ok | failed
+    status: NodeStatus = NodeStatus.OK
     rows: int = 0
     seconds: float = 0.0
     finished_at: str = ""

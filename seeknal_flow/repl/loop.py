@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import ReplError, SeeknalError
 from seeknal_flow.repl.session import HELP, ReplSession, format_rows
 
 
@@ -66,11 +66,11 @@ def _meta(session: ReplSession, command: str) -> bool:
                 click.echo("(no outputs yet: run `seeknal run`)")
         elif name == ".schema":
             if not arg.strip():
-                raise SeeknalError(".schema needs a view name, e.g. .schema source_transactions")
+                raise ReplError(".schema needs a view name, e.g. .schema source_transactions")
             for col, typ in session.schema(arg.strip()):
                 click.echo(f"{col}  {typ}")
         else:
-            raise SeeknalError(f"unknown command {name}; .help lists them")
+            raise ReplError(f"unknown command {name}; .help lists them")
     except SeeknalError as e:
         click.echo(f"error: {e}", err=True)
     return True

@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import ReplError
 from seeknal_flow.load.project import Project
 
 _ALLOWED = {"SELECT", "EXPLAIN"}
@@ -85,19 +85,19 @@ class ReplSession:
         try:
             statements = duckdb.extract_statements(sql)
         except duckdb.Error as e:
-            raise SeeknalError(f"SQL error: {_one_line(e)}") from None
+            raise ReplError(f"SQL error: {_one_line(e)}") from None
         if not statements:
-            raise SeeknalError("empty statement")
+            raise ReplError("empty statement")
         for st in statements:
             kind = st.type.name
             if kind == "EXPLAIN":
                 # EXPLAIN ANALYZE executes its statement: only a plain EXPLAIN of a query is harmless.
                 inner = re.sub(r"^\s*EXPLAIN\s*", "", st.query, flags=re.IGNORECASE)
                 if re.match(r"(\(|ANALY[SZ]E\b)", inner, flags=re.IGNORECASE):
-                    raise SeeknalError("the REPL is read-only: EXPLAIN ANALYZE runs its statement; use EXPLAIN")
+                    raise ReplError("the REPL is read-only: EXPLAIN ANALYZE runs its statement; use EXPLAIN")
                 self.check_read_only(inner)
             elif kind not in _ALLOWED:
-                raise SeeknalError(f"the REPL is read-only: {kind} statements are refused; write a SELECT query")
+                raise ReplError(f"the REPL is read-only: {kind} statements are refused; write a SELECT query")
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         """Run one query; return column names and rows."""
@@ -110,7 +110,7 @@ class ReplSession:
                 return [], []
             return list(rel.columns), rel.fetchall()
         except duckdb.Error as e:
-            raise SeeknalError(f"SQL error: {_one_line(e)}") from None
+            raise ReplError(f"SQL error: {_one_line(e)}") from None
 
     def tables(self) -> list[tuple[str, str]]:
         return [(name, str(path.relative_to(self.project.root))) for name, path in self.views.items()]
@@ -118,7 +118,7 @@ class ReplSession:
     def schema(self, name: str) -> list[tuple[str, str]]:
         if name not in self.views:
             known = ", ".join(self.views) or "none"
-            raise SeeknalError(f"no view named '{name}'; views: {known}")
+            raise ReplError(f"no view named '{name}'; views: {known}")
         rows = self.con.execute(f'DESCRIBE "{name}"').fetchall()
         return [(r[0], r[1]) for r in rows]
 
@@ -126,7 +126,7 @@ class ReplSession:
         """Write a query's result to CSV, JSON or Parquet (by extension), atomically."""
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".json", ".parquet"):
-            raise SeeknalError(f"--output {path}: use a .csv, .json or .parquet file name")
+            raise ReplError(f"--output {path}: use a .csv, .json or .parquet file name")
         self.check_read_only(sql)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -137,14 +137,14 @@ class ReplSession:
 
                 statements = duckdb.extract_statements(sql)
                 if len(statements) != 1:
-                    raise SeeknalError("--output takes exactly one query")
+                    raise ReplError("--output takes exactly one query")
                 inner = statements[0].query.strip().rstrip(";")
                 try:
                     # Newlines keep a trailing `-- comment` from swallowing the parenthesis;
                     # fetchall() consumes the result so the session stays usable.
                     self.con.execute(f"COPY (\n{inner}\n) TO '{_lit(str(tmp))}' (FORMAT parquet)").fetchall()
                 except duckdb.Error as e:
-                    raise SeeknalError(f"SQL error: {_one_line(e)}") from None
+                    raise ReplError(f"SQL error: {_one_line(e)}") from None
                 count = pq.ParquetFile(tmp).metadata.num_rows
             else:
                 columns, rows = self.query(sql)

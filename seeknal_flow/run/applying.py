@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from seeknal_flow.errors import SeeknalError, SpecError
+from seeknal_flow.errors import RunError, SeeknalError, SpecError
 from seeknal_flow.run.preview import load_draft, preview_file
 from seeknal_flow.load.workspace import Workspace
 
@@ -37,14 +37,14 @@ def apply_file(ws: Workspace, file: Path, *, force: bool = False) -> Applied:
     replaced = target.exists()
     if replaced and target.resolve() != file.resolve():
         if target.read_text(encoding="utf-8") != source_text and not force:
-            raise SeeknalError(
+            raise RunError(
                 f"{target.relative_to(ws.project.root)} already exists with different content; "
                 "pass --force to replace it"
             )
     for other in ws.dag.nodes.values() if _project_loads(ws) else []:
         other_file = (ws.project.root / other.location.file).resolve()
         if other.id in {s.id for s in specs} and other_file != target.resolve():
-            raise SeeknalError(
+            raise RunError(
                 f"{other.id} is already defined in {other.location}; remove that file or rename the node"
             )
     schema, problem = None, ""

@@ -14,21 +14,7 @@ from operators.sql import SqlOperator
 from seeknal_flow.run.context import Context
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
-from seeknal_flow.authoring.specs import FeatureGroupSpec, Isolation, Kind
-
-
-def frame_for(spec, data, memory: MemoryConfig | None = None) -> FeatureFrame:
-    """Wrap a node's output (Parquet path or Arrow table) as a FeatureFrame carrying its metadata."""
-    if isinstance(spec, FeatureGroupSpec):
-        return FeatureFrame(
-            data,
-            node_id=spec.id,
-            entity=spec.entity.name if spec.entity else None,
-            join_keys=spec.entity.join_keys if spec.entity else (),
-            event_time_col=spec.event_time_col,
-            memory=memory,
-        )
-    return FeatureFrame(data, node_id=spec.id, memory=memory)
+from seeknal_flow.authoring.specs import Isolation, Kind
 
 
 class Chain:

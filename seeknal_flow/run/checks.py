@@ -14,7 +14,7 @@ from pathlib import Path
 from operators.durations import parse_duration
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import quote_ident
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import RunError
 from seeknal_flow.authoring.specs import (
     FeatureGroupSpec,
     FreshnessCheck,
@@ -71,7 +71,7 @@ def run_checks(
 def _need(columns: dict[str, str], names, spec: FeatureGroupSpec) -> None:
     missing = [c for c in names if c not in columns]
     if missing:
-        raise SeeknalError(
+        raise RunError(
             f"{spec.id} ({spec.location}): check names column(s) {missing} that the group does not have "
             f"(columns: {', '.join(columns)})"
         )
@@ -133,7 +133,7 @@ def _evaluate(con, spec, check, columns, previous_schema, now) -> CheckResult:
         changes = [f"dropped {c}" for c in dropped] + [f"retyped {r}" for r in retyped]
         return CheckResult(f"schema: {'; '.join(changes) if changes else 'no column dropped or retyped'}",
                            not changes, on_run)
-    raise SeeknalError(f"{spec.id}: unsupported check {check!r}")  # the Check union is closed
+    raise RunError(f"{spec.id}: unsupported check {check!r}")  # the Check union is closed
 
 
 def _num(value: float | None, unbounded: str) -> str:
@@ -163,7 +163,7 @@ def apply_on_run_checks(spec, path: Path, previous_schema: dict[str, str] | None
         mode = result.on_run or "warn"
         lines.append("check " + result.line(mode))
         if not result.passed and mode == "fail":
-            raise SeeknalError(f"check failed: {result.line(mode)}")
+            raise RunError(f"check failed: {result.line(mode)}")
     return lines
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import quote_ident, register_input, rewrite_refs
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import RunError
 from seeknal_flow.frames.frame import FeatureFrame
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -47,7 +47,7 @@ class Context:
             return self._inputs[node_id]
         except KeyError:
             known = ", ".join(sorted(self._inputs)) or "none"
-            raise SeeknalError(
+            raise RunError(
                 f"{self.node_id}: ctx.ref('{node_id}') is not an input of this node "
                 f"(inputs: {known}); write the id as a string literal so discovery sees it"
             ) from None
@@ -81,7 +81,7 @@ class Context:
         from seeknal_flow.store.models import save_model
 
         if self._target is None:
-            raise SeeknalError(f"{self.node_id}: ctx.save_model needs a project (run the node with `seeknal run`)")
+            raise RunError(f"{self.node_id}: ctx.save_model needs a project (run the node with `seeknal run`)")
         return save_model(model, Path(self._target), name or self.node_id.split(".", 1)[1])
 
     @property

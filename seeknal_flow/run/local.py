@@ -1,33 +1,31 @@
-"""Run a plan: pull each node's operator chain into its Parquet sink, in DAG order.
+"""The local engine: each node's operator chain pulled into its Parquet sink, in this process.
 
-A node that fails keeps its previous output (the sink writes a temp file and
-renames only on success) and is marked failed in ``run_state.json`` so the
-next run retries it. State is saved after every node, so an interrupted run
-loses at most the node in flight.
+Arrow throughout; SOA on DataFusion, user SQL on DuckDB, PIT on our ASOF kernel.
+The sink writes a temp file and renames it only on success, so a failed node
+keeps its previous output. A ``partitioned`` node is recomputed partition by
+partition, each replacing its output folder atomically.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from pathlib import Path
-import time
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from collections.abc import Callable
-from typing import Protocol
 
-import msgspec
+import pyarrow as pa
 
 from operators.base import with_constant_columns
-from operators.errors import EngineError
+from operators.datasets import parquet_dataset
+from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
 from operators.python_call import UserCodeError
-from operators.sink import SinkResult, write_parquet
-from seeknal_flow.run.chains import build_chain, frame_for
+from operators.scan import ScanOperator
+from operators.sink import write_parquet
+from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.errors import NodeExecutionError
+from seeknal_flow.frames.frame import frame_for
 from seeknal_flow.load.dag import Dag
-from seeknal_flow.errors import NodeExecutionError, SeeknalError
-from seeknal_flow.plan.planner import Plan
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.partitions import (
     is_partitioned,
@@ -36,246 +34,171 @@ from seeknal_flow.plan.partitions import (
     remove_partition,
     replace_partition,
 )
-from seeknal_flow.plan.run_state import NodeState, RunState
-from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.run.chains import build_chain
 from seeknal_flow.run.checks import apply_on_run_checks
+from seeknal_flow.run.engine import NodeJob, NodeResult, Progress
+from seeknal_flow.store.consolidation import consolidate
 
 
-class Reporter(Protocol):
-    def start(self, index: int, total: int, node_id: str) -> None: ...
-    def progress(self, node_id: str, rows: int) -> None: ...
-    def done(self, node_id: str, result: SinkResult, output: str) -> None: ...
-    def failed(self, node_id: str, error: NodeExecutionError, output: str) -> None: ...
-    def skipped(self, node_id: str, reason: str) -> None: ...
+class LocalEngine:
+    """Arrow, DataFusion and DuckDB in this process, under one memory budget.
 
-
-@dataclass
-class RunSummary:
-    succeeded: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    rows: int = 0
-    seconds: float = 0.0
-    errors: list[NodeExecutionError] = field(default_factory=list)
-
-
-def run_plan(
-    project: Project,
-    dag: Dag,
-    plan: Plan,
-    state: RunState,
-    *,
-    memory: MemoryConfig,
-    reporter: Reporter,
-    continue_on_error: bool = False,
-    run_node: Callable | None = None,
-    keep_tmp: bool = False,
-) -> RunSummary:
-    """Execute every RUN node of ``plan``; returns what happened.
-
-    ``run_node(node_plan, state, previous_schema) -> (SinkResult, output, schema)``
-    computes one node (default: the local engine); the bookkeeping here —
-    skipping downstream of failures, state, reporting — is the same for every engine.
+    >>> engine = LocalEngine(project, dag, MemoryConfig())   # doctest: +SKIP
     """
-    if run_node is None:
-        baseline = resident_bytes()
 
-        def run_node(node_plan, state, previous_schema):
-            spec = dag.nodes[node_plan.node_id]
-            budget = budget_left(memory, baseline)
-            note = "" if budget is memory else (
-                f"memory budget {budget.memory_limit / 2**20:,.0f} MB of {memory.memory_limit / 2**20:,.0f} MB: "
-                "earlier nodes of this run still hold the rest\n")
-            try:
-                with shared_duckdb(budget):  # one DuckDB database for all queries of this node
-                    if is_partitioned(spec) and not project.reads_in_place(spec):
-                        result, output, schema = _run_partitioned(project, dag, node_plan, state, budget, reporter,
-                                                                  previous_schema)
-                    else:
-                        result, output, schema = _run_node(project, dag, node_plan.node_id, node_plan.params,
-                                                           budget, reporter, previous_schema,
-                                                           files=node_plan.state.files)
-            except NodeExecutionError as error:
-                error.output = note + error.output  # an out-of-memory error then says why
-                raise
-            return result, note + output, schema
+    name = "local"
 
-    summary = RunSummary()
-    started = time.perf_counter()
-    todo = plan.to_run
-    blocked: set[str] = set()
-    try:
-        for index, node_plan in enumerate(todo, start=1):
-            node_id = node_plan.node_id
-            if blocked & set(dag.upstream[node_id]):
-                blocked.add(node_id)
-                summary.skipped.append(node_id)
-                reporter.skipped(node_id, "an upstream node failed")
-                continue
-            reporter.start(index, len(todo), node_id)
-            previous = state.nodes.get(node_id)
-            previous_schema = previous.schema if previous is not None and previous.status == "ok" else None
-            try:
-                result, output, schema = run_node(node_plan, state, previous_schema)
-            except NodeExecutionError as error:
-                blocked.add(node_id)
-                summary.failed.append(node_id)
-                summary.errors.append(error)
-                _mark_failed(state, node_id, node_plan.state, str(error))
-                state.save(project.state_path)
-                reporter.failed(node_id, error, error.output)
-                if not continue_on_error:
-                    break
-                continue
-            new = node_plan.state
-            new.status = "ok"
-            new.rows = result.rows
-            new.seconds = round(result.seconds, 4)
-            new.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            new.schema = schema
-            state.nodes[node_id] = new
-            state.save(project.state_path)
-            summary.succeeded.append(node_id)
-            summary.rows += result.rows
-            reporter.done(node_id, result, output)
-    finally:
-        if not keep_tmp:
-            shutil.rmtree(project.tmp, ignore_errors=True)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    def __init__(self, project: Project, dag: Dag, memory: MemoryConfig) -> None:
+        self.project, self.dag, self.memory = project, dag, memory
+        self._baseline: int | None = None
 
+    def start(self) -> str | None:
+        # Memory an earlier node's engine still holds comes out of the next node's share.
+        self._baseline = resident_bytes()
+        return None
 
-def _run_node(project, dag, node_id, params, memory, reporter, previous_schema,
-              *, inputs=None, out_path: Path | None = None, extra_columns=None,
-              source_path: Path | None = None, files: dict[str, dict] | None = None,
-              ) -> tuple[SinkResult, str, dict]:
-    spec = dag.nodes[node_id]
-    if inputs is None:
-        inputs = {
-            up: frame_for(dag.nodes[up], project.output_of(dag.nodes[up]), memory)
-            for up in dag.upstream[node_id]
-        }
-    chain = None
-    started = time.perf_counter()
-    if project.reads_in_place(spec):
-        return register_in_place(project, spec, started, files or {})
-    try:
-        chain = build_chain(spec, inputs, root=project.root, params=params, memory=memory,
-                            isolation=project.config.isolation, source_path=source_path)
-        op = chain.operator
-        schema_out, batches = op.schema, op.batches()
-        if extra_columns:  # a partition's values, when the node's result does not carry them
-            schema_out, batches = with_constant_columns(schema_out, batches, extra_columns)
-        check_lines: list[str] = []
-        schema: dict[str, str] = {}
-
-        def before_commit(tmp: Path) -> None:
-            schema.update({f.name: str(f.type) for f in schema_out})
-            check_lines.extend(apply_on_run_checks(spec, tmp, previous_schema, memory))
-
-        result = write_parquet(
-            schema_out,
-            batches,
-            out_path or project.intermediate_path(spec.output_name),
-            progress=lambda rows: reporter.progress(node_id, rows),
-            before_commit=before_commit,
-            buffer_bytes=memory.sink_buffer_bytes,
-        )
-        output = chain.output + "".join(line + "\n" for line in check_lines)
-        return replace(result, seconds=time.perf_counter() - started), output, schema
-    except UserCodeError as e:
-        error = NodeExecutionError(f"{node_id} ({spec.location})", str(e), tail=e.tail)
-        error.output = chain.output if chain else ""
-        raise error from e
-    except (EngineError, SeeknalError) as e:
-        error = NodeExecutionError(f"{node_id} ({spec.location})", str(e))
-        error.output = chain.output if chain else ""
-        raise error from e
-    finally:
-        if chain is not None:
-            chain.close()
-
-
-def _run_partitioned(project, dag, node_plan, state, memory, reporter, previous_schema):
-    """Recompute the plan's partitions one by one; each replaces its output folder atomically.
-
-    State is saved after every partition, so a failure keeps the finished ones
-    and the next run recomputes only the rest.
-    """
-    node_id = node_plan.node_id
-    spec = dag.nodes[node_id]
-    new = node_plan.state
-    out_dir = project.intermediate_path(spec.output_name)
-    old = state.nodes.get(node_id)
-    todo = node_plan.partitions_run
-    if todo is None or not out_dir.is_dir():
-        todo = list(new.partitions)
-        if out_dir.is_file():
-            out_dir.unlink()  # was written unpartitioned before
-    remove = node_plan.partitions_remove if node_plan.partitions_run is not None else [
-        p for p in (old.partitions if old else {}) if p not in new.partitions
-    ]
-    done = {p: fp for p, fp in (old.partitions if old else {}).items() if p in new.partitions and p not in todo}
-    record = msgspec.structs.replace(new, partitions=done, status="failed", error="interrupted")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started, rows, written, outputs, schema = time.perf_counter(), 0, 0, [], {}
-    saved = started
-    is_source = spec.kind == Kind.SOURCE
-    for partition in todo:
-        inputs = {}
-        for up in dag.upstream[node_id]:
-            up_spec = dag.nodes[up]
-            data = project.output_of(up_spec)
-            if is_partitioned(up_spec):
-                data = partition_path(data, partition)
-                if not data.exists():
-                    data = empty_like(project.output_of(up_spec))
-            inputs[up] = frame_for(up_spec, data, memory)
-        staging = out_dir / f".tmp-{uuid.uuid4().hex[:12]}"
+    def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
+        memory = self.memory
+        budget = budget_left(memory, self._baseline)
+        note = "" if budget is memory else (
+            f"memory budget {budget.memory_limit / 2**20:,.0f} MB of {memory.memory_limit / 2**20:,.0f} MB: "
+            "earlier nodes of this run still hold the rest\n")
         try:
-            result, output, schema = _run_node(
-                project, dag, node_id, node_plan.params, memory, reporter, previous_schema,
-                inputs=inputs, out_path=staging / "part-0.parquet",
-                extra_columns=list(partition_values(partition).items()),
-                source_path=partition_path(project.root / spec.table, partition) if is_source else None,
+            with shared_duckdb(budget):  # one DuckDB database for all queries of this node
+                if is_partitioned(job.spec) and not self.project.reads_in_place(job.spec):
+                    result = self._run_partitioned(job, budget, progress)
+                else:
+                    result = self._run_node(job, budget, progress)
+        except NodeExecutionError as error:
+            error.output = note + error.output  # an out-of-memory error then says why
+            raise
+        if note:
+            result = NodeResult(result.path, result.rows, result.bytes, result.seconds, result.schema,
+                                note + result.output)
+        return result
+
+    def consolidate(self) -> list[str]:
+        return consolidate(self.project, self.dag, self.memory)
+
+    def close(self) -> None:
+        pass
+
+    # ------------------------------------------------------------------------ nodes
+
+    def _run_node(self, job: NodeJob, memory: MemoryConfig, progress: Progress, *, inputs=None,
+                  out_path: Path | None = None, extra_columns=None, source_path: Path | None = None
+                  ) -> NodeResult:
+        project, dag, spec = self.project, self.dag, job.spec
+        started = time.perf_counter()
+        if project.reads_in_place(spec):
+            return register_in_place(project, spec, started, job.plan.state.files)
+        if inputs is None:
+            inputs = {up: frame_for(dag.nodes[up], project.output_of(dag.nodes[up]), memory)
+                      for up in dag.upstream[job.node_id]}
+        chain = None
+        try:
+            chain = build_chain(spec, inputs, root=project.root, params=job.plan.params, memory=memory,
+                                isolation=project.config.isolation, source_path=source_path)
+            op = chain.operator
+            schema_out, batches = op.schema, op.batches()
+            if extra_columns:  # a partition's values, when the node's result does not carry them
+                schema_out, batches = with_constant_columns(schema_out, batches, extra_columns)
+            check_lines: list[str] = []
+
+            def before_commit(tmp: Path) -> None:
+                check_lines.extend(apply_on_run_checks(spec, tmp, job.previous_schema, memory))
+
+            sink = write_parquet(
+                schema_out,
+                batches,
+                out_path or project.intermediate_path(spec.output_name),
+                progress=progress.rows,
+                before_commit=before_commit,
+                buffer_bytes=memory.sink_buffer_bytes,
             )
-            replace_partition(out_dir, partition, staging)
+            output = chain.output + "".join(line + "\n" for line in check_lines)
+            return NodeResult(sink.path, sink.rows, sink.bytes, time.perf_counter() - started,
+                              {f.name: str(f.type) for f in schema_out}, output)
+        except UserCodeError as e:
+            error = NodeExecutionError(job.where, str(e), tail=e.tail)
+            error.output = chain.output if chain else ""
+            raise error from e
+        except SeeknalError as e:
+            error = NodeExecutionError(job.where, str(e))
+            error.output = chain.output if chain else ""
+            raise error from e
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        rows += result.rows
-        written += result.bytes
-        if output.strip():
-            outputs.append(f"[{partition}] {output.rstrip()}")
-        record.partitions[partition] = new.partitions[partition]
-        state.nodes[node_id] = record
-        if time.perf_counter() - saved > 1.0:  # a failure loses at most a second of finished partitions
-            state.save(project.state_path)
-            saved = time.perf_counter()
-    for partition in remove:
-        remove_partition(out_dir, partition)
-    outputs.append(f"{len(todo)} partition(s) written, {len(remove)} removed, "
-                   f"{len(new.partitions) - len(todo)} unchanged")
-    sink = SinkResult(out_dir, rows, written, None, time.perf_counter() - started)  # rows/bytes of this run
-    return sink, "\n".join(outputs) + "\n", schema
+            if chain is not None:
+                chain.close()
+
+    def _run_partitioned(self, job: NodeJob, memory: MemoryConfig, progress: Progress) -> NodeResult:
+        """Recompute the plan's partitions one by one; each replaces its output folder atomically.
+
+        Every finished partition is reported to ``progress``, so a failure keeps
+        the finished ones and the next run recomputes only the rest.
+        """
+        project, dag, spec = self.project, self.dag, job.spec
+        node_plan, old = job.plan, job.previous
+        new = node_plan.state
+        out_dir = project.intermediate_path(spec.output_name)
+        todo = node_plan.partitions_run
+        if todo is None or not out_dir.is_dir():
+            todo = list(new.partitions)
+            if out_dir.is_file():
+                out_dir.unlink()  # was written unpartitioned before
+        remove = node_plan.partitions_remove if node_plan.partitions_run is not None else [
+            p for p in (old.partitions if old else {}) if p not in new.partitions
+        ]
+        progress.partitions_kept({p: fp for p, fp in (old.partitions if old else {}).items()
+                                  if p in new.partitions and p not in todo})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        started, rows, written, outputs, schema = time.perf_counter(), 0, 0, [], {}
+        is_source = spec.kind == Kind.SOURCE
+        for partition in todo:
+            inputs = {}
+            for up in dag.upstream[job.node_id]:
+                up_spec = dag.nodes[up]
+                data = project.output_of(up_spec)
+                if is_partitioned(up_spec):
+                    data = partition_path(data, partition)
+                    if not data.exists():
+                        data = empty_like(project.output_of(up_spec))
+                inputs[up] = frame_for(up_spec, data, memory)
+            staging = out_dir / f".tmp-{uuid.uuid4().hex[:12]}"
+            try:
+                result = self._run_node(
+                    job, memory, progress, inputs=inputs, out_path=staging / "part-0.parquet",
+                    extra_columns=list(partition_values(partition).items()),
+                    source_path=partition_path(project.root / spec.table, partition) if is_source else None,
+                )
+                replace_partition(out_dir, partition, staging)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            rows += result.rows
+            written += result.bytes
+            schema = result.schema
+            if result.output.strip():
+                outputs.append(f"[{partition}] {result.output.rstrip()}")
+            progress.partition_done(partition)
+        for partition in remove:
+            remove_partition(out_dir, partition)
+        outputs.append(f"{len(todo)} partition(s) written, {len(remove)} removed, "
+                       f"{len(new.partitions) - len(todo)} unchanged")
+        return NodeResult(out_dir, rows, written, time.perf_counter() - started, schema, "\n".join(outputs) + "\n")
 
 
-def empty_like(path: Path):
+def empty_like(path: Path) -> pa.Table:
     """An empty table with the schema of a (partitioned) output, for a partition one input lacks."""
-    from operators.datasets import parquet_dataset
-
     return parquet_dataset(path).schema.empty_table()
 
 
-def register_in_place(project: Project, spec, started: float, files: dict[str, dict]
-                      ) -> tuple[SinkResult, str, dict]:
+def register_in_place(project: Project, spec, started: float, files: dict[str, dict]) -> NodeResult:
     """A Parquet source: check it opens and count its rows from the footers; nothing is copied.
 
     ``files`` is the plan's fingerprint of the source's files: its listing is
     reused, and each entry keeps its file's row count, so a later run reads the
     footers of new or changed files only (one of 365 partitions, say).
     """
-    from operators.scan import ScanOperator
-
     node = f"{spec.id} ({spec.location})"
     root = project.root / spec.table
     base = root if root.is_dir() else root.parent
@@ -292,18 +215,11 @@ def register_in_place(project: Project, spec, started: float, files: dict[str, d
                               f"expected Hive folders like {missing[0]}=VALUE/")
     except EngineError as e:
         raise NodeExecutionError(node, str(e)) from e
-    types = {f.name: str(f.type) for f in schema}
     path = project.output_of(spec)
     size = (sum(info["size"] for info in files.values() if "rows" in info) if files else
             sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*.parquet"))))
-    return SinkResult(path, rows, size, schema, time.perf_counter() - started), "read in place (no copy)\n", types
+    return NodeResult(path, rows, size, time.perf_counter() - started, {f.name: str(f.type) for f in schema},
+                      "read in place (no copy)\n")
 
 
-def _mark_failed(state: RunState, node_id: str, attempted: NodeState, message: str) -> None:
-    old = state.nodes.get(node_id)
-    if old is None:
-        # Never succeeded: remember only the failure, so the next plan says "new".
-        state.nodes[node_id] = NodeState(status="failed", error=message, files=attempted.files)
-    else:
-        old.status = "failed"
-        old.error = message
+__all__ = ["LocalEngine", "empty_like", "register_in_place"]

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from seeknal_flow.run.chains import build_chain, frame_for
+from seeknal_flow.frames.frame import frame_for
+from seeknal_flow.run.chains import build_chain
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover, load_node_file
-from seeknal_flow.errors import EngineError, NodeExecutionError, SeeknalError, SpecError
+from seeknal_flow.errors import EngineError, NodeExecutionError, RunError, SeeknalError, SpecError
 from seeknal_flow.plan.planner import effective_params
 from seeknal_flow.load.workspace import Workspace
 
@@ -29,7 +30,7 @@ class Preview:
 def load_draft(ws: Workspace, file: Path) -> tuple[list, Dag]:
     """Specs of ``file`` and the project DAG with them in place of same-id nodes."""
     if not file.exists():
-        raise SeeknalError(f"{file} does not exist")
+        raise RunError(f"{file} does not exist")
     specs = load_node_file(file.resolve(), ws.project.root)
     if not specs:
         raise SpecError(

@@ -14,7 +14,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import SeeknalError, ServeError
 from seeknal_flow.store.online import OnlineStore
 from seeknal_flow.load.project import Project
 
@@ -35,7 +35,7 @@ class FeatureServer(ThreadingHTTPServer):
             store = self._stores.get(entity)
             if store is None:
                 if not isinstance(entity, str) or not entity.isidentifier():
-                    raise SeeknalError(f"unknown entity {entity!r}")
+                    raise ServeError(f"unknown entity {entity!r}")
                 store = OnlineStore(self.project, entity)
                 self._stores[entity] = store
             return store
@@ -75,21 +75,21 @@ class _Handler(BaseHTTPRequestHandler):
                 length = -1
             if length < 0 or length > MAX_BODY:
                 self.close_connection = True  # the body is not read: do not reuse the connection
-                raise SeeknalError(f"Content-Length must be between 0 and {MAX_BODY} bytes")
+                raise ServeError(f"Content-Length must be between 0 and {MAX_BODY} bytes")
             try:
                 request = json.loads(self.rfile.read(length) or b"null")
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise SeeknalError(f"malformed JSON: {e}") from None
+                raise ServeError(f"malformed JSON: {e}") from None
             if not isinstance(request, dict):
-                raise SeeknalError('body must be a JSON object like {"entity": ..., "keys": [...]}')
+                raise ServeError('body must be a JSON object like {"entity": ..., "keys": [...]}')
             entity, keys = request.get("entity"), request.get("keys")
             if not isinstance(entity, str):
-                raise SeeknalError("'entity' must be a string, e.g. \"customer\"")
+                raise ServeError("'entity' must be a string, e.g. \"customer\"")
             if not isinstance(keys, list):
-                raise SeeknalError("'keys' must be a list of objects")
+                raise ServeError("'keys' must be a list of objects")
             features = request.get("features")
             if features is not None and not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
-                raise SeeknalError("'features' must be a list of 'group.feature' strings")
+                raise ServeError("'features' must be a list of 'group.feature' strings")
             store = self.server.store(entity)
             columns = store.resolve_features(features)
             table = store.lookup(keys, columns)

@@ -18,14 +18,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from operators.atomic import replace_path
+from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig, duckdb_connection
-from seeknal_flow.load.dag import Dag
-from seeknal_flow.errors import SeeknalError
-from seeknal_flow.load.project import Project
+from operators.sql import quote_ident
 from seeknal_flow.authoring.specs import FeatureGroupSpec
-
-CATALOG = "_entity_catalog.json"
-FEATURES = "features.parquet"
+from seeknal_flow.errors import StoreError
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.load.entities import entity_groups
+from seeknal_flow.load.project import Project
+from seeknal_flow.store.online import publish, remove_published
 
 
 @dataclass(frozen=True)
@@ -38,32 +39,8 @@ class GroupInput:
     ttl: str | None = None
 
 
-def entity_groups(dag: Dag) -> dict[str, tuple[tuple[str, ...], list[FeatureGroupSpec]]]:
-    """Entity name -> (join keys, its feature groups); join-key mismatches are errors."""
-    out: dict[str, tuple[tuple[str, ...], list[FeatureGroupSpec]]] = {}
-    for spec in dag.nodes.values():
-        if not isinstance(spec, FeatureGroupSpec) or spec.entity is None:
-            continue
-        keys, groups = out.setdefault(spec.entity.name, (spec.entity.join_keys, []))
-        if spec.entity.join_keys != keys:
-            first = groups[0]
-            raise SeeknalError(
-                f"entity '{spec.entity.name}': {first.id} ({first.location}) has join keys "
-                f"{list(keys)} but {spec.id} ({spec.location}) has {list(spec.entity.join_keys)}; "
-                "make them equal"
-            )
-        groups.append(spec)
-    for _, groups in out.values():
-        groups.sort(key=lambda s: s.name)
-    return out
-
-
-def entity_dir(project: Project, entity: str) -> Path:
-    return project.target / "feature_store" / entity
-
-
 def read_catalog(project: Project, entity: str) -> dict | None:
-    path = entity_dir(project, entity) / CATALOG
+    path = project.entity_catalog(entity)
     if not path.exists():
         return None
     try:
@@ -73,10 +50,19 @@ def read_catalog(project: Project, entity: str) -> dict | None:
 
 
 def list_catalogs(project: Project) -> list[dict]:
-    store = project.target / "feature_store"
+    store = project.feature_store
     if not store.is_dir():
         return []
     return [c for d in sorted(store.iterdir()) if d.is_dir() and (c := read_catalog(project, d.name))]
+
+
+def consolidate_and_publish(project: Project, dag: Dag, memory: MemoryConfig, *, prune: bool = False,
+                            force: bool = False) -> list[str]:
+    """``seeknal consolidate``: rebuild stale entities (see :func:`consolidate`) and publish each online."""
+    rebuilt = consolidate(project, dag, memory, prune=prune, force=force)
+    for entity in rebuilt:
+        publish(project, entity)
+    return rebuilt
 
 
 def consolidate(
@@ -108,9 +94,7 @@ def consolidate(
             if catalog["entity"] not in entities or not any(
                 project.intermediate_path(s.output_name).exists() for s in entities[catalog["entity"]][1]
             ):
-                shutil.rmtree(entity_dir(project, catalog["entity"]), ignore_errors=True)
-                from seeknal_flow.store.online import remove_published
-
+                shutil.rmtree(project.entity_dir(catalog["entity"]), ignore_errors=True)
                 remove_published(project, catalog["entity"])
     return rebuilt
 
@@ -137,7 +121,7 @@ def is_stale(project: Project, catalog: dict | None, groups: list[GroupInput], k
     """Does the entity table need a rebuild (new/removed/changed group, keys or ttl)?"""
     if catalog is None or list(catalog.get("join_keys", [])) != list(keys):
         return True
-    if not (entity_dir(project, catalog["entity"]) / FEATURES).exists():
+    if not project.entity_table(catalog["entity"]).exists():
         return True
     if sorted(catalog["groups"]) != sorted(g.name for g in groups):
         return True
@@ -157,8 +141,6 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     The latest row per key wins; ties on event time go to the row written last
     (file row number), matching the PIT join's rule.
     """
-    from operators.sql import quote_ident  # imports pyarrow: `seeknal plan` needs only entity_groups
-
     key_list = ", ".join(quote_ident(k) for k in keys)
     ctes = []
     for i, g in enumerate(groups):
@@ -200,13 +182,11 @@ def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: 
 
 def describe_group(project: Project, entity: str, keys: tuple[str, ...], g: GroupInput):
     """A group's output schema and its catalog entry; missing key/time columns are an error."""
-    from operators.datasets import parquet_dataset  # pyarrow.dataset imports pandas: not on every run
-
     dataset = parquet_dataset(g.path)
     schema = dataset.schema
     missing = [k for k in (*keys, g.event_time_col) if k not in schema.names]
     if missing:
-        raise SeeknalError(
+        raise StoreError(
             f"entity '{entity}': feature group '{g.name}' output lacks column(s) {missing} "
             f"(columns: {', '.join(schema.names)}); return the join keys and event_time_col"
         )
@@ -227,8 +207,7 @@ def describe_group(project: Project, entity: str, keys: tuple[str, ...], g: Grou
 
 def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_info: dict, row_count: int,
                   previous: dict | None) -> dict:
-    """Write ``_entity_catalog.json`` atomically (schema version bumps when a group's schema
-    changes), then publish the entity to the online store."""
+    """Write ``_entity_catalog.json`` atomically (schema version bumps when a group's schema changes)."""
     layout = {g: info["schema"] for g, info in group_info.items()}
     version = 1
     if previous is not None:
@@ -242,27 +221,24 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
         "consolidated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "schema_version": version,
     }
-    folder = entity_dir(project, entity)
-    tmp_cat = folder / f".{CATALOG}.{os.getpid()}.tmp"
+    path = project.entity_catalog(entity)
+    tmp_cat = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp_cat.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
-    os.replace(tmp_cat, folder / CATALOG)
-    from seeknal_flow.store.online import publish
-
-    publish(project, entity, catalog)
+    os.replace(tmp_cat, path)
     return catalog
 
 
 def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
                  memory: MemoryConfig, previous: dict | None) -> dict:
     """Write ``features.parquet`` and the catalog for one entity, atomically."""
-    folder = entity_dir(project, entity)
+    folder = project.entity_dir(entity)
     folder.mkdir(parents=True, exist_ok=True)
     schemas, group_info = {}, {}
     for g in groups:
         schema, group_info[g.name] = describe_group(project, entity, keys, g)
         schemas[g.name] = schema.names
-    out = folder / FEATURES
-    tmp = folder / f".{FEATURES}.{os.getpid()}.tmp"
+    out = project.entity_table(entity)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     con = duckdb_connection(memory)
     try:
         sql = consolidation_sql(keys, groups, schemas)
@@ -270,10 +246,8 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
         replace_path(tmp, out)
     except Exception as e:  # duckdb.Error: report, keep the previous table
         tmp.unlink(missing_ok=True)
-        raise SeeknalError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from None
+        raise StoreError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from None
     finally:
         con.close()
-    from operators.datasets import parquet_dataset
-
     return write_catalog(project, entity, keys, group_info, parquet_dataset(out).count_rows(), previous)
 

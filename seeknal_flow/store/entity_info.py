@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seeknal_flow.store.consolidation import entity_groups, entity_inputs, is_stale, list_catalogs, read_catalog
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.load.entities import entity_groups
+from seeknal_flow.store.consolidation import entity_inputs, is_stale, list_catalogs, read_catalog
+from seeknal_flow.errors import StoreError
 from seeknal_flow.load.workspace import Workspace
 
 
@@ -38,7 +39,7 @@ def describe_entity(ws: Workspace, name: str) -> str:
     catalog = read_catalog(ws.project, name)
     if catalog is None:
         known = ", ".join(c["entity"] for c in list_catalogs(ws.project)) or "none"
-        raise SeeknalError(f"unknown entity '{name}'; consolidated entities: {known}")
+        raise StoreError(f"unknown entity '{name}'; consolidated entities: {known}")
     lines = [
         f"entity: {name}",
         f"join keys: {', '.join(catalog['join_keys'])}",

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import SeeknalError, StoreError
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,11 @@ class HistoricalFeaturesDuckDB:
 
     def to_dataframe_with_spine(self):
         if self._spine is None:
-            raise SeeknalError("call using_spine(spine, date_col) before to_dataframe_with_spine()")
+            raise StoreError("call using_spine(spine, date_col) before to_dataframe_with_spine()")
         return self.to_dataframe(*self._spine)
 
     def _frame(self, lookup: FeatureLookup):
-        from seeknal_flow.run.chains import frame_for
+        from seeknal_flow.frames.frame import frame_for
         from seeknal_flow.authoring.specs import Kind
         from seeknal_flow.load.workspace import Workspace
 
@@ -94,21 +94,21 @@ class HistoricalFeaturesDuckDB:
             node_id = ws.dag.resolve(lookup.source)
         except SeeknalError:
             groups = sorted(i for i, s in ws.dag.nodes.items() if s.kind == Kind.FEATURE_GROUP)
-            raise SeeknalError(
+            raise StoreError(
                 f"FeatureLookup source '{lookup.source}' is not a node of the project; feature groups: "
                 f"{', '.join(groups) or 'none'}"
             ) from None
         spec = ws.dag.nodes[node_id]
         if spec.kind != Kind.FEATURE_GROUP:
-            raise SeeknalError(f"FeatureLookup source '{lookup.source}' is a {spec.kind.value}, not a feature group")
+            raise StoreError(f"FeatureLookup source '{lookup.source}' is a {spec.kind.value}, not a feature group")
         path = ws.project.intermediate_path(spec.output_name)
         if not path.exists():
-            raise SeeknalError(f"{node_id} has no output yet; run `seeknal run` first")
+            raise StoreError(f"{node_id} has no output yet; run `seeknal run` first")
         frame = frame_for(spec, path, ws.memory())
         if lookup.features is not None:
             unknown = [f for f in lookup.features if f not in frame.schema.names]
             if unknown:
-                raise SeeknalError(
+                raise StoreError(
                     f"FeatureLookup of {node_id}: unknown feature(s) {unknown}; "
                     f"available: {', '.join(frame.schema.names)}"
                 )
@@ -119,13 +119,13 @@ class HistoricalFeaturesDuckDB:
             columns = fill.columns if fill.columns is not None else feature_cols
             for col in columns:
                 if col not in table.schema.names:
-                    raise SeeknalError(f"FillNull column '{col}' is not in the result "
+                    raise StoreError(f"FillNull column '{col}' is not in the result "
                                        f"(columns: {', '.join(table.schema.names)})")
                 i = table.schema.get_field_index(col)
                 column = table.column(i)
                 try:
                     value = pa.scalar(fill.value).cast(column.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    raise SeeknalError(f"FillNull value {fill.value!r} does not fit column '{col}' of type {column.type}") from None
+                    raise StoreError(f"FillNull value {fill.value!r} does not fit column '{col}' of type {column.type}") from None
                 table = table.set_column(i, table.field(i), pc.fill_null(column, value))
         return table

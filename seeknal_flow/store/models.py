@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import StoreError
 from seeknal_flow.authoring.specs import NAME_RE
 
 
 def model_path(target: Path, name: str) -> Path:
     if not NAME_RE.match(name):
-        raise SeeknalError(f"model name {name!r} must match {NAME_RE.pattern}")
+        raise StoreError(f"model name {name!r} must match {NAME_RE.pattern}")
     return target / "models" / f"{name}.joblib"
 
 
@@ -44,5 +44,5 @@ def load_model(name: str, project: str | Path | None = None) -> Any:
     proj = Project.find(Path(project) if project else None)
     path = model_path(proj.target, name)
     if not path.exists():
-        raise SeeknalError(f"no model '{name}' in {path.parent}; run the node that saves it first")
+        raise StoreError(f"no model '{name}' in {path.parent}; run the node that saves it first")
     return joblib.load(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,27 +19,25 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from operators.durations import parse_duration
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import StoreError
 from seeknal_flow.load.project import Project
 
 POINTER = "CURRENT"
 _EVENT = "__event_time"
 
 
-def online_dir(project: Project, entity: str) -> Path:
-    return project.target / "online" / entity
-
-
-def publish(project: Project, entity: str, catalog: dict) -> Path:
+def publish(project: Project, entity: str) -> Path:
     """Flatten the consolidated entity table into a snapshot and point CURRENT at it."""
-    import pyarrow.ipc as ipc
-    import pyarrow.parquet as pq
-
-    from seeknal_flow.store.consolidation import FEATURES, entity_dir
-
-    table = pq.read_table(entity_dir(project, entity) / FEATURES)
+    try:
+        catalog = json.loads(project.entity_catalog(entity).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise StoreError(f"entity '{entity}' has no readable catalog ({project.entity_catalog(entity)}); "
+                         "run `seeknal consolidate --force`") from e
+    table = pq.read_table(project.entity_table(entity))
     keys = catalog["join_keys"]
     columns = {k: table[k] for k in keys}
     for group, info in sorted(catalog["groups"].items()):
@@ -47,7 +46,7 @@ def publish(project: Project, entity: str, catalog: dict) -> Path:
             columns[f"{group}.{feature}"] = pc.struct_field(struct, feature)
         columns[f"{group}.{_EVENT}"] = pc.struct_field(struct, info["event_time_col"])
     snapshot = pa.table(columns)
-    folder = online_dir(project, entity)
+    folder = project.online_dir(entity)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"snapshot-{time.time_ns()}.arrow"
     with pa.OSFile(str(folder / f".{name}.tmp"), "wb") as sink, ipc.new_file(sink, snapshot.schema) as writer:
@@ -70,9 +69,7 @@ def publish(project: Project, entity: str, catalog: dict) -> Path:
 
 
 def remove_published(project: Project, entity: str) -> None:
-    import shutil
-
-    shutil.rmtree(online_dir(project, entity), ignore_errors=True)
+    shutil.rmtree(project.online_dir(entity), ignore_errors=True)
 
 
 class OnlineStore:
@@ -81,18 +78,16 @@ class OnlineStore:
     def __init__(self, project: Project, entity: str) -> None:
         self.project = project
         self.entity = entity
-        self._pointer_path = online_dir(project, entity) / POINTER
+        self._pointer_path = project.online_dir(entity) / POINTER
         self._stamp: tuple[int, int] | None = None
         self._load()
 
     def _load(self) -> None:
-        import pyarrow.ipc as ipc
-
         try:
             st = self._pointer_path.stat()
             pointer = json.loads(self._pointer_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
-            raise SeeknalError(
+            raise StoreError(
                 f"entity '{self.entity}' has no published features; run `seeknal run` (or `seeknal consolidate`) first"
             ) from None
         source = pa.memory_map(str(self._pointer_path.parent / pointer["snapshot"]))
@@ -124,12 +119,12 @@ class OnlineStore:
         for ref in dict.fromkeys(features):  # a feature asked twice is returned once
             group, sep, feature = ref.partition(".")
             if not sep or group not in self.groups:
-                raise SeeknalError(
+                raise StoreError(
                     f"feature '{ref}': unknown group '{group}' of entity '{self.entity}'; "
                     f"groups: {', '.join(sorted(self.groups))} (write group.feature)"
                 )
             if feature not in self.groups[group]["features"]:
-                raise SeeknalError(
+                raise StoreError(
                     f"feature '{ref}': group '{group}' has no feature '{feature}'; "
                     f"features: {', '.join(self.groups[group]['features'])}"
                 )
@@ -141,17 +136,17 @@ class OnlineStore:
         self.refresh()
         missing = [c for c in columns if c not in self.table.schema.names]
         if missing:
-            raise SeeknalError(
+            raise StoreError(
                 f"feature(s) {', '.join(missing)} are no longer published for entity '{self.entity}'; "
                 "ask for current features"
             )
         rows = []
         for i, key in enumerate(keys):
             if not isinstance(key, dict):
-                raise SeeknalError(f"key #{i} must be a mapping like {{'{self.join_keys[0]}': ...}}, got {key!r}")
+                raise StoreError(f"key #{i} must be a mapping like {{'{self.join_keys[0]}': ...}}, got {key!r}")
             missing = [k for k in self.join_keys if k not in key]
             if missing:
-                raise SeeknalError(f"key #{i} {key!r} lacks join key(s) {missing} of entity '{self.entity}'")
+                raise StoreError(f"key #{i} {key!r} lacks join key(s) {missing} of entity '{self.entity}'")
             value = key[self.join_keys[0]] if len(self.join_keys) == 1 else tuple(key[k] for k in self.join_keys)
             try:
                 rows.append(self.index.get(value))

@@ -121,7 +121,7 @@ def _escape(text: str) -> str:
 
 
 def test_as_of(ran):
-    from seeknal_flow.run.chains import frame_for
+    from seeknal_flow.frames.frame import frame_for
     from seeknal_flow.load.workspace import Workspace
 
     ws = Workspace.open(ran)

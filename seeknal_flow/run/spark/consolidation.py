@@ -12,13 +12,11 @@ by the local engine (:func:`seeknal_flow.store.online.publish` reads the directo
 
 from __future__ import annotations
 
-from operators.spark.session import ORDER_COL, quote, read_parquet, write_parquet
+from operators.spark.session import ORDER_COL, quote, read_parquet, spark_error, spark_errors, write_parquet
+from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.store.consolidation import (
-    FEATURES,
     GroupInput,
     describe_group,
-    entity_dir,
-    entity_groups,
     entity_inputs,
     is_stale,
     join_latest_rows,
@@ -26,7 +24,7 @@ from seeknal_flow.store.consolidation import (
     write_catalog,
 )
 from seeknal_flow.load.dag import Dag
-from seeknal_flow.errors import SeeknalError
+from seeknal_flow.errors import StoreError
 from seeknal_flow.load.project import Project
 
 
@@ -65,8 +63,8 @@ def consolidate_spark(spark, project: Project, dag: Dag) -> list[str]:
 
 def build_entity_spark(spark, project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
                        previous: dict | None) -> dict:
-    """Write ``features.parquet`` (a directory) and the catalog for one entity, then publish it online."""
-    folder = entity_dir(project, entity)
+    """Write ``features.parquet`` (a directory) and the catalog for one entity (the run service publishes it)."""
+    folder = project.entity_dir(entity)
     folder.mkdir(parents=True, exist_ok=True)
     plan, group_info = [], {}
     for i, g in enumerate(groups):
@@ -75,9 +73,8 @@ def build_entity_spark(spark, project: Project, entity: str, keys: tuple[str, ..
         read_parquet(spark, [g.path], ordered=True, schema=schema).createOrReplaceTempView(view)
         plan.append((g.name, view, g.event_time_col, schema.names))
     try:
-        written = write_parquet(spark.sql(consolidation_spark_sql(keys, plan)), folder / FEATURES)
-    except Exception as e:  # Spark errors have no common base class; the previous table stays
-        raise SeeknalError(f"consolidating entity '{entity}' on Spark failed: {str(e).strip().splitlines()[0]}") \
-            from None
+        written = write_parquet(spark.sql(consolidation_spark_sql(keys, plan)), project.entity_table(entity))
+    except spark_errors() as e:  # the previous table stays
+        raise StoreError(f"consolidating entity '{entity}' on Spark failed: {spark_error(e)}") from e
     return write_catalog(project, entity, keys, group_info, written.rows, previous)
 

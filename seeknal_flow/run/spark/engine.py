@@ -23,10 +23,8 @@ results are the same, so switching engines re-runs nothing by itself.
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,98 +34,64 @@ import pyarrow.parquet as pq
 
 from operators.atomic import replace_path
 from operators.datasets import parquet_dataset
-from operators.errors import EngineError
+from operators.errors import SeeknalError
 from operators.memory import MemoryConfig
 from operators.python_call import PythonCallOperator, UserCodeError, load_function
 from operators.scan import ScanOperator
-from operators.sink import SinkResult
 from operators.spark.session import (
-    SparkEngine,
+    SparkSession,
     check_available,
     describe_output,
     read_parquet,
     read_source,
     spark_error,
+    spark_errors,
     start_session,
     write_parquet,
 )
 from operators.spark.soa import soa_spark
-from seeknal_flow.run.context import Context
-from seeknal_flow.load.dag import Dag
-from seeknal_flow.errors import NodeExecutionError, SeeknalError
-from seeknal_flow.frames.frame import FeatureFrame
-from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
-from seeknal_flow.plan.manifest import write_manifest
-from seeknal_flow.plan.partitions import is_partitioned
-from seeknal_flow.plan.planner import Plan
-from seeknal_flow.load.project import Project
-from seeknal_flow.plan.run_state import RunState
-from seeknal_flow.run.local import Reporter, RunSummary, register_in_place
-from seeknal_flow.run.spark.frames import SparkPit, spark_frame_for
 from operators.spark.sql import spark_sql_frame
 from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.errors import NodeExecutionError
+from seeknal_flow.frames.frame import FeatureFrame
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.load.project import Project
+from seeknal_flow.plan.partitions import is_partitioned
 from seeknal_flow.run.checks import apply_on_run_checks, output_schema
+from seeknal_flow.run.context import Context
+from seeknal_flow.run.engine import NodeJob, NodeResult, Progress
+from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
+from seeknal_flow.run.local import LocalEngine, register_in_place
+from seeknal_flow.run.spark.consolidation import consolidate_spark
+from seeknal_flow.run.spark.frames import SparkPit, spark_frame_for
 
+class SparkEngine:
+    """Runs nodes on one Spark session, started by :meth:`start` and stopped by :meth:`close`.
 
-@dataclass
-class SparkRun:
-    """What :func:`run_on_spark` did: the node summary and the entities it consolidated."""
-
-    summary: RunSummary
-    consolidated: list[str] = field(default_factory=list)
-    consolidation_seconds: float = 0.0
-    startup_seconds: float = 0.0
-
-
-def run_on_spark(project: Project, dag: Dag, plan: Plan, state: RunState, *, memory: MemoryConfig,
-                 reporter: Reporter, continue_on_error: bool = False, master: str | None = None,
-                 on_start: Callable[[str, float], None] | None = None) -> SparkRun:
-    """Run ``plan`` on Spark, write the manifest, consolidate and publish updated entities.
-
-    ``master`` (``--spark-master``) wins over ``spark.master`` in ``seeknal_project.yml``.
-    The session starts before the first node (so node times exclude it);
-    ``on_start(master, seconds)`` is told how long that took.
+    A ``partitioned: true`` node runs on the local engine, partition by partition:
+    its function is written for one partition at a time, and only changed
+    partitions are recomputed, which is what the local engine does.
     """
-    check_available()
-    runner = SparkRunner(project, dag, memory, master=master or project.config.spark.master,
-                         conf=dict(project.config.spark.conf))
-    try:
-        runner.spark  # noqa: B018 - start the session now
-        if on_start is not None:
-            on_start(runner.master or "local[*]", runner.startup_seconds)
-        summary = runner.run_plan(plan, state, reporter=reporter, continue_on_error=continue_on_error)
-        write_manifest(project, dag)
-        run = SparkRun(summary, startup_seconds=runner.startup_seconds)
-        if any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
-            from seeknal_flow.run.spark.consolidation import consolidate_spark
 
-            started = time.perf_counter()
-            run.consolidated = consolidate_spark(runner.spark, project, dag)
-            run.consolidation_seconds = time.perf_counter() - started
-        return run
-    finally:
-        runner.close()
-        shutil.rmtree(project.tmp, ignore_errors=True)
-
-
-class SparkRunner:
-    """Runs nodes on one Spark session, started on first use and stopped by :meth:`close`."""
+    name = "spark"
 
     def __init__(self, project: Project, dag: Dag, memory: MemoryConfig, *, master: str | None = None,
                  conf: dict[str, Any] | None = None) -> None:
         self.project, self.dag, self.memory = project, dag, memory
-        self.master, self.conf = master, conf or {}
-        self._engine: SparkEngine | None = None
+        self.master = master or project.config.spark.master
+        self.conf = dict(project.config.spark.conf if conf is None else conf)
+        self._session: SparkSession | None = None
         self._pit: SparkPit | None = None
+        self._local = LocalEngine(project, dag, memory)
         self.startup_seconds = 0.0
 
     @property
     def spark(self):
-        if self._engine is None:
+        if self._session is None:
             started = time.perf_counter()
-            self._engine = start_session(self.master, self.conf)
+            self._session = start_session(self.master, self.conf)
             self.startup_seconds = time.perf_counter() - started
-        return self._engine.session
+        return self._session.session
 
     @property
     def pit(self) -> SparkPit:
@@ -135,71 +99,52 @@ class SparkRunner:
             self._pit = SparkPit(self.spark, self.project.tmp)
         return self._pit
 
+    def start(self) -> str | None:
+        check_available()
+        self._local.start()
+        self.spark  # noqa: B018 - start the session now, so node times exclude it
+        return f"Spark session ({self.master or 'local[*]'}) started in {self.startup_seconds:.2f}s"
+
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.stop()
-            self._engine = None
+        if self._session is not None:
+            self._session.stop()
+            self._session = None
 
-    # -------------------------------------------------------------------------- plan
+    def consolidate(self) -> list[str]:
+        return consolidate_spark(self.spark, self.project, self.dag)
 
-    def run_plan(self, plan: Plan, state: RunState, *, reporter: Reporter,
-                 continue_on_error: bool = False) -> RunSummary:
-        """Execute every RUN node of ``plan`` (bookkeeping as in :func:`seeknal_flow.run.local.run_plan`)."""
-        from seeknal_flow.run.local import run_plan
-
-        def run_node(node_plan, state, previous_schema):
-            spec = self.dag.nodes[node_plan.node_id]
-            if is_partitioned(spec) and spec.kind != Kind.SOURCE:
-                return self._run_partitioned_locally(node_plan, state)
-            return self.run_node(node_plan, previous_schema)
-
-        # Spark keeps its scratch files (logs, warehouse, spills) under target/tmp until close().
-        return run_plan(self.project, self.dag, plan, state, memory=self.memory, reporter=reporter,
-                        continue_on_error=continue_on_error, run_node=run_node, keep_tmp=True)
-
-    def run_node(self, node_plan, previous_schema: dict | None) -> tuple[SinkResult, str, dict]:
+    def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
         """Compute one node and replace its output; failures become :class:`NodeExecutionError`."""
-        spec = self.dag.nodes[node_plan.node_id]
-        where = f"{spec.id} ({spec.location})"
+        spec = job.spec
+        if is_partitioned(spec) and spec.kind != Kind.SOURCE:
+            result = self._local.compute(job, progress)
+            note = "partitioned node: ran on the local engine, one partition at a time\n"
+            return NodeResult(result.path, result.rows, result.bytes, result.seconds, result.schema,
+                              note + result.output)
         started = time.perf_counter()
         if self.project.reads_in_place(spec):  # the same registration as the local engine
-            return register_in_place(self.project, spec, started, node_plan.state.files)
-        node = _Node(spec, node_plan.params, _partition_keys(spec), previous_schema)
+            return register_in_place(self.project, spec, started, job.plan.state.files)
+        node = _Node(spec, job.plan.params, _partition_keys(spec), job.previous_schema)
         try:
             written = self._compute(node)
         except UserCodeError as e:
-            error = NodeExecutionError(where, str(e), tail=e.tail)
+            error = NodeExecutionError(job.where, str(e), tail=e.tail)
             error.output = node.output
             raise error from e
-        except (EngineError, SeeknalError) as e:
-            error = NodeExecutionError(where, str(e))
+        except SeeknalError as e:
+            error = NodeExecutionError(job.where, str(e))
             error.output = node.output
             raise error from e
-        except _spark_errors() as e:
-            error = NodeExecutionError(where, f"Spark: {spark_error(e)}")
+        except spark_errors() as e:
+            error = NodeExecutionError(job.where, f"Spark: {spark_error(e)}")
             error.output = node.output
             raise error from e
         finally:
             if node.context is not None:
                 node.context.close()
         output = node.output + "".join(line + "\n" for line in node.check_lines)
-        result = SinkResult(written.path, written.rows, written.bytes, written.schema, time.perf_counter() - started)
-        return result, output, node.schema
-
-    def _run_partitioned_locally(self, node_plan, state: RunState) -> tuple[SinkResult, str, dict]:
-        """A ``partitioned: true`` node runs on the local engine, partition by partition.
-
-        Its function is written for one partition at a time (and only changed
-        partitions are recomputed), which is what the local scheduler does.
-        """
-        from seeknal_flow.run.local import run_plan
-
-        quiet = _Capture()
-        run_plan(self.project, self.dag, Plan(nodes=[node_plan]), state, memory=self.memory, reporter=quiet)
-        if quiet.error is not None:
-            raise quiet.error
-        note = "partitioned node: ran on the local engine, one partition at a time\n"
-        return quiet.result, note + quiet.output, dict(node_plan.state.schema)
+        return NodeResult(written.path, written.rows, written.bytes, time.perf_counter() - started, node.schema,
+                          output)
 
     # ------------------------------------------------------------------------- kinds
 
@@ -328,31 +273,6 @@ class _Node:
         return check
 
 
-class _Capture:
-    """A reporter that keeps the one node's result instead of printing it."""
-
-    def __init__(self) -> None:
-        self.result: SinkResult | None = None
-        self.output = ""
-        self.error: NodeExecutionError | None = None
-
-    def start(self, index: int, total: int, node_id: str) -> None:
-        pass
-
-    def progress(self, node_id: str, rows: int) -> None:
-        pass
-
-    def done(self, node_id: str, result: SinkResult, output: str) -> None:
-        self.result, self.output = result, output
-
-    def failed(self, node_id: str, error: NodeExecutionError, output: str) -> None:
-        self.error, self.output = error, output
-        error.output = output
-
-    def skipped(self, node_id: str, reason: str) -> None:
-        pass
-
-
 def _partition_keys(spec) -> list[str]:
     # Partitioned sources are read whole by Spark and written in the local Hive layout;
     # partitioned nodes do not get here (they run on the local engine).
@@ -365,11 +285,4 @@ def _frame_paths(result) -> list[Path] | None:
     return None
 
 
-def _spark_errors() -> tuple[type[BaseException], ...]:
-    from py4j.protocol import Py4JError
-    from pyspark.errors import PySparkException
-
-    return (PySparkException, Py4JError)
-
-
-__all__ = ["SparkRun", "SparkRunner", "run_on_spark"]
+__all__ = ["SparkEngine"]

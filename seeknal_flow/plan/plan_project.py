@@ -1,0 +1,37 @@
+"""``plan_project``: the plan of one ``seeknal plan`` / ``seeknal run``, checked before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seeknal_flow.errors import PlanError
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.load.workspace import Workspace
+from seeknal_flow.plan.planner import Plan, make_plan
+from seeknal_flow.plan.preflight import preflight
+
+
+def select_nodes(dag: Dag, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = ()) -> set[str] | None:
+    """The ids ``--nodes`` (ids or unambiguous names) and ``--tags`` select; None when neither is given.
+
+    >>> select_nodes(Dag([])) is None
+    True
+    """
+    if not nodes and not tags:
+        return None
+    selected = {dag.resolve(n) for n in nodes}
+    for tag in tags:
+        tagged = {i for i, s in dag.nodes.items() if tag in s.tags}
+        if not tagged:
+            raise PlanError(f"no node has tag '{tag}'")
+        selected |= tagged
+    return selected
+
+
+def plan_project(ws: Workspace, *, full: bool = False, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = (),
+                 params: dict[str, Any] | None = None) -> Plan:
+    """RUN/SKIP per node with reasons; every problem found before data is read is raised here."""
+    plan = make_plan(ws.project, ws.dag, ws.state(), full=full, select=select_nodes(ws.dag, nodes, tags),
+                     cli_params=params or {})
+    preflight(ws.project, ws.dag, plan)
+    return plan

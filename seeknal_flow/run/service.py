@@ -1,0 +1,199 @@
+"""The run service: the one place that turns a plan into work, for every engine.
+
+:func:`run_project` walks the plan in DAG order, skips what is up to date (and
+what depends on a failure), asks the engine to compute each node, records run
+state after every node, writes the manifest, then runs the post-run steps once:
+entity consolidation (by the engine) and online publishing. A node that fails
+keeps its previous output (engines write atomically) and is marked failed, so
+the next run retries it; state is saved after every node, so an interrupted run
+loses at most the node in flight.
+
+>>> from seeknal_flow.run.service import run_project   # doctest: +SKIP
+>>> summary = run_project(ws, plan, LocalEngine(ws.project, ws.dag, memory), reporter)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+
+from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.errors import NodeExecutionError
+from seeknal_flow.load.workspace import Workspace
+from seeknal_flow.plan.manifest import write_manifest
+from seeknal_flow.plan.planner import Plan
+from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
+from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
+
+# A partitioned node saves state at most this often: a failure loses at most this
+# much finished work, and a 365-partition run does not rewrite the state 365 times.
+_PARTITION_SAVE_SECONDS = 1.0
+
+
+class Reporter(Protocol):
+    """What the service tells its caller (the CLI prints it; tests may record it)."""
+
+    def note(self, text: str) -> None: ...
+    def start(self, index: int, total: int, node_id: str) -> None: ...
+    def progress(self, node_id: str, rows: int) -> None: ...
+    def done(self, node_id: str, result: NodeResult) -> None: ...
+    def failed(self, node_id: str, error: NodeExecutionError) -> None: ...
+    def skipped(self, node_id: str, reason: str) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    """What a run did, node by node, and what it consolidated."""
+
+    engine: str = ""
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    up_to_date: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    errors: list[NodeExecutionError] = field(default_factory=list)
+    consolidated: list[str] = field(default_factory=list)
+    consolidation_seconds: float = 0.0
+
+    @property
+    def nothing_to_run(self) -> bool:
+        return not (self.succeeded or self.failed or self.skipped)
+
+
+def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], reporter: Reporter, *,
+                continue_on_error: bool = False) -> RunSummary:
+    """Execute every RUN node of ``plan`` on the engine, then consolidate and publish.
+
+    ``open_engine`` builds the engine (see :func:`seeknal_flow.run.engines.choose_engine`);
+    it is called only when there is work. Returns the summary; node failures are in
+    ``summary.errors`` (the caller raises them as it sees fit).
+    """
+    project, dag = ws.project, ws.dag
+    state = ws.state()
+    summary = RunSummary(up_to_date=len(plan.nodes) - len(plan.to_run))
+    if not plan.to_run:
+        _refresh_file_stats(project.state_path, plan, state)
+        return summary
+    engine = open_engine()
+    summary.engine = engine.name
+    started = time.perf_counter()
+    try:
+        line = engine.start()
+        if line:
+            reporter.note(line)
+        _run_nodes(ws, plan, state, engine, reporter, summary, continue_on_error)
+        write_manifest(project, dag)
+        if any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
+            began = time.perf_counter()
+            summary.consolidated = engine.consolidate()
+            # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
+            from seeknal_flow.store.online import publish
+
+            for entity in summary.consolidated:
+                publish(project, entity)
+            summary.consolidation_seconds = time.perf_counter() - began
+    finally:
+        engine.close()
+        shutil.rmtree(project.tmp, ignore_errors=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, reporter: Reporter,
+               summary: RunSummary, continue_on_error: bool) -> None:
+    dag, state_path = ws.dag, ws.project.state_path
+    todo = plan.to_run
+    blocked: set[str] = set()
+    for index, node_plan in enumerate(todo, start=1):
+        node_id = node_plan.node_id
+        if blocked & set(dag.upstream[node_id]):
+            blocked.add(node_id)
+            summary.skipped.append(node_id)
+            reporter.skipped(node_id, "an upstream node failed")
+            continue
+        reporter.start(index, len(todo), node_id)
+        job = NodeJob(spec=dag.nodes[node_id], plan=node_plan, previous=state.nodes.get(node_id))
+        progress = _Recorder(state, state_path, job, reporter)
+        try:
+            result = engine.compute(job, progress)
+        except NodeExecutionError as error:
+            blocked.add(node_id)
+            summary.failed.append(node_id)
+            summary.errors.append(error)
+            _mark_failed(state, node_id, node_plan.state, str(error))
+            state.save(state_path)
+            reporter.failed(node_id, error)
+            if not continue_on_error:
+                break
+            continue
+        new = node_plan.state
+        new.status = NodeStatus.OK
+        new.rows = result.rows
+        new.seconds = round(result.seconds, 4)
+        new.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        new.schema = result.schema
+        state.nodes[node_id] = new
+        state.save(state_path)
+        summary.succeeded.append(node_id)
+        summary.rows += result.rows
+        reporter.done(node_id, result)
+
+
+class _Recorder:
+    """The service's side of :class:`~seeknal_flow.run.engine.Progress` for one node."""
+
+    def __init__(self, state: RunState, state_path, job: NodeJob, reporter: Reporter) -> None:
+        self._state, self._path, self._job, self._reporter = state, state_path, job, reporter
+        self._record: NodeState | None = None
+        self._saved = time.perf_counter()
+
+    def rows(self, rows: int) -> None:
+        self._reporter.progress(self._job.node_id, rows)
+
+    def partitions_kept(self, partitions: dict[str, str]) -> None:
+        # Until the node finishes, its record says "failed: interrupted" and lists only
+        # the partitions in place: the next run recomputes exactly the rest.
+        self._record = msgspec.structs.replace(self._job.plan.state, partitions=dict(partitions),
+                                               status=NodeStatus.FAILED, error="interrupted")
+
+    def partition_done(self, partition: str) -> None:
+        if self._record is None:
+            self.partitions_kept({})
+        self._record.partitions[partition] = self._job.plan.state.partitions[partition]
+        self._state.nodes[self._job.node_id] = self._record
+        if time.perf_counter() - self._saved > _PARTITION_SAVE_SECONDS:
+            self._state.save(self._path)
+            self._saved = time.perf_counter()
+
+
+def _mark_failed(state: RunState, node_id: str, attempted: NodeState, message: str) -> None:
+    old = state.nodes.get(node_id)
+    if old is None:
+        # Never succeeded: remember only the failure, so the next plan says "new".
+        state.nodes[node_id] = NodeState(status=NodeStatus.FAILED, error=message, files=attempted.files)
+    else:
+        old.status = NodeStatus.FAILED
+        old.error = message
+
+
+def _refresh_file_stats(state_path, plan: Plan, state: RunState) -> None:
+    # A touched-but-identical source file was re-hashed by the planner; keep its
+    # new size/mtime so the next plan does not hash it again.
+    changed = False
+    for n in plan.nodes:
+        old = state.nodes.get(n.node_id)
+        if old is not None and n.state.files and old.files != n.state.files and old.data == n.state.data:
+            old.files = n.state.files
+            changed = True
+    if changed:
+        state.save(state_path)
+
+
+__all__ = ["Reporter", "RunSummary", "run_project"]
