@@ -54,7 +54,8 @@ def _child_seeknal(inp: str, out: str, id_col: str, memory_limit: str | None, sp
     import pyarrow.parquet as pq
 
     from operators.memory import MemoryConfig, parse_size
-    from operators.soa.execute import SOAFeature, SOAQuery, SOARatio, execute_soa
+    from operators.soa.execute import execute_soa
+    from operators.soa.spec import SOAFeature, SOAQuery, SOARatio
 
     query = SOAQuery(
         id_col=id_col,
@@ -142,7 +143,7 @@ def _child_main(args: argparse.Namespace) -> None:
         importlib.import_module(mod)
     if args.child == "seeknal":
         # DataFusion as execute_soa imports it (without pandas), not a plain `import datafusion`.
-        importlib.import_module("operators.soa.execute")._import_datafusion()
+        importlib.import_module("operators.soa.df_session").import_datafusion()
     t0 = time.perf_counter()
     CHILDREN[args.child](args.input, args.output, args.id, args.memory_limit, args.spill)
     print(json.dumps({"query_s": time.perf_counter() - t0}))

@@ -45,7 +45,7 @@ SPARK_CONF = {
 
 
 def _query():
-    from operators.soa.execute import SOAFeature, SOAQuery, SOARatio
+    from operators.soa.spec import SOAFeature, SOAQuery, SOARatio
 
     return SOAQuery(
         id_col="customer_id",

@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,8 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from operators.asof import sources
 from operators.asof.kernel import AsofPlan
-from operators.base import to_reader
 from operators.durations import parse_duration
 from operators.errors import EngineError
 from operators.asof.key_encoding import (
@@ -97,7 +96,7 @@ def asof_join(
     [20, None, None]
     """
     spec = _Spec(left_on, right_on, by, max_age)
-    lsrc, rsrc = _Source.of(left, "left"), _Source.of(right, "right")
+    lsrc, rsrc = sources.Source.of(left, "left"), sources.Source.of(right, "right")
     spec.validate(lsrc.schema, rsrc.schema)
     limit = memory.memory_limit if memory is not None else None
     threads = memory.effective_threads if memory is not None else (os.cpu_count() or 1)
@@ -146,13 +145,13 @@ class AsofJoinOperator:
     @property
     def schema(self) -> pa.Schema:
         if self._schema is None:
-            ls, rs = _schema_of(self._left), _schema_of(self._right)
+            ls, rs = sources.schema_of(self._left), sources.schema_of(self._right)
             self._spec.validate(ls, rs)
             self._schema = self._spec.output_schema(ls, rs)
         return self._schema
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        left, right = _maybe_reader(self._left), _maybe_reader(self._right)
+        left, right = sources.maybe_reader(self._left), sources.maybe_reader(self._right)
         yield from asof_join(left, right, **self._kwargs).to_batches(self._chunk)
 
     def describe(self) -> str:
@@ -204,7 +203,7 @@ class _Spec:
         return us * 1000 if unit == "ns" else us
 
 
-def _streaming_need(lsrc: _Source, rsrc: _Source, spec: _Spec, budget: int, threads: int) -> int:
+def _streaming_need(lsrc: sources.Source, rsrc: sources.Source, spec: _Spec, budget: int, threads: int) -> int:
     """Bytes the in-memory path needs when the right side is one Parquet file.
 
     It holds the left side, about 256 bytes per left row (its encoded and
@@ -222,229 +221,17 @@ def _streaming_need(lsrc: _Source, rsrc: _Source, spec: _Spec, budget: int, thre
     for g in range(meta.num_row_groups):
         rg = meta.row_group(g)
         sizes = {n: rg.column(index[n]).total_uncompressed_size for n in rsrc.schema.names if n in index}
-        rows = min(rg.num_rows, _WHOLE_ROW_GROUP)
+        rows = min(rg.num_rows, sources.WHOLE_ROW_GROUP)
         scale = rows / max(rg.num_rows, 1)
         widest = max(widest, scale * sum(sizes.get(n, 0) for n in [*spec.by, spec.right_on, *values]))
         value_row = max(value_row, sum(sizes.get(n, 0) for n in values) / max(rg.num_rows, 1))
     return int(left_bytes + n_left * (256 + 2 * value_row) + threads * widest)
 
 
-# -------------------------------------------------------------------------- sources
-
-_WHOLE_ROW_GROUP = 1 << 22  # larger row groups are read in batches of _BATCH rows
-_BATCH = 1 << 20
-_TABLE_CHUNK = 1 << 20  # rows per unit of work when the right side is in memory
-_SLICE = 1 << 18  # rows encoded at a time
-
-
-class _Source:
-    """One input: an in-memory table, a one-shot stream, or a Parquet path."""
-
-    def __init__(self, side: str, table=None, reader=None, path=None) -> None:
-        self.side, self._table, self._reader, self.path = side, table, reader, path
-        self._buffered: list[pa.RecordBatch] = []
-        self._files: dict = {}
-        self._lock = threading.Lock()
-        self.dataset = None
-        if path is not None and not self.single_file:
-            import pyarrow.dataset as ds  # ~0.2 s to import: only for directories
-
-            self.dataset = ds.dataset(path, format="parquet", partitioning="hive")
-        src = table if table is not None else reader
-        if src is not None:
-            self.schema = src.schema
-        else:
-            self.schema = self._file().schema_arrow if self.dataset is None else self.dataset.schema
-
-    @classmethod
-    def of(cls, obj, side: str) -> _Source:
-        if isinstance(obj, pa.Table):
-            return cls(side, table=obj)
-        if isinstance(obj, (str, os.PathLike)):
-            return cls(side, path=Path(obj))
-        return cls(side, reader=_maybe_reader(obj))
-
-    @property
-    def single_file(self) -> bool:
-        return self.path is not None and self.path.is_file()
-
-    def num_rows(self) -> int:
-        if self._table is not None:
-            return self._table.num_rows
-        if self.single_file:
-            return self._file().metadata.num_rows
-        return self.table().num_rows if self.path is None else self.dataset.count_rows()
-
-    def estimate(self, budget: int) -> int:
-        """Bytes in memory; a stream is buffered only until it exceeds ``budget``."""
-        if self._table is not None:
-            return self._table.nbytes
-        if self.path is not None:
-            metas = [self._file().metadata] if self.single_file else \
-                [frag.metadata for frag in self.dataset.get_fragments()]
-            return sum(m.row_group(i).total_byte_size for m in metas for i in range(m.num_row_groups))
-        size = sum(b.nbytes for b in self._buffered)
-        while size <= budget:
-            batch = _next(self._reader)
-            if batch is None:
-                self._table = pa.Table.from_batches(self._buffered, self.schema)
-                self._buffered = []
-                return self._table.nbytes
-            self._buffered.append(batch)
-            size += batch.nbytes
-        return size
-
-    def read(self, columns: list[str] | None, dictionary: list[str] | None = None) -> pa.Table:
-        if self.single_file:  # the single-file reader is faster than a dataset scan
-            return self._file(tuple(dictionary or ())).read(columns=columns, use_threads=True)
-        import pyarrow.dataset as ds
-
-        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary or []))
-        return ds.dataset(self.path, format=fmt, partitioning="hive").to_table(columns=columns)
-
-    def batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-        if self.single_file:
-            # Row group by row group: over a whole file, iter_batches pre-buffers all of it.
-            pf = self._file()
-            for i in range(pf.metadata.num_row_groups):
-                yield from pf.iter_batches(262_144, row_groups=[i], columns=columns)
-            return
-        if self.path is not None:
-            yield from self.dataset.to_batches(columns=columns, batch_size=262_144,
-                                               batch_readahead=2, fragment_readahead=1)
-            return
-        if self._table is not None:
-            src: Iterator[pa.RecordBatch] = iter(self._table.to_batches())
-        else:
-            src = _chain(self._buffered, self._reader)
-        for batch in src:
-            yield batch.select(columns) if columns is not None else batch
-
-    def table(self, columns: list[str] | None = None) -> pa.Table:
-        if self.path is not None:
-            return self.read(columns)
-        if self._table is None:
-            self._table = pa.Table.from_batches(list(self.batches()), self.schema)
-            self._buffered, self._reader = [], None
-        return self._table.select(columns) if columns is not None else self._table
-
-    # Units of work for the in-memory join: row groups of one Parquet file, else slices.
-
-    def chunks(self, columns: list[str]) -> list[_Chunk]:
-        """Consecutive pieces of the input, each readable on its own (from any thread)."""
-        if self.single_file:
-            meta = self._file().metadata
-            out, start = [], 0
-            for i in range(meta.num_row_groups):
-                n = meta.row_group(i).num_rows
-                out.append(_Chunk(self, start, n, row_group=i))
-                start += n
-            return out
-        table = self.table(columns if self.path is not None else None)
-        return [_Chunk(self, s, min(_TABLE_CHUNK, table.num_rows - s), table=table)
-                for s in range(0, table.num_rows, _TABLE_CHUNK)]
-
-    def _file(self, dictionary: tuple[str, ...] = ()):
-        """This thread's open ``ParquetFile`` (a file object is not shared between threads)."""
-        import pyarrow.parquet as pq
-
-        key = (threading.get_ident(), dictionary)
-        with self._lock:
-            pf = self._files.get(key)
-        if pf is None:
-            pf = pq.ParquetFile(self.path, read_dictionary=list(dictionary) or None)
-            with self._lock:
-                self._files[key] = pf
-        return pf
-
-    def close(self) -> None:
-        with self._lock:
-            files, self._files = list(self._files.values()), {}
-        for pf in files:
-            pf.close()
-
-    def dictionary_worthy(self, names: list[str]) -> list[str]:
-        """Text columns stored dictionary-encoded (cheap to read as dictionaries).
-
-        Plain-encoded strings take at least 4 bytes per value (the length), so
-        fewer bytes per value means the pages hold dictionary indices.
-        """
-        meta = self._file().metadata
-        if not meta.num_row_groups:
-            return []
-        index = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
-        out = []
-        for name in names:
-            t = self.schema.field(name).type
-            if not (pa.types.is_string(t) or pa.types.is_large_string(t)) or name not in index:
-                continue
-            col = meta.row_group(0).column(index[name])
-            if col.has_dictionary_page and col.total_uncompressed_size < 4 * max(col.num_values, 1):
-                out.append(name)
-        return out
-
-
-class _Chunk:
-    """Rows ``start .. start + num_rows`` of a right input: a Parquet row group or a table slice."""
-
-    def __init__(self, src: _Source, start: int, num_rows: int, row_group: int | None = None,
-                 table: pa.Table | None = None) -> None:
-        self.src, self.start, self.num_rows = src, start, num_rows
-        self.row_group, self._table = row_group, table
-
-    def read(self, columns: list[str]) -> pa.Table:
-        """The whole row group (Parquet chunks only)."""
-        return self.src._file().read_row_group(self.row_group, columns=columns, use_threads=False)
-
-    def batches(self, columns: list[str], dictionary: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
-        if self._table is not None:
-            yield from self._table.slice(self.start, self.num_rows).select(columns).to_batches()
-            return
-        pf = self.src._file(dictionary)
-        if self.num_rows <= _WHOLE_ROW_GROUP:
-            yield from pf.read_row_group(self.row_group, columns=columns, use_threads=False).to_batches()
-        else:
-            yield from pf.iter_batches(_BATCH, row_groups=[self.row_group], columns=columns,
-                                       use_threads=False)
-
-
-def _next(reader: pa.RecordBatchReader):
-    try:
-        return reader.read_next_batch()
-    except StopIteration:
-        return None
-
-
-def _chain(first: list[pa.RecordBatch], reader) -> Iterator[pa.RecordBatch]:
-    yield from first
-    if reader is not None:
-        yield from reader
-
-
-def _maybe_reader(obj):
-    if isinstance(obj, (pa.Table, pa.RecordBatchReader, str, os.PathLike)):
-        return obj
-    if hasattr(obj, "batches") and hasattr(obj, "schema"):
-        return to_reader(obj)
-    if hasattr(obj, "__arrow_c_stream__"):
-        return pa.RecordBatchReader.from_stream(obj)
-    raise EngineError(f"asof join input {type(obj).__name__} is not Arrow data")
-
-
-def _schema_of(obj) -> pa.Schema:
-    if isinstance(obj, (str, os.PathLike)):
-        src = _Source.of(obj, "right")
-        src.close()
-        return src.schema
-    if hasattr(obj, "schema"):
-        return obj.schema
-    return pa.RecordBatchReader.from_stream(obj).schema
-
-
 # ------------------------------------------------------------------------ in memory
 
 
-def _join_in_memory(left: pa.Table, rsrc: _Source, spec: _Spec, threads: int) -> pa.Table:
+def _join_in_memory(left: pa.Table, rsrc: sources.Source, spec: _Spec, threads: int) -> pa.Table:
     """Match, then gather the right values of the matched rows.
 
     The right side is processed in chunks (Parquet row groups or table slices)
@@ -463,7 +250,7 @@ def _join_in_memory(left: pa.Table, rsrc: _Source, spec: _Spec, threads: int) ->
         ahead = {}
         if pool is not None and rsrc.single_file:
             for i, chunk in enumerate(chunks[:threads]):
-                if chunk.num_rows <= _WHOLE_ROW_GROUP:
+                if chunk.num_rows <= sources.WHOLE_ROW_GROUP:
                     ahead[i] = pool.submit(chunk.read, key_cols)
         codec, lcodes = KeyCodec.fit([cast_key(left[k], t) for k, t in zip(spec.by, types, strict=True)])
         lt, lvalid = time_values(left[spec.left_on], unit, spec.left_on, _SIDES["left"])
@@ -477,8 +264,8 @@ def _join_in_memory(left: pa.Table, rsrc: _Source, spec: _Spec, threads: int) ->
             batches = early.result().to_batches() if early is not None else chunk.batches(key_cols)
             for whole in batches:
                 # Slices keep the encoders' temporaries small enough to be reused, not paged in.
-                for piece in range(0, whole.num_rows, _SLICE):
-                    batch = whole.slice(piece, _SLICE)
+                for piece in range(0, whole.num_rows, sources.SLICE):
+                    batch = whole.slice(piece, sources.SLICE)
                     keys = [_key_chunk(batch.column(k), t) for k, t in zip(spec.by, types, strict=True)]
                     codes = codec.encode(keys)
                     rt, rvalid = time_values(batch.column(spec.right_on), unit, spec.right_on,
@@ -492,7 +279,7 @@ def _join_in_memory(left: pa.Table, rsrc: _Source, spec: _Spec, threads: int) ->
         reuse = rsrc.path is not None and spec.right_on in values
         idx = plan.solve(want_times=reuse)
         times = plan.matched_times
-        del plan
+        plan = None  # the kernel's per-slot arrays go before the values are read
         read = [v for v in values if not (reuse and v == spec.right_on)]
         if not read:
             taken = pa.table({"": pa.nulls(len(idx))}).drop_columns([""])  # rows, no columns
@@ -545,7 +332,7 @@ def _indices(idx: np.ndarray) -> pa.Array:
     return arrow_array(idx, idx < 0)
 
 
-def _take_by_chunk(rsrc: _Source, chunks: list[_Chunk], values: list[str], idx: np.ndarray,
+def _take_by_chunk(rsrc: sources.Source, chunks: list[sources.Chunk], values: list[str], idx: np.ndarray,
                    pool: ThreadPoolExecutor | None) -> pa.Table:
     """Values of the matched right rows, read row group by row group (skipping unmatched ones)."""
     schema = pa.schema([rsrc.schema.field(n) for n in values])
@@ -565,7 +352,7 @@ def _take_by_chunk(rsrc: _Source, chunks: list[_Chunk], values: list[str], idx: 
             return None
         chunk = chunks[i]
         local = rows[a:b] - chunk.start
-        if chunk.num_rows <= _WHOLE_ROW_GROUP:
+        if chunk.num_rows <= sources.WHOLE_ROW_GROUP:
             data = pa.Table.from_batches(list(chunk.batches(values, dictionary)))
             return data.take(arrow_array(local))
         # Huge row group: take batch by batch in row order, then restore the match order.
@@ -592,7 +379,7 @@ def _take_by_chunk(rsrc: _Source, chunks: list[_Chunk], values: list[str], idx: 
     return grouped.take(_indices(where)).cast(schema)
 
 
-def _take_from_parquet(rsrc: _Source, values: list[str], idx: np.ndarray) -> pa.Table:
+def _take_from_parquet(rsrc: sources.Source, values: list[str], idx: np.ndarray) -> pa.Table:
     text = [n for n in values if pa.types.is_string(rsrc.schema.field(n).type)]
     data = rsrc.read(values, text)
     taken = data.take(_indices(idx))
@@ -608,7 +395,7 @@ def _assemble(left: pa.Table, taken: pa.Table, schema: pa.Schema) -> pa.Table:
 # ------------------------------------------------------------------------- bucketed
 
 
-def _join_bucketed(lsrc: _Source, rsrc: _Source, spec: _Spec, n: int, spill_dir, threads: int):
+def _join_bucketed(lsrc: sources.Source, rsrc: sources.Source, spec: _Spec, n: int, spill_dir, threads: int):
     if spill_dir is not None:
         Path(spill_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="asof-join-", dir=spill_dir))
@@ -625,7 +412,7 @@ def _join_bucketed(lsrc: _Source, rsrc: _Source, spec: _Spec, n: int, spill_dir,
         outputs = []
         for b in range(n):
             left = _read_ipc(tmp / "left" / f"{b}.arrow")
-            right = _Source("right", table=_read_ipc(tmp / "right" / f"{b}.arrow"))
+            right = sources.Source("right", table=_read_ipc(tmp / "right" / f"{b}.arrow"))
             joined = _join_in_memory(left, right, spec, threads)
             outputs.append(_write_ipc(joined.select(out_schema.names), tmp / f"out-{b}.arrow"))
             del left, right, joined

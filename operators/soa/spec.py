@@ -2,8 +2,9 @@
 
 These are plain msgspec Structs so the YAML / decorator front ends can decode
 user input straight into them (unknown fields are rejected by msgspec). They
-carry no behaviour: :mod:`operators.soa.execute` validates them against a schema,
-compiles them to SQL and executes that SQL.
+carry no behaviour: :mod:`operators.soa.validate` checks their shape,
+:mod:`operators.soa.check` checks them against a schema, :mod:`operators.soa.compile`
+turns them into SQL and :mod:`operators.soa.execute` runs it.
 
 >>> q = SOAQuery(
 ...     id_col="region", feature_date_col="order_date", application_date_col="application_date",

@@ -1,6 +1,6 @@
 """Apache Spark as a second engine: the session, Arrow <-> Spark types, Parquet in and out.
 
-Plans are not built here: the SOA statement comes from :func:`operators.soa.execute.soa_sql`
+Plans are not built here: the SOA statement comes from :func:`operators.soa.compile.soa_sql`
 (``dialect="spark"``) and the PIT statement from :mod:`operators.spark.pit`, both
 from the same specs as the local engine. This module starts Spark with the
 settings that make its SQL agree with DuckDB/DataFusion and moves data:

@@ -1,9 +1,9 @@
 """Second-order aggregation on Spark: the local engine's plan, compiled to Spark SQL.
 
-The statement is :func:`operators.soa.execute.soa_sql` with ``dialect="spark"``: the same
+The statement is :func:`operators.soa.compile.soa_sql` with ``dialect="spark"``: the same
 filtered aggregates, windows, ratios and since-conditions as on DataFusion. The
 query is validated and its output schema decided by the local engine
-(:func:`operators.soa.execute.soa_output_schema`, on schemas only), so both engines
+(:func:`operators.soa.check.soa_output_schema`, on schemas only), so both engines
 reject the same specs with the same messages and produce the same types.
 
 Temporal SOA: the spine carries :data:`operators.spark.session.ORDER_COL` as its
@@ -18,7 +18,9 @@ import uuid
 
 import pyarrow as pa
 
-from operators.soa.execute import SPINE_ROW_COL, SOAQuery, soa_output_schema, soa_sql
+from operators.soa.check import soa_output_schema
+from operators.soa.compile import SPINE_ROW_COL, soa_sql
+from operators.soa.spec import SOAQuery
 from operators.spark.session import ORDER_COL, conform, quote
 
 

@@ -10,7 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from seeknal_flow.errors import SpecError
+from operators.durations import parse_duration
+from operators.errors import EngineError
 from operators.soa.spec import SOAQuery
+from operators.soa.validate import structural_problems
 from seeknal_flow.authoring.specs import (
     Entity,
     FeatureGroupSpec,
@@ -90,9 +93,6 @@ def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
     entity = args.entity
     if entity is not None and not isinstance(entity, str):
         entity = {"name": entity.name, "join_keys": entity.join_keys}
-    from operators.durations import parse_duration
-    from operators.errors import EngineError
-
     durations = [("ttl", args.ttl)] + [
         (f"validation[{i}].max_age", c.max_age) for i, c in enumerate(args.validation) if hasattr(c, "max_age")
     ]
@@ -139,38 +139,11 @@ def _soa(args, common, python, sql, extra) -> SOASpec:
         spine_date_col=args.spine_date_col,
         spine_id_col=args.spine_id_col,
     )
-    problems = structural_soa_problems(query, temporal=args.spine is not None)
+    problems = structural_problems(query, temporal=args.spine is not None)
     if problems:
         raise SpecError([f"{where}: second_order_aggregation.{common['name']}: {p}" for p in problems])
     common["refs"] = tuple(refs)
     return SOASpec(**common, query=query, source=source, spine=args.spine, python=python)
-
-
-def structural_soa_problems(query: SOAQuery, *, temporal: bool) -> list[str]:
-    """Problems of an SOA spec that need no data: tokens, bounds, empty features, name clashes.
-
-    Checked against a schema that has every column the spec names, so only the
-    spec's own shape can fail; column checks happen once the input is known.
-    """
-    import msgspec
-    import pyarrow as pa
-
-    from operators.soa.execute import check_soa
-
-    # since conditions may name any input column: checked later against the real schema
-    features = {
-        k: msgspec.structs.replace(f, since=msgspec.structs.replace(f.since, condition="TRUE"))
-        if f.since is not None else f
-        for k, f in query.features.items()
-    }
-    probe = msgspec.structs.replace(query, features=features)
-    cols = {probe.id_col: pa.string(), probe.feature_date_col: pa.date32(), probe.application_date_col: pa.date32()}
-    for key, f in features.items():
-        cols.setdefault(f.source_feature or key, pa.float64())
-    schema = pa.schema(list(cols.items()))
-    spine = pa.schema([(probe.spine_id_col or probe.id_col, pa.string()),
-                       (probe.spine_date_col or probe.application_date_col, pa.date32())])
-    return check_soa(probe, schema, spine if temporal else None)
 
 
 _BUILDERS: dict[str, Callable[..., Any]] = {

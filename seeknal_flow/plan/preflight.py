@@ -36,7 +36,7 @@ def preflight(project: Project, dag: Dag, plan: Plan) -> None:
 
             schemas.append(parquet_dataset(path).schema)
         else:
-            from operators.soa.execute import check_soa  # imports DataFusion: only when an SOA node runs
+            from operators.soa.check import check_soa  # pyarrow, and DataFusion to plan: only when an SOA node runs
 
             problems += [f"{spec.location}: {node_id}: {p}" for p in check_soa(spec.query, *schemas)]
     if problems:

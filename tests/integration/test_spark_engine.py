@@ -29,7 +29,8 @@ import pytest
 from operators.asof.join import asof_join
 from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig
-from operators.soa.execute import SOAFeature, SOAQuery, SOARatio, SOASince, execute_soa
+from operators.soa.execute import execute_soa
+from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
 from operators.spark.available import java_executable
 from operators.spark.session import read_parquet, start_session, write_parquet
 from operators.spark.pit import pit_join_spark

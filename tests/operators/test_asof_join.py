@@ -2,8 +2,6 @@
 (packed string keys, lookup-table codes, row-group streaming, threads) vs general ones."""
 
 import datetime as dt
-import os
-import tempfile
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from operators.asof import join as asof_join_module
+from operators.asof import sources as asof_sources
 from operators.asof import kernel as asof_kernel
 from operators.asof import key_encoding
 from operators.asof.join import AsofJoinOperator, asof_join
@@ -454,8 +453,8 @@ def test_parquet_row_groups_threads_and_reused_times(tmp_path, monkeypatch, time
         assert asof_join(left, path, **kwargs).equals(want)
         assert asof_join(left, path, memory=MemoryConfig(threads=1), **kwargs).equals(want)
         # Huge row groups are read batch by batch.
-        monkeypatch.setattr(asof_join_module, "_WHOLE_ROW_GROUP", 100)
-        monkeypatch.setattr(asof_join_module, "_BATCH", 128)
+        monkeypatch.setattr(asof_sources, "WHOLE_ROW_GROUP", 100)
+        monkeypatch.setattr(asof_sources, "BATCH", 128)
         assert asof_join(left, path, **kwargs).equals(want)
         monkeypatch.undo()
     # Only the time column as value, and no matches at all.
@@ -476,7 +475,7 @@ def test_many_table_chunks_match_one(monkeypatch):
                      "t": pa.array(rng.integers(0, 10**5, 5_000), pa.timestamp("s"))})
     kwargs = dict(left_on="t", right_on="t", by="k")
     want = asof_join(left, right, memory=MemoryConfig(threads=1), **kwargs)
-    monkeypatch.setattr(asof_join_module, "_TABLE_CHUNK", 777)
+    monkeypatch.setattr(asof_sources, "TABLE_CHUNK", 777)
     assert asof_join(left, right, memory=MemoryConfig(threads=2), **kwargs).equals(want)
     assert asof_join(left, right.to_reader(max_chunksize=1000), **kwargs).equals(want)
 
@@ -525,8 +524,8 @@ def test_a_join_that_fits_three_quarters_of_the_limit_streams(tmp_path, monkeypa
     pq.write_table(right, tmp_path / "r.parquet", row_group_size=8_000)
     left = pa.table({"k": pa.array(rng.integers(0, 550, m)), "t": pa.array(rng.integers(0, 10**6, m), pa.timestamp("s"))})
     kwargs = dict(left_on="t", right_on="t", by="k")
-    lsrc = asof_join_module._Source.of(left, "left")
-    rsrc = asof_join_module._Source.of(tmp_path / "r.parquet", "right")
+    lsrc = asof_sources.Source.of(left, "left")
+    rsrc = asof_sources.Source.of(tmp_path / "r.parquet", "right")
     need = asof_join_module._streaming_need(lsrc, rsrc, asof_join_module._Spec("t", "t", "k", None), 10**9, 2)
     rsrc.close()
     limit = int(need * 1.5)  # need = 2/3 of the limit: above the old third

@@ -16,18 +16,10 @@ from hypothesis import strategies as st
 
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
-from operators.soa.execute import (
-    SOAFeature,
-    SOAOperator,
-    SOAQuery,
-    SOARatio,
-    SOASince,
-    check_soa,
-    execute_soa,
-    output_columns,
-    soa_output_schema,
-    soa_sql,
-)
+from operators.soa.check import check_soa, soa_output_schema
+from operators.soa.compile import output_columns, soa_sql
+from operators.soa.execute import SOAOperator, execute_soa
+from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "examples" / "ml-path" / "data"

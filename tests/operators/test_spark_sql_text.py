@@ -14,7 +14,8 @@ import pyarrow as pa
 import pytest
 
 from operators.errors import EngineError
-from operators.soa.execute import SOAFeature, SOAQuery, SOARatio, SOASince, soa_sql
+from operators.soa.compile import soa_sql
+from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
 from operators.spark.session import spark_ddl, spark_type
 from operators.spark.pit import pit_output_schema, pit_sql
 
