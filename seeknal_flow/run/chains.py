@@ -85,7 +85,7 @@ def _python_call(spec, inputs, *, root: Path, params, memory: MemoryConfig, isol
     if should_isolate(code, mode):
         op = IsolatedCallOperator(code, node_id=spec.id, inputs=inputs, params=params,
                                   cache_dir=root / "target" / "isolated", target=root / "target",
-                                  memory_limit=memory.memory_limit, threads=memory.threads)
+                                  memory=memory)
         return op, None
     fn = load_function(Path(code.path), code.function)
     ctx = Context(spec.id, inputs, params, memory, target=root / "target")

@@ -29,14 +29,16 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
+import msgspec
 import pyarrow as pa
 
 from operators.errors import EngineError
 from operators.python_call import UserCodeError
+from operators.memory import MemoryConfig
 from seeknal_flow.authoring.specs import Isolation, PythonCode
+from seeknal_flow.run.isolation_messages import ERROR_MARK, FrameMeta, IsolatedCall, MemorySettings, NodeFailure
 
 RUNNER_NEEDS = ("pyarrow", "duckdb", "msgspec")
-ERROR_MARK = "__SEEKNAL_NODE_ERROR__"
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -128,14 +130,14 @@ class IsolatedCallOperator:
     """Run a node function in a uv-built environment; its result streams back as Arrow IPC."""
 
     def __init__(self, code: PythonCode, *, node_id: str, inputs: dict, params: dict, cache_dir: Path,
-                 target: Path | None = None, memory_limit: int | None = None, threads: int | None = None) -> None:
+                 memory: MemoryConfig, target: Path | None = None) -> None:
         self.target = target
         self.code = code
         self.label = node_id
         self.inputs = inputs  # ref id -> FeatureFrame
         self.params = params
         self.cache_dir = cache_dir
-        self.memory = {"memory_limit": memory_limit, "threads": threads}
+        self.memory = memory
         self.output = ""
         self._proc: subprocess.Popen | None = None
         self._reader: pa.RecordBatchReader | None = None
@@ -151,31 +153,29 @@ class IsolatedCallOperator:
         uv = find_uv()
         script = runner_script(self.code, self.cache_dir)
         self._links = _package_links()
-        header = {
-            "path": self.code.path,
-            "function": self.code.function,
-            "node_id": self.label,
-            "params": self.params,
-            "memory": self.memory,
-            "target": str(self.target) if self.target else None,
-            "inputs": {},
-        }
+        inputs: dict[str, FrameMeta] = {}
         in_memory = []
         for ref, frame in self.inputs.items():
-            meta = {"entity": frame.entity, "join_keys": list(frame.join_keys), "event_time_col": frame.event_time_col}
-            if frame.paths is not None:
-                header["inputs"][ref] = {**meta, "paths": [str(p) for p in frame.paths]}
-            else:
-                header["inputs"][ref] = {**meta, "ipc": True}
+            paths = tuple(str(p) for p in frame.paths) if frame.paths is not None else None
+            inputs[ref] = FrameMeta(entity=frame.entity, join_keys=tuple(frame.join_keys),
+                                    event_time_col=frame.event_time_col, paths=paths, ipc=paths is None)
+            if paths is None:
                 in_memory.append(frame.to_arrow())
+        memory = self.memory
+        call = IsolatedCall(
+            path=self.code.path, function=self.code.function, node_id=self.label, params=self.params,
+            memory=MemorySettings(memory_limit=memory.memory_limit, threads=memory.threads,
+                                  spill_dir=str(memory.spill_dir) if memory.spill_dir else None),
+            target=str(self.target) if self.target else None, inputs=inputs,
+        )
         self._stderr = tempfile.TemporaryFile()
         cmd = [uv, "run", "--quiet", "--python", sys.executable, "--script", str(script), str(self._links)]
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         except OSError as e:
-            raise EngineError(f"{self.label}: cannot start uv: {e}") from None
+            raise EngineError(f"{self.label}: cannot start uv: {e}") from e
         try:
-            self._proc.stdin.write((json.dumps(header, default=str) + "\n").encode())
+            self._proc.stdin.write(_encode_call(call) + b"\n")
             for table in in_memory:
                 with pa.ipc.new_stream(self._proc.stdin, table.schema) as writer:
                     writer.write_table(table)
@@ -193,8 +193,8 @@ class IsolatedCallOperator:
         if ERROR_MARK in text:
             before, _, after = text.partition(ERROR_MARK)
             self.output = before
-            info = json.loads(after.strip().splitlines()[0])
-            raise UserCodeError(info["message"], info["tail"])
+            failure = msgspec.json.decode(after.strip().splitlines()[0], type=NodeFailure)
+            raise UserCodeError(failure.message, failure.tail)
         tail = "\n".join(text.strip().splitlines()[-8:])
         raise EngineError(f"{self.label}: isolated run failed (exit {self._proc.returncode}): {tail or 'no output'}")
 
@@ -229,3 +229,8 @@ class IsolatedCallOperator:
                 self._proc.kill()
                 self._proc.wait()
             self._cleanup()
+
+
+def _encode_call(call: IsolatedCall) -> bytes:
+    # Params are user values from YAML or --params: anything not JSON-native (a date) goes as text.
+    return msgspec.json.encode(call, enc_hook=str)

@@ -138,3 +138,38 @@ def test_isolation_uv_forced_by_project_setting(seeknal, example_project):
     import os
 
     assert r.out.splitlines()[1] != str(os.getpid())  # ran in another process
+
+
+LIMITS = '''# /// script
+# dependencies = ["pyarrow", "duckdb"]
+# ///
+from seeknal_flow import transform
+
+
+@transform(name="limits", isolation="uv")
+def limits(ctx):
+    import os
+    import pyarrow as pa
+    row = ctx.duckdb.sql("SELECT current_setting('memory_limit'), current_setting('threads'), "
+                         "current_setting('temp_directory')").fetchall()[0]
+    return pa.table({"pid": [os.getpid()], "memory_limit": [row[0]], "threads": [row[1]], "spill": [row[2]]})
+'''
+
+
+@pytest.mark.network
+@needs_uv
+def test_isolated_node_runs_under_the_runs_memory_configuration(seeknal, example_project):
+    """Limit, threads and spill folder all cross the isolation boundary (not only the limit)."""
+    import os
+
+    (example_project / "seeknal/transforms/limits.py").write_text(LIMITS)
+    r = seeknal("run", "--nodes", "transform.limits", "--memory-limit", "300MB", "--threads", "1",
+                cwd=example_project)
+    assert r.code == 0, r.text
+    r = seeknal("repl", "--format", "csv", "-e", "SELECT pid, memory_limit, threads, spill FROM transform_limits",
+                cwd=example_project)
+    pid, limit, threads, spill = r.out.splitlines()[1].split(",")
+    assert pid != str(os.getpid())
+    assert limit.replace(" ", "").upper().startswith(("300MB", "286.1MIB", "314.5MB")), limit
+    assert threads == "1"
+    assert spill == str((example_project / "target" / "tmp").resolve())

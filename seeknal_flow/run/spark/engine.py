@@ -193,7 +193,7 @@ class SparkEngine:
         if should_isolate(code, getattr(spec, "isolation", None) or self.project.config.isolation):
             op = IsolatedCallOperator(code, node_id=spec.id, inputs=inputs, params=node.params,
                                       cache_dir=target / "isolated", target=target,
-                                      memory_limit=self.memory.memory_limit, threads=self.memory.threads)
+                                      memory=self.memory)
             node.operator = op
             return op, None
         fn = load_function(Path(code.path), code.function)
