@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from operators.errors import EngineError
+
 
 @runtime_checkable
 class Operator(Protocol):
@@ -85,8 +87,6 @@ def constant_strings(value: str, n: int) -> pa.Array:
 
     data = value.encode()
     if len(data) * n >= 2**31:
-        from operators.errors import EngineError
-
         raise EngineError(f"partition value {value[:40]!r}... is too long to repeat on {n:,} rows")
     offsets = np.arange(n + 1, dtype=np.int32) * len(data)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))

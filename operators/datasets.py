@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
-_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
+HIVE_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
 
 
 def parquet_files(path: Path, listed: list[Path] | None = None) -> list[Path]:
@@ -43,7 +43,7 @@ def hive_keys(path: Path, files: list[Path]) -> list[str]:
     keys: list[str] = []
     for f in files[:1]:
         for part in f.relative_to(path).parts[:-1]:
-            m = _SEGMENT.match(part)
+            m = HIVE_SEGMENT.match(part)
             if m and m.group(1) not in keys:
                 keys.append(m.group(1))
     return keys
@@ -114,7 +114,7 @@ def _layout(root: Path, listed: list[Path] | None = None) -> tuple[list[Path], P
         raise FileNotFoundError(f"no Parquet files under {root}")
     # A partition folder (order_date=2026-01-03) still carries its own key.
     base = root if root.is_dir() else root.parent
-    while _SEGMENT.match(base.name):
+    while HIVE_SEGMENT.match(base.name):
         base = base.parent
     keys = hive_keys(base, files)
     path_only: list[str] = []

@@ -17,7 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 from operators.errors import EngineError
-from operators.memory import MemoryConfig
+from operators.memory import MemoryConfig, duckdb_connection
+from operators.base import with_constant_columns
+from operators.datasets import HIVE_SEGMENT, footer_summary, parquet_dataset
 
 BATCH_ROWS = 128 * 1024
 _CSV_OPTIONS = {"delimiter", "quote_char", "escape_char", "header", "skip_rows", "null_values", "column_types", "encoding"}
@@ -133,7 +135,6 @@ class ScanOperator:
         return csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
 
     def _parquet_dataset(self):
-        from operators.datasets import parquet_dataset
 
         if not self.path.exists():
             raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
@@ -156,7 +157,6 @@ class ScanOperator:
     def footers(self, *, files: list[Path] | None = None, known_rows: dict[str, int] | None = None,
                 ) -> tuple[pa.Schema, int]:
         """Schema and row count of a Parquet source from its footers (see ``datasets.footer_summary``)."""
-        from operators.datasets import footer_summary
 
         if not self.path.exists():
             raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
@@ -182,7 +182,6 @@ class ScanOperator:
         return dataset.scanner(batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1).to_reader()
 
     def _open_json(self):
-        from operators.memory import duckdb_connection
 
         fmt = "newline_delimited" if self.fmt == "jsonl" else "auto"
         con = duckdb_connection(self.memory, shared=True)
@@ -228,11 +227,10 @@ class _DirectoryReader:
     _SUFFIXES = {"csv": (".csv", ".tsv", ".txt"), "json": (".json",), "jsonl": (".jsonl", ".ndjson", ".json")}
 
     def __init__(self, scan: ScanOperator) -> None:
-        from operators.datasets import _SEGMENT
 
         self._scan = scan
         base = scan.path
-        while _SEGMENT.match(base.name):
+        while HIVE_SEGMENT.match(base.name):
             base = base.parent
         self._files = sorted(
             p for p in scan.path.rglob("*")
@@ -242,7 +240,7 @@ class _DirectoryReader:
         if not self._files:
             raise EngineError(f"no {scan.fmt} files under '{scan.display_path}'")
         self._keys = [
-            [tuple(part.split("=", 1)) for part in f.relative_to(base).parts[:-1] if _SEGMENT.match(part)]
+            [tuple(part.split("=", 1)) for part in f.relative_to(base).parts[:-1] if HIVE_SEGMENT.match(part)]
             for f in self._files
         ]
         self._index = -1
@@ -287,7 +285,6 @@ class _WithColumns:
     """A reader whose batches carry the partition values of its file's folders as columns."""
 
     def __init__(self, reader, pairs: list[tuple[str, str]]) -> None:
-        from operators.base import with_constant_columns
 
         self._reader = reader
         self.schema, self._batches = with_constant_columns(reader.schema, self._pull(), pairs)

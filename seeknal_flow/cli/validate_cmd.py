@@ -19,6 +19,7 @@ def register(cli: click.Group) -> None:
         from seeknal_flow.authoring.specs import FeatureGroupSpec
         from seeknal_flow.run.checks import checks_for, run_checks
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.plan.run_state import RunState
 
         ws = Workspace.open(project_dir)
         node_id = ws.dag.resolve(group if "." in group else f"feature_group.{group}")
@@ -28,7 +29,7 @@ def register(cli: click.Group) -> None:
         path = ws.project.intermediate_path(spec.output_name)
         if not path.exists():
             raise RunError(f"{node_id} has no output yet; run `seeknal run` first")
-        previous = ws.state().nodes.get(node_id)
+        previous = RunState.load(ws.project.state_path).nodes.get(node_id)
         checks = checks_for(spec)
         if not checks:
             click.echo(f"{node_id}: no checks declared (add validation=[...]) and no entity")

@@ -73,8 +73,10 @@ class Project:
 
     @cached_property
     def config(self) -> ProjectConfig:
-        from seeknal_flow.load.yaml_nodes import parse_yaml
+        # Here, not at the top: YAML needs PyYAML and the node-file parsers, and a Project is
+        # also built in an isolated node's environment, which has neither.
         from seeknal_flow.authoring.field_errors import explain, format_problem
+        from seeknal_flow.load.yaml_nodes import parse_yaml
 
         path = self.root / PROJECT_FILE
         data, lines = parse_yaml(path.read_text(encoding="utf-8"), PROJECT_FILE)

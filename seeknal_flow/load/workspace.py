@@ -12,7 +12,6 @@ from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover
 from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.project import Project
-from seeknal_flow.plan.run_state import RunState
 
 
 @dataclass
@@ -27,9 +26,6 @@ class Workspace:
     @cached_property
     def dag(self) -> Dag:
         return Dag(discover(self.project))
-
-    def state(self) -> RunState:
-        return RunState.load(self.project.state_path)
 
     def memory(self, memory_limit: str | None = None, threads: int | None = None) -> MemoryConfig:
         """CLI flags win over ``seeknal_project.yml``."""

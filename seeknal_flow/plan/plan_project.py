@@ -9,6 +9,7 @@ from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.planner import Plan, make_plan
 from seeknal_flow.plan.preflight import preflight
+from seeknal_flow.plan.run_state import RunState
 
 
 def select_nodes(dag: Dag, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = ()) -> set[str] | None:
@@ -31,7 +32,7 @@ def select_nodes(dag: Dag, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = 
 def plan_project(ws: Workspace, *, full: bool = False, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = (),
                  params: dict[str, Any] | None = None) -> Plan:
     """RUN/SKIP per node with reasons; every problem found before data is read is raised here."""
-    plan = make_plan(ws.project, ws.dag, ws.state(), full=full, select=select_nodes(ws.dag, nodes, tags),
+    plan = make_plan(ws.project, ws.dag, RunState.load(ws.project.state_path), full=full, select=select_nodes(ws.dag, nodes, tags),
                      cli_params=params or {})
     preflight(ws.project, ws.dag, plan)
     return plan

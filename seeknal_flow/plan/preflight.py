@@ -32,6 +32,7 @@ def preflight(project: Project, dag: Dag, plan: Plan) -> None:
             path = project.output_of(dag.nodes[upstream])
             if upstream in running or not path.exists():
                 break  # the input is produced in this run: the operator checks it then
+            # pyarrow, only when an SOA node's input already exists: `seeknal plan` stays light.
             from operators.datasets import parquet_dataset
 
             schemas.append(parquet_dataset(path).schema)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from seeknal_flow.errors import ReplError
 from seeknal_flow.load.project import Project
+from seeknal_flow.plan.manifest import read_outputs
+from seeknal_flow.repl.table_format import render_table
 
 _ALLOWED = {"SELECT", "EXPLAIN"}
 HELP = """\
@@ -50,8 +52,6 @@ class ReplSession:
         self._register()
 
     def _register(self) -> None:
-        from seeknal_flow.plan.manifest import read_outputs
-
         found: dict[str, Path] = {}
         manifest = read_outputs(self.project)
         for view, output in manifest.items():
@@ -171,8 +171,6 @@ def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
         writer.writerow(columns)
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    from seeknal_flow.repl.table_format import render_table
-
     return render_table(columns, rows)
 
 

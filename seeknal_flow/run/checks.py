@@ -15,6 +15,7 @@ from operators.durations import parse_duration
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import quote_ident
 from seeknal_flow.errors import RunError
+from operators.datasets import parquet_dataset
 from seeknal_flow.authoring.specs import (
     FeatureGroupSpec,
     FreshnessCheck,
@@ -169,6 +170,4 @@ def apply_on_run_checks(spec, path: Path, previous_schema: dict[str, str] | None
 
 def output_schema(path: Path) -> dict[str, str]:
     """Column -> Arrow type of a Parquet file, from its footer (what the schema check compares)."""
-    from operators.datasets import parquet_dataset
-
     return {f.name: str(f.type) for f in parquet_dataset(path).schema}

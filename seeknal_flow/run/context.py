@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import sys
 from typing import Any
 
@@ -10,6 +11,7 @@ from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import quote_ident, register_input, rewrite_refs
 from seeknal_flow.errors import RunError
 from seeknal_flow.frames.frame import FeatureFrame
+from seeknal_flow.store.models import save_model
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -65,6 +67,7 @@ class Context:
 
         The groups must be literal in the call so discovery makes them inputs.
         """
+        # Imported on use: PIT needs numpy, which an isolated node's environment may lack.
         from seeknal_flow.frames.entity_features import entity_features
 
         table = entity_features(self._inputs, entity, features, keys=keys, as_of=as_of, spine=spine,
@@ -76,10 +79,6 @@ class Context:
 
         Reload it with ``seeknal_flow.load_model(name)``.
         """
-        from pathlib import Path
-
-        from seeknal_flow.store.models import save_model
-
         if self._target is None:
             raise RunError(f"{self.node_id}: ctx.save_model needs a project (run the node with `seeknal run`)")
         return save_model(model, Path(self._target), name or self.node_id.split(".", 1)[1])

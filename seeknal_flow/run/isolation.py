@@ -39,6 +39,9 @@ from seeknal_flow.authoring.specs import Isolation, PythonCode
 from seeknal_flow.run.isolation_messages import ERROR_MARK, FrameMeta, IsolatedCall, MemorySettings, NodeFailure
 
 RUNNER_NEEDS = ("pyarrow", "duckdb", "msgspec")
+# The folders of the two packages the child imports: seeknal_flow/ (two levels above this
+# file) and operators/ (where the error root lives).
+_PACKAGES = (Path(__file__).resolve().parents[1], Path(sys.modules[EngineError.__module__].__file__).resolve().parent)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -116,12 +119,8 @@ def runner_script(code: PythonCode, folder: Path) -> Path:
 
 
 def _package_links() -> Path:
-    import operators
-    import seeknal_flow
-
     folder = Path(tempfile.mkdtemp(prefix="seeknal-pkgs-"))
-    for module in (seeknal_flow, operators):
-        source = Path(module.__file__).parent
+    for source in _PACKAGES:
         (folder / source.name).symlink_to(source, target_is_directory=True)
     return folder
 

@@ -76,7 +76,7 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
     ``summary.errors`` (the caller raises them as it sees fit).
     """
     project, dag = ws.project, ws.dag
-    state = ws.state()
+    state = RunState.load(project.state_path)
     summary = RunSummary(up_to_date=len(plan.nodes) - len(plan.to_run))
     if not plan.to_run:
         _refresh_file_stats(project.state_path, plan, state)

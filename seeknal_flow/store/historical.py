@@ -18,6 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seeknal_flow.errors import SeeknalError, StoreError
+from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.frames.frame import frame_for
+from seeknal_flow.frames.pit import pit_join, spine_table
+from seeknal_flow.load.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,6 @@ class HistoricalFeaturesDuckDB:
     def to_arrow(self, spine: Any, date_col: str, keep_cols: list[str] | None = None,
                  max_age: Any = None) -> pa.Table:
         """The training set as a pyarrow Table, one row per spine row, in spine order."""
-        from seeknal_flow.frames.pit import pit_join, spine_table
-
         frames = [self._frame(lookup) for lookup in self.lookups]
         result = spine_table(spine)
         added: list[str] = []
@@ -85,10 +87,6 @@ class HistoricalFeaturesDuckDB:
         return self.to_dataframe(*self._spine)
 
     def _frame(self, lookup: FeatureLookup):
-        from seeknal_flow.frames.frame import frame_for
-        from seeknal_flow.authoring.specs import Kind
-        from seeknal_flow.load.workspace import Workspace
-
         ws = Workspace.open(self.project)
         try:
             node_id = ws.dag.resolve(lookup.source)

@@ -12,6 +12,7 @@ from typing import Any
 
 from seeknal_flow.errors import StoreError
 from seeknal_flow.authoring.specs import NAME_RE
+from seeknal_flow.load.project import Project
 
 
 def model_path(target: Path, name: str) -> Path:
@@ -38,8 +39,6 @@ def save_model(model: Any, target: Path, name: str) -> Path:
 def load_model(name: str, project: str | Path | None = None) -> Any:
     """Load a model saved by a node with ``ctx.save_model(model)``."""
     import joblib
-
-    from seeknal_flow.load.project import Project
 
     proj = Project.find(Path(project) if project else None)
     path = model_path(proj.target, name)

@@ -27,6 +27,7 @@ from operators.spark.pit import pit_join_spark
 from seeknal_flow.errors import FrameError
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.frames.pit import join_keys, pit_join, spine_table
+from seeknal_flow.authoring.specs import FeatureGroupSpec
 
 
 class SparkPit:
@@ -87,8 +88,6 @@ class SparkFeatureFrame(FeatureFrame):
 
 def spark_frame_for(spec, data, memory, pit: SparkPit) -> SparkFeatureFrame:
     """Like :func:`seeknal_flow.run.chains.frame_for`, with a Spark-backed ``pit_join``."""
-    from seeknal_flow.authoring.specs import FeatureGroupSpec
-
     if isinstance(spec, FeatureGroupSpec):
         return SparkFeatureFrame(
             data, pit=pit, node_id=spec.id, entity=spec.entity.name if spec.entity else None,
