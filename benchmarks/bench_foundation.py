@@ -81,12 +81,12 @@ def customer_totals(ctx):
 '''
 
 # Plain DuckDB reference: same aggregation, Parquet in, Parquet out.
-DUCKDB_AGG = """
+DUCKDB_AGG = f"""
 import sys, duckdb
 inp, out = sys.argv[1:3]
-sql = {sql!r}.replace("FROM txn", "FROM read_parquet('" + inp + "')")
+sql = {AGG_SQL!r}.replace("FROM txn", "FROM read_parquet('" + inp + "')")
 duckdb.sql("COPY (" + sql + ") TO '" + out + "' (FORMAT parquet)")
-""".format(sql=AGG_SQL)
+"""
 
 # DuckDB Parquet -> zstd Parquet copy: what the source node (scan + sink) does.
 DUCKDB_COPY = """

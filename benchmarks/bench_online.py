@@ -211,8 +211,8 @@ def http_diagnostic(project: Path, batches: list) -> list[tuple[str, float, floa
     """
     import threading
 
-    from seeknal_flow.serve import http as serving
     from seeknal_flow.load.project import Project
+    from seeknal_flow.serve import http as serving
 
     handler = serving._Handler
     original_post, original_nagle = handler.do_POST, handler.disable_nagle_algorithm
@@ -286,8 +286,8 @@ def hand_written_join(profile: Path, activity: Path, out: Path, schemas: dict[st
 def consolidation_times(project_dir: Path, repeat: int) -> dict[str, float]:
     import pyarrow.parquet as pq
 
-    from seeknal_flow.store.consolidation import GroupInput, consolidate, consolidation_sql
     from seeknal_flow.load.workspace import Workspace
+    from seeknal_flow.store.consolidation import GroupInput, consolidate, consolidation_sql
 
     ws = Workspace.open(str(project_dir))
     inter = ws.project.target / "intermediate"

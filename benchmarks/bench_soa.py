@@ -194,7 +194,7 @@ def _compare(ref_path: Path, other_path: Path, id_col: str) -> str | None:
     oo = sorted(range(len(other[id_col])), key=lambda i: other[id_col][i])
     for col in OUT_COLS:
         a, b = ref[col], other[col]
-        for i, j in zip(ro, oo):
+        for i, j in zip(ro, oo, strict=False):
             x, y = a[i], b[j]
             if x is None or y is None or (isinstance(x, float) and math.isnan(x)):
                 if not ((x is None or x != x) and (y is None or y != y)):
@@ -247,7 +247,7 @@ def run(rows: int, ids: list[str], systems: list[str], memory_limit: str | None,
                         continue
                     best = results.setdefault(system, {"runs": [], "out": out})
                     best["runs"].append(r)
-            for system, best in results.items():
+            for best in results.values():
                 if "error" in best:
                     continue
                 for k in ("query_s", "wall_s", "cpu_s", "rss_mb"):

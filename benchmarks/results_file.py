@@ -109,7 +109,7 @@ def _cpu_model() -> str:
 
 def _memory_gb() -> float:
     try:
-        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        mem = next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal"))
     except (OSError, StopIteration):
         return 0
     return int(mem.split()[1]) / 1024 / 1024

@@ -56,7 +56,8 @@ def with_constant_columns(
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Append ``(name, value)`` string columns (e.g. Hive partition values) the batches lack.
 
-    >>> s, bs = with_constant_columns(pa.schema([("x", pa.int64())]), iter([pa.record_batch({"x": [1]})]), [("day", "1")])
+    >>> batches = iter([pa.record_batch({"x": [1]})])
+    >>> s, bs = with_constant_columns(pa.schema([("x", pa.int64())]), batches, [("day", "1")])
     >>> next(bs).to_pylist()
     [{'x': 1, 'day': '1'}]
     """

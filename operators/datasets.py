@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -104,7 +103,7 @@ def _footer(file: Path, read):
     try:
         return read(file)
     except (pa.ArrowInvalid, OSError) as e:
-        raise pa.ArrowInvalid(f"{file}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise pa.ArrowInvalid(f"{file}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
 
 def _layout(root: Path, listed: list[Path] | None = None) -> tuple[list[Path], Path, list[str]]:

@@ -55,9 +55,9 @@ def load_function(path: Path, function: str) -> Callable:
         raise EngineError(
             f"cannot import {path.name}: {first_line(str(e))}; install '{missing}' or declare it "
             "in the file's PEP 723 header"
-        ) from None
+        ) from e
     except Exception as e:
-        raise UserCodeError(f"importing {path.name} raised {type(e).__name__}: {e}", _tail(e, path)) from None
+        raise UserCodeError(f"importing {path.name} raised {type(e).__name__}: {e}", _tail(e, path)) from e
     finally:
         sys.path.remove(str(path.parent))
     sys.modules[module_name] = module
@@ -118,7 +118,7 @@ class PythonCallOperator:
             except EngineError:
                 raise
             except Exception as e:  # a lazy DuckDB relation runs here: its errors are the user's
-                raise EngineError(f"{self.label}: {first_line(str(e))}") from None
+                raise EngineError(f"{self.label}: {first_line(str(e))}") from e
         return self._reader
 
     @property
@@ -133,9 +133,9 @@ class PythonCallOperator:
             except StopIteration:
                 return
             except (pa.ArrowException, RuntimeError) as e:
-                raise EngineError(f"reading the result of {self.label}: {first_line(str(e))}") from None
+                raise EngineError(f"reading the result of {self.label}: {first_line(str(e))}") from e
             except Exception as e:  # a relation failing lazily (e.g. DuckDB binder errors)
-                raise EngineError(f"{self.label}: {first_line(str(e))}") from None
+                raise EngineError(f"{self.label}: {first_line(str(e))}") from e
 
 
 def _tail(error: BaseException, path: Path | None, lines: int = 6) -> str:

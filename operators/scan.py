@@ -16,13 +16,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from operators.errors import EngineError
-from operators.memory import MemoryConfig, duckdb_connection
 from operators.base import with_constant_columns
 from operators.datasets import HIVE_SEGMENT, footer_summary, parquet_dataset
+from operators.errors import EngineError
+from operators.memory import MemoryConfig, duckdb_connection
 
 BATCH_ROWS = 128 * 1024
-_CSV_OPTIONS = {"delimiter", "quote_char", "escape_char", "header", "skip_rows", "null_values", "column_types", "encoding"}
+_CSV_OPTIONS = {
+    "delimiter", "quote_char", "escape_char", "header", "skip_rows", "null_values", "column_types", "encoding",
+}
 
 
 class ScanOperator:
@@ -77,7 +79,7 @@ class ScanOperator:
                 except StopIteration:
                     return
                 except pa.ArrowInvalid as e:
-                    raise EngineError(self._explain(e, reader.schema)) from None
+                    raise EngineError(self._explain(e, reader.schema)) from e
                 yield batch
         finally:
             if hasattr(reader, "close"):
@@ -99,7 +101,7 @@ class ScanOperator:
             if self.fmt in ("json", "jsonl"):
                 return self._open_json()
         except pa.ArrowInvalid as e:
-            raise EngineError(self._explain(e)) from None
+            raise EngineError(self._explain(e)) from e
         raise EngineError(f"unsupported source format '{self.fmt}'; use csv, parquet, json or jsonl")
 
     def _open_csv(self):
@@ -140,10 +142,10 @@ class ScanOperator:
             raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
         try:
             return parquet_dataset(self.path)
-        except FileNotFoundError:
-            raise EngineError(f"no Parquet files under '{self.display_path}'") from None
+        except FileNotFoundError as e:
+            raise EngineError(f"no Parquet files under '{self.display_path}'") from e
         except (pa.ArrowInvalid, OSError) as e:
-            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {first_line(str(e))}") from None
+            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {first_line(str(e))}") from e
 
     def count_rows(self) -> int:
         """Rows of a Parquet source, from its footers (no data read)."""
@@ -162,12 +164,12 @@ class ScanOperator:
             raise EngineError(f"data file '{self.display_path}' does not exist; check the source's `table` path")
         try:
             return footer_summary(self.path, files=files, known_rows=known_rows)
-        except FileNotFoundError:
-            raise EngineError(f"no Parquet files under '{self.display_path}'") from None
+        except FileNotFoundError as e:
+            raise EngineError(f"no Parquet files under '{self.display_path}'") from e
         except (pa.ArrowInvalid, OSError) as e:
             # The damaged file, as the user wrote its folder: `data/tx/order_date=.../part-0.parquet: ...`
             text = first_line(str(e)).replace(str(self.path), self.display_path.rstrip("/"))
-            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {text}") from None
+            raise EngineError(f"cannot read '{self.display_path}' as Parquet: {text}") from e
 
     def _open_parquet(self):
         dataset = self._parquet_dataset()
@@ -192,7 +194,7 @@ class ScanOperator:
             return _ClosingReader(rel.to_arrow_reader(BATCH_ROWS), con)
         except Exception as e:  # duckdb.Error subclasses
             con.close()
-            raise EngineError(f"cannot read JSON '{self.display_path}': {first_line(str(e))}") from None
+            raise EngineError(f"cannot read JSON '{self.display_path}': {first_line(str(e))}") from e
 
     def _explain(self, error: Exception, schema: pa.Schema | None = None) -> str:
         text = first_line(str(error))
@@ -205,7 +207,9 @@ class ScanOperator:
                 f"set params: column_types: {{{col}: string}} (or the type that fits)"
             )
         if "CSV parse error" in text:
-            return f"malformed CSV row in '{self.display_path}': {text.removeprefix('CSV parse error: ').replace('Row #', 'line ')}; fix the row or set params (delimiter, quote_char)"
+            where = text.removeprefix("CSV parse error: ").replace("Row #", "line ")
+            return (f"malformed CSV row in '{self.display_path}': {where}; "
+                    "fix the row or set params (delimiter, quote_char)")
         if "CSV conversion error" in text:
             return f"'{self.display_path}': {text}; set params.column_types for that column"
         return f"cannot read '{self.display_path}': {text}"
@@ -269,11 +273,11 @@ class _DirectoryReader:
             if batch.schema != self.schema:
                 try:
                     batch = batch.cast(self.schema)
-                except (pa.ArrowInvalid, ValueError, TypeError):
+                except (pa.ArrowInvalid, ValueError, TypeError) as e:
                     raise EngineError(
                         f"'{self._files[self._index]}' has columns {batch.schema.names} of other types than the "
                         f"first file's; set params.column_types"
-                    ) from None
+                    ) from e
             return batch
 
     def close(self) -> None:
@@ -322,11 +326,11 @@ class _ClosingReader:
 def _type_from_name(name: str, column: str, path: str) -> pa.DataType:
     try:
         return pa.type_for_alias(name)
-    except ValueError:
+    except ValueError as e:
         raise EngineError(
             f"'{path}': unknown column type {name!r} for column '{column}' in params.column_types; "
             "use e.g. string, int64, double, date32, timestamp[us]"
-        ) from None
+        ) from e
 
 
 def first_line(text: str) -> str:

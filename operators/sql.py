@@ -75,7 +75,8 @@ def _single_select(sql: str) -> bool:
 class SqlOperator:
     """Run one DuckDB query over named inputs and stream the result.
 
-    >>> op = SqlOperator("SELECT COUNT(*) AS s FROM ref('source.t')", {"source.t": ("source_t", pa.table({"a": [1, 2]}))})
+    >>> inputs = {"source.t": ("source_t", pa.table({"a": [1, 2]}))}
+    >>> op = SqlOperator("SELECT COUNT(*) AS s FROM ref('source.t')", inputs)
     >>> op.read_all().to_pylist()
     [{'s': 2}]
     """
@@ -131,7 +132,7 @@ class SqlOperator:
                 self._schema = rel.limit(0).to_arrow_table().schema
             except Exception as e:  # duckdb.Error: message is user-facing
                 self.close()
-                raise EngineError(f"SQL error: {first_line(str(e))}") from None
+                raise EngineError(f"SQL error: {first_line(str(e))}") from e
             if not self._lone_select:
                 # The probe ran every statement: the query starts again on a fresh connection.
                 self.close()
@@ -149,14 +150,14 @@ class SqlOperator:
                 con = con or self._connect()
                 reader = con.sql(self._query()).to_arrow_reader(BATCH_ROWS)
             except Exception as e:
-                raise EngineError(f"SQL error: {first_line(str(e))}") from None
+                raise EngineError(f"SQL error: {first_line(str(e))}") from e
             while True:
                 try:
                     yield reader.read_next_batch()
                 except StopIteration:
                     return
                 except Exception as e:
-                    raise EngineError(f"SQL error: {first_line(str(e))}") from None
+                    raise EngineError(f"SQL error: {first_line(str(e))}") from e
         finally:
             if con is not None:
                 con.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 from benchmarks.harness import report, verify
 from benchmarks.harness.measure import measure
 from benchmarks.harness.report import Result
-from benchmarks.harness.systems import ORDER, SYSTEMS, Data, REPO
+from benchmarks.harness.systems import ORDER, REPO, SYSTEMS, Data
 from benchmarks.harness.tasks import OUTPUTS, PIPELINE_PARTS, TASK_WORDS, outputs_of
 
 DATA = REPO / "benchmarks" / "data"

@@ -1,1 +1,5 @@
-"""The point-in-time (ASOF) join: the API and paths (``join``), input readers (``sources``), the matching kernel (``kernel``) and key encodings (``key_encoding``)."""
+"""The point-in-time (ASOF) join.
+
+``join`` (the API and its in-memory and bucketed paths), ``sources`` (input readers),
+``kernel`` (the matching) and ``key_encoding`` (keys and times as int64).
+"""

@@ -37,8 +37,6 @@ import pyarrow.compute as pc
 
 from operators.asof import sources
 from operators.asof.kernel import AsofPlan
-from operators.durations import parse_duration
-from operators.errors import EngineError
 from operators.asof.key_encoding import (
     KeyCodec,
     arrow_array,
@@ -49,6 +47,8 @@ from operators.asof.key_encoding import (
     time_values,
     unified_key_type,
 )
+from operators.durations import parse_duration
+from operators.errors import EngineError
 from operators.memory import MemoryConfig
 
 _ROW = "__seeknal_asof_row"

@@ -288,13 +288,13 @@ def _search_runs(lt: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) 
     lo, hi = lo.copy(), hi.copy()
     act = np.flatnonzero(lo < hi)
     while len(act):
-        l, h = lo[act], hi[act]
-        mid = (l + h) >> 1
+        low, high = lo[act], hi[act]
+        mid = (low + high) >> 1
         later = lt[mid] < t[act]
-        l = np.where(later, mid + 1, l)
-        h = np.where(later, h, mid)
-        lo[act], hi[act] = l, h
-        act = act[l < h]
+        low = np.where(later, mid + 1, low)
+        high = np.where(later, high, mid)
+        lo[act], hi[act] = low, high
+        act = act[low < high]
     return lo
 
 

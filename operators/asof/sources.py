@@ -17,7 +17,6 @@ import pyarrow as pa
 from operators.base import to_reader
 from operators.errors import EngineError
 
-
 WHOLE_ROW_GROUP = 1 << 22  # larger row groups are read in batches of BATCH rows
 BATCH = 1 << 20
 TABLE_CHUNK = 1 << 20  # rows per unit of work when the right side is in memory

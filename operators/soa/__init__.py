@@ -1,1 +1,5 @@
-"""Second-order aggregation: the spec (``spec``), its SQL (``compile``), schema checks (``check``) and DataFusion execution (``execute``)."""
+"""Second-order aggregation.
+
+``spec`` (what the user writes), ``validate`` (its shape, pure), ``compile`` (output names and
+SQL, pure), ``check`` (against input schemas), ``df_session`` and ``execute`` (DataFusion).
+"""

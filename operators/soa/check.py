@@ -48,7 +48,7 @@ def check_soa(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema 
     >>> for p in check_soa(q, schema): print(p)
     Missing id column 'regionx' (input has: region, d, app)
     Missing feature columns: {'amount'} (input has: region, d, app)
-    feature 'amount': unknown aggregation 'foo'; valid: count, sum, mean, avg, min, max, stddev, std, var, median, count_distinct
+    feature 'amount': unknown aggregation 'foo'; valid: count, sum, mean, avg, min, max, stddev, std, var, median, ...
     """
     problems: list[str] = []
     names = input_schema.names

@@ -17,7 +17,6 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +30,7 @@ from operators.soa.spec import SOAQuery
 
 __all__ = ["SOAInput", "SOAOperator", "execute_soa"]
 
-SOAInput = Union[str, os.PathLike, list, pa.Table, pa.RecordBatchReader]
+SOAInput = str | os.PathLike | list | pa.Table | pa.RecordBatchReader
 
 
 # --------------------------------------------------------------------------- execution
@@ -321,7 +320,7 @@ def _unview(ctx, df, schema: pa.Schema):
     import of pyarrow.compute (~30 ms, 15% of the by-region query at 1e7 rows).
     """
     exprs, changed = [], False
-    for got, want in zip(df.schema(), schema):
+    for got, want in zip(df.schema(), schema, strict=False):
         name = quote(got.name)
         target = _CAST_NAMES.get(want.type)
         view = pa.types.is_string_view(got.type) or pa.types.is_binary_view(got.type)

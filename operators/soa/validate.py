@@ -22,7 +22,7 @@ def structural_problems(query: SOAQuery, *, temporal: bool) -> list[str]:
     ...              features={"x": SOAFeature(basic=("sum", "foo"), window=(3, 1))})
     >>> for p in structural_problems(q, temporal=False): print(p)
     feature 'x': window [3, 1] must be two integers with lo <= hi
-    feature 'x': unknown aggregation 'foo'; valid: count, sum, mean, avg, min, max, stddev, std, var, median, count_distinct
+    feature 'x': unknown aggregation 'foo'; valid: count, sum, mean, avg, min, max, stddev, std, var, median, ...
     """
     problems: list[str] = []
     for key, f in query.features.items():

@@ -1,1 +1,5 @@
-"""Apache Spark as an engine: the session and data movement (``session``), SOA, PIT and user SQL compiled to Spark SQL."""
+"""Apache Spark as an engine.
+
+``available`` (is Spark usable), ``session`` (the session, types, Parquet in and out), and
+SOA (``soa``), PIT (``pit``) and user SQL (``sql``) compiled to Spark SQL.
+"""

@@ -15,8 +15,8 @@ def check_available() -> None:
     """Raise a one-line :class:`EngineError` unless pyspark and a Java runtime are present."""
     try:
         import pyspark  # noqa: F401
-    except ImportError:
-        raise EngineError(f"--engine spark needs pyspark, which is not installed: {INSTALL_HINT}") from None
+    except ImportError as e:
+        raise EngineError(f"--engine spark needs pyspark, which is not installed: {INSTALL_HINT}") from e
     if java_executable() is None:
         raise EngineError(
             "--engine spark needs Java 17 or 21: no `java` on PATH and JAVA_HOME is not set "

@@ -56,7 +56,8 @@ def pit_sql(
     key_list = ", ".join(keys)
     spine_struct = ", ".join(f"'c{i}', {quote(c)}" for i, c in enumerate(spine_cols))
     feature_struct = ", ".join(
-        [f"'t', CAST({quote(feature_time)} AS TIMESTAMP_LTZ)"] + [f"'c{i}', {quote(c)}" for i, c in enumerate(feature_cols)]
+        [f"'t', CAST({quote(feature_time)} AS TIMESTAMP_LTZ)"]
+        + [f"'c{i}', {quote(c)}" for i, c in enumerate(feature_cols)]
     )
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, quote(feature_time)])
     outputs = [f"_pit_spine.c{i} AS {quote(c)}" for i, c in enumerate(spine_cols)]

@@ -228,7 +228,7 @@ def read_parquet(spark, paths: Sequence[Path], *, ordered: bool = False, schema:
     try:
         local = parquet_dataset(paths[0] if len(paths) == 1 else paths).schema if schema is None else schema
     except (FileNotFoundError, OSError, pa.ArrowInvalid) as e:
-        raise EngineError(f"cannot read Parquet {', '.join(map(str, paths))}: {first_line(str(e))}") from None
+        raise EngineError(f"cannot read Parquet {', '.join(map(str, paths))}: {first_line(str(e))}") from e
     _check_readable(local, paths)
     reader = spark.read.schema(spark_ddl(local))
     base = _hive_base(paths)
@@ -340,7 +340,8 @@ def read_source(spark, fmt: str, path: Path, schema: pa.Schema, params: dict[str
     if fmt in ("json", "jsonl"):
         multiline = fmt == "json" and _starts_with_array(path)
         df = (spark.read.schema(spark_ddl(schema)).option("multiLine", str(multiline).lower())
-              .option("mode", "FAILFAST").option("pathGlobFilter", "{*.json,*.jsonl,*.ndjson}" if path.is_dir() else "*")
+              .option("mode", "FAILFAST")
+              .option("pathGlobFilter", "{*.json,*.jsonl,*.ndjson}" if path.is_dir() else "*")
               .json(str(path)))
         return conform(df, schema)
     raise EngineError(f"unsupported source format '{fmt}' for --engine spark; use csv, parquet, json or jsonl")
@@ -352,8 +353,8 @@ def _charset(name: str) -> str:
 
     try:
         return codecs.lookup(name).name
-    except LookupError:
-        raise EngineError(f"unknown CSV encoding {name!r}; use e.g. utf-8 or latin-1") from None
+    except LookupError as e:
+        raise EngineError(f"unknown CSV encoding {name!r}; use e.g. utf-8 or latin-1") from e
 
 
 def _starts_with_array(path: Path) -> bool:

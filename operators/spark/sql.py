@@ -85,7 +85,7 @@ def spark_sql_frame(spark, sql: str, inputs: dict[str, tuple[str, Path | list[Pa
         df = spark.sql(text)
         actual = df.schema
     except Exception as e:  # pyspark AnalysisException / ParseException
-        raise EngineError(f"{NOT_COMMON}: {_construct(e)}") from None
+        raise EngineError(f"{NOT_COMMON}: {_construct(e)}") from e
     return _reconcile(df, actual, expected)
 
 
@@ -172,7 +172,8 @@ def _reconcile(df, actual, expected: pa.Schema):
     for i, (field, want) in enumerate(zip(actual.fields, expected, strict=True)):
         have_kind, want_kind = _kind(field.dataType), _kind(want.type)
         if not _compatible(have_kind, want_kind):
-            hint = " (decimal arithmetic differs: CAST the expression to DOUBLE)" if "decimal" in have_kind + want_kind else ""
+            decimal = "decimal" in have_kind + want_kind
+            hint = " (decimal arithmetic differs: CAST the expression to DOUBLE)" if decimal else ""
             raise EngineError(
                 f"{NOT_COMMON}: column '{want.name}' is {want.type} in DuckDB but "
                 f"{field.dataType.simpleString()} in Spark SQL{hint}"

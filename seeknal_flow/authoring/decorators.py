@@ -21,9 +21,9 @@ from typing import Any
 import msgspec
 
 from operators.soa.spec import SOAFeature
-from seeknal_flow.errors import SpecError
-from seeknal_flow.authoring.specs import Check, Isolation, SourceFormat, check_name
 from seeknal_flow.authoring.field_errors import explain_in, format_problem
+from seeknal_flow.authoring.specs import Check, Isolation, SourceFormat, check_name
+from seeknal_flow.errors import SpecError
 
 
 class _Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -86,7 +86,7 @@ def _record(kind: str, kwargs: dict[str, Any]) -> Callable[[Callable], Callable]
         given = {k: v for k, v in kwargs.items() if v is not None}
         msgspec.convert(given, ARGS_BY_DECORATOR[kind])
     except msgspec.ValidationError as e:
-        raise SpecError(f"@{kind}: {format_problem(*explain_in(given, ARGS_BY_DECORATOR[kind], e))}") from None
+        raise SpecError(f"@{kind}: {format_problem(*explain_in(given, ARGS_BY_DECORATOR[kind], e))}") from e
 
     def attach(fn: Callable) -> Callable:
         fn.__seeknal_node__ = (kind, dict(kwargs))  # type: ignore[attr-defined]

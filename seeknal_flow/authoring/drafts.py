@@ -6,8 +6,9 @@ import string
 from importlib import resources
 from pathlib import Path
 
-from seeknal_flow.errors import SpecError
 from seeknal_flow.authoring.specs import NAME_RE, Kind
+from seeknal_flow.errors import SpecError
+
 
 def draft_path(kind: Kind, name: str, python: bool, folder: Path) -> Path:
     return folder / f"draft_{kind.value}_{name}.{'py' if python else 'yml'}"
@@ -23,7 +24,7 @@ def render_draft(kind_text: str, name: str, *, python: bool, deps: list[str], de
     try:
         kind = Kind.parse(kind_text)
     except ValueError as e:
-        raise SpecError(f"cannot draft {kind_text!r}: {e}") from None
+        raise SpecError(f"cannot draft {kind_text!r}: {e}") from e
     if not NAME_RE.match(name):
         raise SpecError(f"node name {name!r} must match {NAME_RE.pattern}")
     if deps and not python:

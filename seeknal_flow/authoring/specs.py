@@ -43,9 +43,9 @@ class Kind(str, enum.Enum):
             return aliases[norm]
         try:
             return cls(norm)
-        except ValueError:
+        except ValueError as e:
             valid = ", ".join(k.value.replace("_", "-") for k in cls)
-            raise ValueError(f"unknown kind {text!r}; valid kinds: {valid}") from None
+            raise ValueError(f"unknown kind {text!r}; valid kinds: {valid}") from e
 
 
 _FOLDERS = {
@@ -250,6 +250,6 @@ def split_id(node_id: str) -> tuple[Kind, str]:
         raise ValueError(f"{node_id!r} is not of the form kind.name")
     try:
         return Kind(kind), name
-    except ValueError:
+    except ValueError as e:
         valid = ", ".join(k.value for k in Kind)
-        raise ValueError(f"{node_id!r} has unknown kind {kind!r}; valid kinds: {valid}") from None
+        raise ValueError(f"{node_id!r} has unknown kind {kind!r}; valid kinds: {valid}") from e

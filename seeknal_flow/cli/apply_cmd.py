@@ -16,8 +16,8 @@ def register(cli: click.Group) -> None:
     @project_option
     def apply(file: str, force: bool, project_dir: str | None) -> None:
         """Validate FILE and move it into seeknal/<kind folder>/."""
-        from seeknal_flow.run.applying import apply_file
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.run.applying import apply_file
 
         ws = Workspace.open(project_dir)
         applied = apply_file(ws, Path(file), force=force)

@@ -16,9 +16,9 @@ def register(cli: click.Group) -> None:
     @project_option
     def dry_run(file: str, limit: int, project_dir: str | None) -> None:
         """Validate FILE (syntax, schema, refs) and preview its first rows; writes nothing."""
-        from seeknal_flow.run.preview import preview_file
-        from seeknal_flow.repl.table_format import render_table
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.repl.table_format import render_table
+        from seeknal_flow.run.preview import preview_file
 
         ws = Workspace.open(project_dir)
         for p in preview_file(ws, Path(file), limit=limit):

@@ -16,8 +16,8 @@ def register(cli: click.Group) -> None:
     @project_option
     def entity_list(project_dir: str | None) -> None:
         """One line per entity: groups, features, ready/stale, consolidated time."""
-        from seeknal_flow.store.entity_info import entity_rows
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.store.entity_info import entity_rows
 
         rows = entity_rows(Workspace.open(project_dir))
         if not rows:
@@ -31,8 +31,8 @@ def register(cli: click.Group) -> None:
     @project_option
     def entity_show(name: str, project_dir: str | None) -> None:
         """Join keys, consolidated time, schema version, and each group's features and rows."""
-        from seeknal_flow.store.entity_info import describe_entity
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.store.entity_info import describe_entity
 
         click.echo(describe_entity(Workspace.open(project_dir), name))
 
@@ -42,8 +42,8 @@ def register(cli: click.Group) -> None:
     @project_option
     def consolidate_cmd(prune: bool, force: bool, project_dir: str | None) -> None:
         """Rebuild the entity tables of stale entities (and publish them online)."""
-        from seeknal_flow.store.consolidation import consolidate_and_publish
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.store.consolidation import consolidate_and_publish
 
         ws = Workspace.open(project_dir)
         rebuilt = consolidate_and_publish(ws.project, ws.dag, ws.memory(), prune=prune, force=force)

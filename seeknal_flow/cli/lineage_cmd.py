@@ -14,8 +14,8 @@ def register(cli: click.Group) -> None:
     @project_option
     def lineage(node: str | None, ascii_only: bool, project_dir: str | None) -> None:
         """Show the DAG: upstream and downstream of NODE, or the whole graph."""
-        from seeknal_flow.plan.lineage import render_lineage
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.plan.lineage import render_lineage
 
         ws = Workspace.open(project_dir)
         node_id = ws.dag.resolve(node) if node else None

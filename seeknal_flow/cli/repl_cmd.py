@@ -13,7 +13,8 @@ def register(cli: click.Group) -> None:
     @cli.command("repl")
     @click.option("-e", "--execute", "sql", default=None, help="Run one query, print it, exit.")
     @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-    @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the result to .csv, .json or .parquet.")
+    @click.option("--output", type=click.Path(dir_okay=False), default=None,
+                  help="Write the result to .csv, .json or .parquet.")
     @project_option
     def repl(sql: str | None, fmt: str, output: str | None, project_dir: str | None) -> None:
         """Explore node outputs and entities with DuckDB SQL (read-only)."""

@@ -24,7 +24,7 @@ def register(cli: click.Group) -> None:
         try:
             server = FeatureServer(project, host, port)
         except OSError as e:
-            raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}; pick another --port") from None
+            raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}; pick another --port") from e
         click.echo(f"Serving online features on http://{host}:{server.server_address[1]} (Ctrl-C to stop)")
         try:
             server.serve_forever()

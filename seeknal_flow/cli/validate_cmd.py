@@ -17,9 +17,9 @@ def register(cli: click.Group) -> None:
     def validate_features(group: str, mode: str, project_dir: str | None) -> None:
         """Run a feature group's checks (declared + built-in) against its output."""
         from seeknal_flow.authoring.specs import FeatureGroupSpec
-        from seeknal_flow.run.checks import checks_for, run_checks
         from seeknal_flow.load.workspace import Workspace
         from seeknal_flow.plan.run_state import RunState
+        from seeknal_flow.run.checks import checks_for, run_checks
 
         ws = Workspace.open(project_dir)
         node_id = ws.dag.resolve(group if "." in group else f"feature_group.{group}")

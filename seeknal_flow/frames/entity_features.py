@@ -7,7 +7,7 @@ and the PIT path reuses the ASOF operator.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -70,7 +70,7 @@ def entity_features(
             result = result.drop_columns([frame.event_time_col]) if frame.event_time_col not in feats and \
                 frame.event_time_col in result.column_names and not _in_spine(spine, frame.event_time_col) else result
         return result
-    when = as_of if as_of is not None else datetime.now(timezone.utc)
+    when = as_of if as_of is not None else datetime.now(UTC)
     result = None
     for frame, feats in chosen:
         snap = group_as_of(frame, when, memory=memory).select(join_keys + feats)

@@ -128,7 +128,7 @@ def pit_join(
         return asof_join(table, right, left_on=date_col, right_on=event_col, by=list(keys),
                          max_age=max_age, memory=memory)
     except EngineError as e:
-        raise FrameError(f"pit_join of {name} onto the spine: {e}") from None
+        raise FrameError(f"pit_join of {name} onto the spine: {e}") from e
 
 
 def as_of(features: Features, ts: Any, memory: MemoryConfig | None = None) -> pa.Table:
@@ -146,7 +146,7 @@ def as_of(features: Features, ts: Any, memory: MemoryConfig | None = None) -> pa
         joined = asof_join(spine, _feature_input(features, tuple(keys), None), left_on="__as_of",
                            right_on=features.event_time_col, by=keys, memory=memory)
     except EngineError as e:
-        raise FrameError(f"as_of on {name}: {e}") from None
+        raise FrameError(f"as_of on {name}: {e}") from e
     joined = joined.filter(pc.is_valid(joined[features.event_time_col]))
     return joined.select(features.schema.names)
 
@@ -158,11 +158,11 @@ def _parse_iso_dates(table: pa.Table, date_col: str, name: str) -> pa.Table:
         return table
     try:
         parsed = table.column(i).cast(pa.timestamp("us"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise FrameError(
             f"pit_join of {name} onto the spine: date column '{date_col}' holds text that is not an ISO "
             "date or timestamp (e.g. 2026-01-20); convert it first"
-        ) from None
+        ) from e
     return table.set_column(i, pa.field(date_col, parsed.type), parsed)
 
 
@@ -186,10 +186,10 @@ def _timestamp(ts: Any) -> dt.datetime:
     if isinstance(ts, str):
         try:
             ts = dt.datetime.fromisoformat(ts)
-        except ValueError:
-            raise FrameError(f"as_of: {ts!r} is not an ISO date or timestamp") from None
+        except ValueError as e:
+            raise FrameError(f"as_of: {ts!r} is not an ISO date or timestamp") from e
     if isinstance(ts, dt.date) and not isinstance(ts, dt.datetime):
         ts = dt.datetime(ts.year, ts.month, ts.day)
     if not isinstance(ts, dt.datetime):
         raise FrameError(f"as_of: {ts!r} is not a date or timestamp")
-    return ts if ts.tzinfo else ts.replace(tzinfo=dt.timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)

@@ -38,7 +38,8 @@ class Dag:
                     elif ref.target == node_id:
                         problems.append(f"{ref.location}: node '{node_id}' refers to itself")
                 else:
-                    problems.append(f"{ref.location}: {node_id} refers to unknown node '{ref.target}'{_hint(ref.target, self.nodes)}")
+                    hint = _hint(ref.target, self.nodes)
+                    problems.append(f"{ref.location}: {node_id} refers to unknown node '{ref.target}'{hint}")
             self.upstream[node_id] = sorted(ups)
         self.downstream: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node_id, ups in self.upstream.items():

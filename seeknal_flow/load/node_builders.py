@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from seeknal_flow.errors import SpecError
 from operators.durations import parse_duration
 from operators.errors import EngineError
 from operators.soa.spec import SOAQuery
@@ -27,6 +26,7 @@ from seeknal_flow.authoring.specs import (
     check_name,
     split_id,
 )
+from seeknal_flow.errors import SpecError
 
 _EXTENSIONS = {
     ".csv": SourceFormat.CSV,
@@ -102,7 +102,7 @@ def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
         try:
             parse_duration(text, field_name)
         except EngineError as e:
-            raise SpecError(f"{common['location']}: field '{field_name}': {e}") from None
+            raise SpecError(f"{common['location']}: field '{field_name}': {e}") from e
     return FeatureGroupSpec(
         **common,
         sql=sql,
@@ -129,7 +129,8 @@ def _soa(args, common, python, sql, extra) -> SOASpec:
             split_id(target)
         except ValueError as e:
             line = lines.get((field_name,), where.line)
-            raise SpecError(f"{where.file}:{line}: field '{field_name}': {e}; write e.g. feature_group.customer_daily_agg") from None
+            raise SpecError(f"{where.file}:{line}: field '{field_name}': {e}; "
+                            "write e.g. feature_group.customer_daily_agg") from e
         refs.append(Ref(target, Location(where.file, lines.get((field_name,), where.line))))
     query = SOAQuery(
         id_col=args.id_col,

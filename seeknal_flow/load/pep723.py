@@ -39,7 +39,7 @@ def read_script_metadata(text: str, file: str) -> ScriptMetadata:
     try:
         data = tomllib.loads(content)
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{file}:{line}: PEP 723 header is not valid TOML: {e}") from None
+        raise SpecError(f"{file}:{line}: PEP 723 header is not valid TOML: {e}") from e
     deps = data.get("dependencies", [])
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise SpecError(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import msgspec
 
-from seeknal_flow.errors import ProjectError, SpecError
 from seeknal_flow.authoring.specs import Isolation, Kind
+from seeknal_flow.errors import ProjectError, SpecError
 
 PROJECT_FILE = "seeknal_project.yml"
 ENTITY_TABLE = "features.parquet"
@@ -85,7 +85,7 @@ class Project:
         except msgspec.ValidationError as e:
             field, problem = explain(e)
             line = lines.get(tuple(field[:1]), 1)
-            raise SpecError(f"{PROJECT_FILE}:{line}: {format_problem(field, problem)}") from None
+            raise SpecError(f"{PROJECT_FILE}:{line}: {format_problem(field, problem)}") from e
 
     @property
     def nodes_dir(self) -> Path:

@@ -15,12 +15,12 @@ from typing import Any
 
 import msgspec
 
-from seeknal_flow.load import node_builders
 from seeknal_flow.authoring.decorators import ARGS_BY_DECORATOR
-from seeknal_flow.errors import SpecError
-from seeknal_flow.load.pep723 import read_script_metadata
-from seeknal_flow.authoring.specs import Location, PythonCode, Ref
 from seeknal_flow.authoring.field_errors import explain_in, format_problem
+from seeknal_flow.authoring.specs import Location, PythonCode, Ref
+from seeknal_flow.errors import SpecError
+from seeknal_flow.load import node_builders
+from seeknal_flow.load.pep723 import read_script_metadata
 
 SQL_REF = re.compile(r"""\bref\(\s*['"]([^'"]+)['"]\s*\)""")
 
@@ -32,7 +32,7 @@ def load_python_file(path: Path, root: Path) -> list:
     try:
         tree = ast.parse(text, filename=rel)
     except SyntaxError as e:
-        raise SpecError(f"{rel}:{e.lineno}: Python syntax error: {e.msg}") from None
+        raise SpecError(f"{rel}:{e.lineno}: Python syntax error: {e.msg}") from e
     meta = read_script_metadata(text, rel)
     nodes = [(fn, dec) for fn in tree.body if (dec := _node_decorator(fn, rel)) is not None]
     shared = _shared_source(tree, {id(fn) for fn, _ in nodes})
@@ -56,7 +56,7 @@ def _build(fn, dec: ast.Call, rel: str, path: Path, shared: str, meta) -> Any:
         args = msgspec.convert(kwargs, ARGS_BY_DECORATOR[kind])
     except msgspec.ValidationError as e:
         problem = format_problem(*explain_in(kwargs, ARGS_BY_DECORATOR[kind], e))
-        raise SpecError(f"{where}: @{kind} '{fn.name}': {problem}") from None
+        raise SpecError(f"{where}: @{kind} '{fn.name}': {problem}") from e
     code = PythonCode(
         path=str(path),
         function=fn.name,
@@ -112,11 +112,11 @@ def _literal_arguments(dec: ast.Call, kind: str, where: str) -> dict[str, Any]:
             raise SpecError(f"{where}: @{kind} cannot take **kwargs; write each argument out")
         try:
             kwargs[key] = ast.literal_eval(value)
-        except ValueError:
+        except ValueError as e:
             raise SpecError(
                 f"{rel_line(where, value)}: @{kind} argument '{key}' must be a literal "
                 f"(string, number, list, dict), found `{ast.unparse(value)}`"
-            ) from None
+            ) from e
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
@@ -158,11 +158,11 @@ def _feature_refs(arg: ast.expr, rel: str) -> list[Ref]:
     """``ctx.features("customer", ["customer_features.total_revenue"])`` -> feature_group refs."""
     try:
         names = ast.literal_eval(arg)
-    except ValueError:
+    except ValueError as e:
         raise SpecError(
             f"{rel}:{arg.lineno}: ctx.features() needs a literal list of 'group.feature' names, "
             f"found `{ast.unparse(arg)}`"
-        ) from None
+        ) from e
     groups = dict.fromkeys(str(n).split(".", 1)[0] for n in names if isinstance(n, str))
     return [Ref(f"feature_group.{g}", Location(rel, arg.lineno)) for g in groups]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seeknal_flow.authoring.specs import NAME_RE, Kind
 from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.project import PROJECT_FILE
-from seeknal_flow.authoring.specs import NAME_RE, Kind
 
 GITIGNORE = "target/\n__pycache__/\n"
 

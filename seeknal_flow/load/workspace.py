@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from operators.memory import MemoryConfig, parse_size
 from operators.errors import EngineError
+from operators.memory import MemoryConfig, parse_size
+from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover
-from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.project import Project
 
 
@@ -34,7 +34,7 @@ class Workspace:
         try:
             limit_bytes = parse_size(limit) if limit else None
         except EngineError as e:
-            raise ProjectError(str(e)) from None
+            raise ProjectError(str(e)) from e
         return MemoryConfig(
             memory_limit=limit_bytes,
             threads=threads or config.threads,

@@ -14,12 +14,12 @@ from typing import Any
 import msgspec
 import yaml
 
-from seeknal_flow.load import node_builders
 from seeknal_flow.authoring.decorators import FeatureGroupArgs, SOAArgs, SourceArgs, TransformArgs
-from seeknal_flow.errors import SpecError
-from seeknal_flow.load.python_nodes import SQL_REF
-from seeknal_flow.authoring.specs import Kind, Location, Ref
 from seeknal_flow.authoring.field_errors import explain_in, format_problem
+from seeknal_flow.authoring.specs import Kind, Location, Ref
+from seeknal_flow.errors import SpecError
+from seeknal_flow.load import node_builders
+from seeknal_flow.load.python_nodes import SQL_REF
 
 
 class _Loader(yaml.SafeLoader):
@@ -79,8 +79,8 @@ def load_yaml_file(path: Path, root: Path) -> list:
         raise SpecError(f"{rel}:1: field 'kind': required field is missing; valid: {_kinds()}")
     try:
         kind = Kind.parse(str(kind_text))
-    except ValueError:
-        raise SpecError(f"{rel}:{kind_line}: field 'kind': unknown kind {kind_text!r}; valid: {_kinds()}") from None
+    except ValueError as e:
+        raise SpecError(f"{rel}:{kind_line}: field 'kind': unknown kind {kind_text!r}; valid: {_kinds()}") from e
     model = YAML_MODELS.get(kind)
     if model is None:
         raise SpecError(f"{rel}:{kind_line}: kind '{kind.value}' is not supported in YAML yet")
@@ -88,7 +88,7 @@ def load_yaml_file(path: Path, root: Path) -> list:
         args = msgspec.convert(data, model)
     except msgspec.ValidationError as e:
         path_, problem = explain_in(data, model, e)
-        raise SpecError(f"{rel}:{_line_for(lines, path_)}: {format_problem(path_, problem)}") from None
+        raise SpecError(f"{rel}:{_line_for(lines, path_)}: {format_problem(path_, problem)}") from e
     sql = getattr(args, "sql", None)
     location = Location(rel, lines.get(("name",), 1))
     refs = tuple(_sql_refs(text, spans.get(("sql",)), rel)) if sql else ()
@@ -119,7 +119,7 @@ def parse_yaml_with_spans(text: str, rel: str) -> tuple[Any, dict[tuple, int], d
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
-        raise SpecError(f"{rel}:{line}: YAML syntax error: {e.problem or e.context}") from None
+        raise SpecError(f"{rel}:{line}: YAML syntax error: {e.problem or e.context}") from e
     finally:
         loader.dispose()
 

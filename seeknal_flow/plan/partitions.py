@@ -14,9 +14,9 @@ import shutil
 import uuid
 from pathlib import Path
 
+from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import PlanError
 from seeknal_flow.plan.fingerprint import digest
-from seeknal_flow.authoring.specs import Kind
 
 _SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
 

@@ -32,7 +32,8 @@ def select_nodes(dag: Dag, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = 
 def plan_project(ws: Workspace, *, full: bool = False, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = (),
                  params: dict[str, Any] | None = None) -> Plan:
     """RUN/SKIP per node with reasons; every problem found before data is read is raised here."""
-    plan = make_plan(ws.project, ws.dag, RunState.load(ws.project.state_path), full=full, select=select_nodes(ws.dag, nodes, tags),
+    state = RunState.load(ws.project.state_path)
+    plan = make_plan(ws.project, ws.dag, state, full=full, select=select_nodes(ws.dag, nodes, tags),
                      cli_params=params or {})
     preflight(ws.project, ws.dag, plan)
     return plan

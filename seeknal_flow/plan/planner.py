@@ -6,8 +6,10 @@ import enum
 
 import msgspec
 
-from seeknal_flow.load.dag import Dag
+from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import PlanError
+from seeknal_flow.load.dag import Dag
+from seeknal_flow.load.project import Project
 from seeknal_flow.plan.fingerprint import (
     ENGINE_VERSION,
     code_hash,
@@ -16,10 +18,8 @@ from seeknal_flow.plan.fingerprint import (
     data_hash,
     digest,
 )
-from seeknal_flow.load.project import Project
-from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.plan.partitions import is_partitioned, source_partitions
-from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 
 
 class Action(str, enum.Enum):
@@ -165,7 +165,8 @@ def make_plan(
     return Plan(nodes=[plans[n] for n in dag.order])
 
 
-def _partition_fingerprints(spec, dag: Dag, plans: dict, part_ups: list[str], files: dict, base: list) -> dict[str, str]:
+def _partition_fingerprints(spec, dag: Dag, plans: dict, part_ups: list[str], files: dict,
+                            base: list) -> dict[str, str]:
     if spec.kind == Kind.SOURCE:
         return {p: digest([*base, fp]) for p, fp in source_partitions(files, spec.partition_by, spec.id).items()}
     if not part_ups:

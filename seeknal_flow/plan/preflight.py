@@ -7,12 +7,12 @@ SOA operator runs the same check itself before it reads anything.
 
 from __future__ import annotations
 
+from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.errors import SpecError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
-from seeknal_flow.errors import SpecError
-from seeknal_flow.plan.planner import Plan
 from seeknal_flow.load.project import Project
-from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.plan.planner import Plan
 
 
 def preflight(project: Project, dag: Dag, plan: Plan) -> None:

@@ -85,7 +85,7 @@ class ReplSession:
         try:
             statements = duckdb.extract_statements(sql)
         except duckdb.Error as e:
-            raise ReplError(f"SQL error: {_one_line(e)}") from None
+            raise ReplError(f"SQL error: {_one_line(e)}") from e
         if not statements:
             raise ReplError("empty statement")
         for st in statements:
@@ -110,7 +110,7 @@ class ReplSession:
                 return [], []
             return list(rel.columns), rel.fetchall()
         except duckdb.Error as e:
-            raise ReplError(f"SQL error: {_one_line(e)}") from None
+            raise ReplError(f"SQL error: {_one_line(e)}") from e
 
     def tables(self) -> list[tuple[str, str]]:
         return [(name, str(path.relative_to(self.project.root))) for name, path in self.views.items()]
@@ -132,7 +132,6 @@ class ReplSession:
         try:
             if suffix == ".parquet":
                 import duckdb
-
                 import pyarrow.parquet as pq
 
                 statements = duckdb.extract_statements(sql)
@@ -144,7 +143,7 @@ class ReplSession:
                     # fetchall() consumes the result so the session stays usable.
                     self.con.execute(f"COPY (\n{inner}\n) TO '{_lit(str(tmp))}' (FORMAT parquet)").fetchall()
                 except duckdb.Error as e:
-                    raise ReplError(f"SQL error: {_one_line(e)}") from None
+                    raise ReplError(f"SQL error: {_one_line(e)}") from e
                 count = pq.ParquetFile(tmp).metadata.num_rows
             else:
                 columns, rows = self.query(sql)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from seeknal_flow.errors import RunError, SeeknalError, SpecError
-from seeknal_flow.run.preview import load_draft, preview_file
 from seeknal_flow.load.workspace import Workspace
+from seeknal_flow.run.preview import load_draft, preview_file
 
 
 @dataclass
@@ -30,7 +30,8 @@ def apply_file(ws: Workspace, file: Path, *, force: bool = False) -> Applied:
     specs, _dag = load_draft(ws, file)
     kinds = {s.kind for s in specs}
     if len(kinds) > 1:
-        raise SpecError(f"{file}: nodes of several kinds ({', '.join(sorted(k.value for k in kinds))}); put one kind per file")
+        several = ", ".join(sorted(k.value for k in kinds))
+        raise SpecError(f"{file}: nodes of several kinds ({several}); put one kind per file")
     kind = specs[0].kind
     target = ws.project.kind_folder(kind) / f"{specs[0].name}{file.suffix}"
     source_text = file.read_text(encoding="utf-8")
@@ -64,7 +65,7 @@ def apply_file(ws: Workspace, file: Path, *, force: bool = False) -> Applied:
 
 def _project_loads(ws: Workspace) -> bool:
     try:
-        ws.dag
+        ws.dag  # noqa: B018 - building the DAG is the check
     except SeeknalError:
         return False  # the draft itself may be what fixes the project; load_draft validated it
     return True

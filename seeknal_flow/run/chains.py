@@ -11,10 +11,10 @@ from operators.python_call import PythonCallOperator, load_function
 from operators.scan import ScanOperator
 from operators.soa.execute import SOAOperator
 from operators.sql import SqlOperator
-from seeknal_flow.run.context import Context
-from seeknal_flow.frames.frame import FeatureFrame
-from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
 from seeknal_flow.authoring.specs import Isolation, Kind
+from seeknal_flow.frames.frame import FeatureFrame
+from seeknal_flow.run.context import Context
+from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
 
 
 class Chain:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from operators.datasets import parquet_dataset
 from operators.durations import parse_duration
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import quote_ident
-from seeknal_flow.errors import RunError
-from operators.datasets import parquet_dataset
 from seeknal_flow.authoring.specs import (
     FeatureGroupSpec,
     FreshnessCheck,
@@ -24,6 +23,7 @@ from seeknal_flow.authoring.specs import (
     SchemaCheck,
     UniqueCheck,
 )
+from seeknal_flow.errors import RunError
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def run_checks(
         con.execute(f"CREATE TEMP VIEW fg AS SELECT * FROM read_parquet('{lit}')")  # temp: per cursor
         columns = output_schema(path)
         for check in checks:
-            yield _evaluate(con, spec, check, columns, previous_schema, now or datetime.now(timezone.utc))
+            yield _evaluate(con, spec, check, columns, previous_schema, now or datetime.now(UTC))
     finally:
         con.close()
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 import sys
+from pathlib import Path
 from typing import Any
 
 from operators.memory import MemoryConfig, duckdb_connection
@@ -47,12 +47,12 @@ class Context:
         """The output of an upstream node as a lazy FeatureFrame."""
         try:
             return self._inputs[node_id]
-        except KeyError:
+        except KeyError as e:
             known = ", ".join(sorted(self._inputs)) or "none"
             raise RunError(
                 f"{self.node_id}: ctx.ref('{node_id}') is not an input of this node "
                 f"(inputs: {known}); write the id as a string literal so discovery sees it"
-            ) from None
+            ) from e
 
     def features(
         self,

@@ -33,8 +33,8 @@ import msgspec
 import pyarrow as pa
 
 from operators.errors import EngineError
-from operators.python_call import UserCodeError
 from operators.memory import MemoryConfig
+from operators.python_call import UserCodeError
 from seeknal_flow.authoring.specs import Isolation, PythonCode
 from seeknal_flow.run.isolation_messages import ERROR_MARK, FrameMeta, IsolatedCall, MemorySettings, NodeFailure
 

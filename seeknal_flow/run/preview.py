@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from seeknal_flow.errors import EngineError, NodeExecutionError, RunError, SeeknalError, SpecError
 from seeknal_flow.frames.frame import frame_for
-from seeknal_flow.run.chains import build_chain
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover, load_node_file
-from seeknal_flow.errors import EngineError, NodeExecutionError, RunError, SeeknalError, SpecError
-from seeknal_flow.plan.planner import effective_params
 from seeknal_flow.load.workspace import Workspace
+from seeknal_flow.plan.planner import effective_params
+from seeknal_flow.run.chains import build_chain
 
 
 @dataclass

@@ -15,8 +15,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from seeknal_flow.errors import SeeknalError, ServeError
-from seeknal_flow.store.online import OnlineStore
 from seeknal_flow.load.project import Project
+from seeknal_flow.store.online import OnlineStore
 
 MAX_BODY = 1 << 20
 
@@ -79,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 request = json.loads(self.rfile.read(length) or b"null")
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ServeError(f"malformed JSON: {e}") from None
+                raise ServeError(f"malformed JSON: {e}") from e
             if not isinstance(request, dict):
                 raise ServeError('body must be a JSON object like {"entity": ..., "keys": [...]}')
             entity, keys = request.get("entity"), request.get("keys")

@@ -1,1 +1,3 @@
-"""What runs leave behind for readers: the entity store (consolidation, catalogs), the online store, saved models, training sets."""
+"""What runs leave behind for readers: the entity store (consolidation, catalogs), the online
+store, saved models and point-in-time training sets.
+"""

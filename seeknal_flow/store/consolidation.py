@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from operators.atomic import replace_path
@@ -148,7 +148,8 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
         fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in cols)
         path = str(g.path).replace("'", "''")
         if g.path.is_dir():  # partitioned or Spark-written output: files in name order, rows in file order
-            source = f"read_parquet('{path}/**/*.parquet', filename = true, file_row_number = true, hive_partitioning = true)"
+            source = (f"read_parquet('{path}/**/*.parquet', filename = true, file_row_number = true, "
+                      "hive_partitioning = true)")
             last = "filename DESC, file_row_number DESC"
         else:
             source, last = f"read_parquet('{path}', file_row_number = true)", "file_row_number DESC"
@@ -196,7 +197,7 @@ def describe_group(project: Project, entity: str, keys: tuple[str, ...], g: Grou
         "event_time_col": g.event_time_col,
         "row_count": dataset.count_rows(),
         "schema": {f.name: str(f.type) for f in schema},
-        "last_updated": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
+        "last_updated": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(timespec="seconds"),
         "path": str(g.path.relative_to(project.root)) if g.path.is_relative_to(project.root) else str(g.path),
         "ttl": g.ttl,
         "source_size": st.st_size,
@@ -218,7 +219,7 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
         "join_keys": list(keys),
         "groups": group_info,
         "row_count": row_count,
-        "consolidated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "consolidated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema_version": version,
     }
     path = project.entity_catalog(entity)
@@ -246,7 +247,7 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
         replace_path(tmp, out)
     except Exception as e:  # duckdb.Error: report, keep the previous table
         tmp.unlink(missing_ok=True)
-        raise StoreError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from None
+        raise StoreError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from e
     finally:
         con.close()
     return write_catalog(project, entity, keys, group_info, parquet_dataset(out).count_rows(), previous)

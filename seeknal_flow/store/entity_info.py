@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seeknal_flow.load.entities import entity_groups
-from seeknal_flow.store.consolidation import entity_inputs, is_stale, list_catalogs, read_catalog
 from seeknal_flow.errors import StoreError
+from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.load.workspace import Workspace
+from seeknal_flow.store.consolidation import entity_inputs, is_stale, list_catalogs, read_catalog
 
 
 @dataclass(frozen=True)

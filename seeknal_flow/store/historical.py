@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from seeknal_flow.errors import SeeknalError, StoreError
 from seeknal_flow.authoring.specs import Kind
+from seeknal_flow.errors import SeeknalError, StoreError
 from seeknal_flow.frames.frame import frame_for
 from seeknal_flow.frames.pit import pit_join, spine_table
 from seeknal_flow.load.workspace import Workspace
@@ -90,12 +90,12 @@ class HistoricalFeaturesDuckDB:
         ws = Workspace.open(self.project)
         try:
             node_id = ws.dag.resolve(lookup.source)
-        except SeeknalError:
+        except SeeknalError as e:
             groups = sorted(i for i, s in ws.dag.nodes.items() if s.kind == Kind.FEATURE_GROUP)
             raise StoreError(
                 f"FeatureLookup source '{lookup.source}' is not a node of the project; feature groups: "
                 f"{', '.join(groups) or 'none'}"
-            ) from None
+            ) from e
         spec = ws.dag.nodes[node_id]
         if spec.kind != Kind.FEATURE_GROUP:
             raise StoreError(f"FeatureLookup source '{lookup.source}' is a {spec.kind.value}, not a feature group")
@@ -123,7 +123,8 @@ class HistoricalFeaturesDuckDB:
                 column = table.column(i)
                 try:
                     value = pa.scalar(fill.value).cast(column.type)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    raise StoreError(f"FillNull value {fill.value!r} does not fit column '{col}' of type {column.type}") from None
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                    raise StoreError(f"FillNull value {fill.value!r} does not fit column '{col}' "
+                                     f"of type {column.type}") from e
                 table = table.set_column(i, table.field(i), pc.fill_null(column, value))
         return table

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seeknal_flow.errors import StoreError
 from seeknal_flow.authoring.specs import NAME_RE
+from seeknal_flow.errors import StoreError
 from seeknal_flow.load.project import Project
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def publish(project: Project, entity: str) -> Path:
         "snapshot": name,
         "join_keys": keys,
         "groups": {g: {"features": i["features"], "ttl": i.get("ttl")} for g, i in catalog["groups"].items()},
-        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema_version": catalog["schema_version"],
     }
     tmp = folder / f".{POINTER}.tmp"
@@ -86,10 +86,10 @@ class OnlineStore:
         try:
             st = self._pointer_path.stat()
             pointer = json.loads(self._pointer_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError) as e:
             raise StoreError(
                 f"entity '{self.entity}' has no published features; run `seeknal run` (or `seeknal consolidate`) first"
-            ) from None
+            ) from e
         source = pa.memory_map(str(self._pointer_path.parent / pointer["snapshot"]))
         # One chunk per column: `take` on a chunked column costs ~0.2 ms per call.
         self.table = ipc.open_file(source).read_all().combine_chunks()
@@ -168,8 +168,8 @@ class OnlineStore:
         return pa.table(out)
 
     def _expired(self, taken: pa.Table, now: datetime | None) -> dict[str, pa.Array]:
-        now = (now or datetime.now(timezone.utc))
-        now = now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        now = (now or datetime.now(UTC))
+        now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
         masks = {}
         for group, ttl in self.ttl.items():
             et = taken[f"{group}.{_EVENT}"]

@@ -81,7 +81,7 @@ def _entity_rows(project: Path) -> dict[str, dict]:
 
 def _utc(value: dt.datetime) -> dt.datetime:
     """A timestamp as an aware UTC instant (naive timestamps are UTC, as everywhere in the project)."""
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _mtime(path: Path) -> tuple[int, int]:
@@ -408,7 +408,7 @@ def test_parity_online_offline_pit_and_snapshot(shared):
     keys = [*CUSTOMERS, "CUST-999"]
     got = online.get_features_arrow([{"customer_id": c} for c in keys]).to_pylist()
 
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     spine = pa.table({"customer_id": keys, "request_time": pa.array([now] * len(keys), pa.timestamp("us"))})
     hist = HistoricalFeaturesDuckDB(lookups=[FeatureLookup(source="feature_group.customer_features"),
                                              FeatureLookup(source="feature_group.product_preferences")],
@@ -449,11 +449,11 @@ def test_ttl_expires_old_rows(seeknal, ran):
     assert got["total_revenue"].to_pylist() == [None] * 6
     assert got["category_count"].to_pylist() == [3, 2, 1, 1, 1, 1]
     # a day before 2026-01-20: CUST-100 (01-19) and CUST-101 (01-20) are fresh, the rest expired
-    for now in (dt.datetime(2026, 1, 20, tzinfo=dt.timezone.utc), dt.datetime(2026, 1, 20)):
+    for now in (dt.datetime(2026, 1, 20, tzinfo=dt.UTC), dt.datetime(2026, 1, 20)):
         got = online.get_features_arrow(keys, now=now)
         assert got["total_revenue"].to_pylist() == [184.98, 499.49, None, None, None, None]
         assert got["category_count"].to_pylist() == [3, 2, 1, 1, 1, 1]
-    df = online.get_features(keys, now=dt.datetime(2026, 1, 20, tzinfo=dt.timezone.utc))
+    df = online.get_features(keys, now=dt.datetime(2026, 1, 20, tzinfo=dt.UTC))
     assert df["total_revenue"].isna().tolist() == [False, False, True, True, True, True]
 
 

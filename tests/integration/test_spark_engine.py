@@ -32,8 +32,8 @@ from operators.memory import MemoryConfig
 from operators.soa.execute import execute_soa
 from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
 from operators.spark.available import java_executable
-from operators.spark.session import read_parquet, start_session, write_parquet
 from operators.spark.pit import pit_join_spark
+from operators.spark.session import read_parquet, start_session, write_parquet
 from operators.spark.soa import soa_spark
 
 pytestmark = pytest.mark.spark
@@ -276,8 +276,8 @@ def test_temporal_soa_spark_equals_local_and_duckdb(spark, data, tmp_path):
 
 
 def test_consolidation_spark_equals_duckdb(spark, tmp_path):
-    from seeknal_flow.store.consolidation import GroupInput, consolidation_sql
     from seeknal_flow.run.spark.consolidation import consolidation_spark_sql
+    from seeknal_flow.store.consolidation import GroupInput, consolidation_sql
 
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     t1, t2 = dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)

@@ -11,16 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from operators.asof import join as asof_join_module
-from operators.asof import sources as asof_sources
 from operators.asof import kernel as asof_kernel
 from operators.asof import key_encoding
+from operators.asof import sources as asof_sources
 from operators.asof.join import AsofJoinOperator, asof_join
+from operators.asof.key_encoding import KeyCodec
 from operators.base import Operator, ReaderOperator
 from operators.errors import EngineError
-from operators.asof.key_encoding import KeyCodec
 from operators.memory import MemoryConfig
 
-EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 TIME_TYPES = ["date32", "ts_us", "ts_ms_tz", "ts_ns", "date64"]
 
 
@@ -41,9 +41,9 @@ def _utc_us(value) -> int | None:
         return None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return round(value.timestamp() * 1_000_000)
-    return round(dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp() * 1e6)
+    return round(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp() * 1e6)
 
 
 def reference(left: pa.Table, right: pa.Table, left_on, right_on, by, max_age):
@@ -111,7 +111,7 @@ def _key_array(values, kind, side):
 def _split(table: pa.Table, rnd) -> pa.RecordBatchReader:
     cuts = sorted(rnd.randint(0, table.num_rows) for _ in range(rnd.randint(0, 3)))
     edges = [0, *cuts, table.num_rows]
-    batches = [b for a, z in zip(edges, edges[1:]) for b in table.slice(a, z - a).to_batches()]
+    batches = [b for a, z in zip(edges, edges[1:], strict=False) for b in table.slice(a, z - a).to_batches()]
     return pa.RecordBatchReader.from_batches(table.schema, batches)
 
 

@@ -32,7 +32,7 @@ ROWS = st.lists(
 def _split(table: pa.Table, cuts: list[int]) -> list[pa.RecordBatch]:
     bounds = sorted({0, table.num_rows, *(c % (table.num_rows + 1) for c in cuts)})
     return [table.slice(a, b - a).to_batches()[0] if b > a else pa.RecordBatch.from_pylist([], schema=table.schema)
-            for a, b in zip(bounds, bounds[1:] + [bounds[-1]])]
+            for a, b in zip(bounds, bounds[1:] + [bounds[-1]], strict=False)]
 
 
 def _leftovers(folder: Path, keep: str) -> list[str]:

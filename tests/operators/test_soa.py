@@ -92,9 +92,9 @@ def assert_rows(table: pa.Table, expected: list[tuple], sort_by: str | None = No
         table = table.sort_by(sort_by)
     rows = [tuple(r.values()) for r in table.to_pylist()]
     assert len(rows) == len(expected), rows
-    for got, want in zip(rows, expected):
+    for got, want in zip(rows, expected, strict=False):
         assert len(got) == len(want)
-        assert all(close(g, w) for g, w in zip(got, want)), (got, want)
+        assert all(close(g, w) for g, w in zip(got, want, strict=False)), (got, want)
 
 
 def test_table_a_region_metrics(daily, mem):
@@ -508,13 +508,13 @@ def reference(query: SOAQuery, rows: list[dict], spine: list[dict] | None) -> li
         if spine is not None:
             rec[query.application_date_col] = sdate
 
-        def days(r):
+        def days(r, sdate=sdate):
             app = sdate if spine is not None else r[query.application_date_col]
             if app is None or r[query.feature_date_col] is None:
                 return None
             return (app - r[query.feature_date_col]).days
 
-        def pick(col, pred):
+        def pick(col, pred, mine=mine, days=days):
             return [r[col] for r in mine if days(r) is not None and pred(r, days(r))]
 
         for name, f in query.features.items():
@@ -522,15 +522,15 @@ def reference(query: SOAQuery, rows: list[dict], spine: list[dict] | None) -> li
             if f.window:
                 lo, hi = f.window
                 for a in f.basic:
-                    rec[f"{col}_{a.upper()}_{lo}_{hi}"] = _agg(a, pick(col, lambda r, d: lo <= d <= hi))
+                    rec[f"{col}_{a.upper()}_{lo}_{hi}"] = _agg(a, pick(col, lambda r, d, lo=lo, hi=hi: lo <= d <= hi))
             else:
                 for a in f.basic:
                     rec[f"{col}_{a.upper()}"] = _agg(a, pick(col, lambda r, d: d >= 0))
             if f.ratio:
                 (l1, u1), (l2, u2) = f.ratio.numerator, f.ratio.denominator
                 for a in f.ratio.aggs:
-                    num = _agg(a, pick(col, lambda r, d: l1 <= d <= u1))
-                    den = _agg(a, pick(col, lambda r, d: l2 <= d <= u2))
+                    num = _agg(a, pick(col, lambda r, d, l1=l1, u1=u1: l1 <= d <= u1))
+                    den = _agg(a, pick(col, lambda r, d, l2=l2, u2=u2: l2 <= d <= u2))
                     empty = num is None or (a in ("count", "count_distinct") and num == 0)
                     val = None if empty or den is None or den == 0 else num / den
                     rec[f"{col}_{a.upper()}{l1}_{u1}_{a.upper()}{l2}_{u2}"] = val
@@ -600,7 +600,7 @@ def _compare(got: list[dict], want: list[dict], key) -> None:
     got = sorted(got, key=key)
     want = sorted(want, key=key)
     assert len(got) == len(want), (got, want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=False):
         assert list(g) == list(w)
         for c in w:
             assert close(g[c], w[c]), (c, g, w)
@@ -651,7 +651,7 @@ def test_property_temporal_matches_reference(query, rows, spine, as_table, tmp_p
     want = reference(query, rows, spine)
     # Spine order is part of the contract: compare row by row without sorting.
     assert len(got) == len(want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=False):
         assert list(g) == list(w)
         for c in w:
             assert close(g[c], w[c]), (c, g, w)

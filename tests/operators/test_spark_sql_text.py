@@ -16,8 +16,8 @@ import pytest
 from operators.errors import EngineError
 from operators.soa.compile import soa_sql
 from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
-from operators.spark.session import spark_ddl, spark_type
 from operators.spark.pit import pit_output_schema, pit_sql
+from operators.spark.session import spark_ddl, spark_type
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spark"
 

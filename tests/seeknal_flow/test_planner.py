@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from seeknal_flow.cli.main import main
+from seeknal_flow.errors import PlanError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover
-from seeknal_flow.errors import PlanError
-from seeknal_flow.plan.planner import effective_params, make_plan
 from seeknal_flow.load.project import Project
-from seeknal_flow.plan.run_state import RunState
 from seeknal_flow.load.scaffold import init_project
+from seeknal_flow.plan.planner import effective_params, make_plan
+from seeknal_flow.plan.run_state import RunState
 
 ALL = {
     "source.raw",

@@ -116,7 +116,7 @@ def test_decorator_records_its_arguments():
 def test_decorated_node_is_callable_with_a_plain_context():
     @feature_group(name="customer_features", entity="customer")
     def customer_features(ctx):
-        txn = ctx.ref("source.transactions")
+        txn = ctx.ref("source.transactions")  # noqa: F841 - the SQL below reads it by name
         return ctx.duckdb.sql(
             "SELECT customer_id, SUM(amount) AS total FROM txn WHERE amount >= $min GROUP BY 1 ORDER BY 1",
             params={"min": ctx.params["min"]},

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from seeknal_flow.authoring.specs import FeatureGroupSpec, Location, Ref, SourceFormat, SourceSpec, TransformSpec
 from seeknal_flow.cli.main import main
-from seeknal_flow.load.discovery import discover, load_node_file, node_files
 from seeknal_flow.errors import SpecError
-from seeknal_flow.plan.fingerprint import code_hash
+from seeknal_flow.load.discovery import discover, load_node_file, node_files
 from seeknal_flow.load.project import Project
 from seeknal_flow.load.python_nodes import load_python_file
 from seeknal_flow.load.scaffold import init_project
-from seeknal_flow.authoring.specs import FeatureGroupSpec, Location, Ref, SourceFormat, SourceSpec, TransformSpec
+from seeknal_flow.plan.fingerprint import code_hash
 
 
 def _write(root: Path, rel: str, text: str) -> Path:

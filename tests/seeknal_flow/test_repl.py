@@ -16,9 +16,9 @@ import pytest
 from seeknal_flow.cli.main import main
 from seeknal_flow.errors import SeeknalError
 from seeknal_flow.load.project import Project
-from seeknal_flow.repl.session import ReplSession, format_rows
-from seeknal_flow.repl.loop import interactive
 from seeknal_flow.load.scaffold import init_project
+from seeknal_flow.repl.loop import interactive
+from seeknal_flow.repl.session import ReplSession, format_rows
 
 ORDERS = pa.table(
     {

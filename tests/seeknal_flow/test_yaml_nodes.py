@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from seeknal_flow.errors import SpecError
 from seeknal_flow.authoring.specs import FeatureGroupSpec, Location, Ref, SourceFormat, SourceSpec, TransformSpec
+from seeknal_flow.errors import SpecError
 from seeknal_flow.load.yaml_nodes import load_yaml_file, parse_yaml
 
 REL = "seeknal/transforms/node.yml"

@@ -13,7 +13,10 @@ by the local engine (:func:`seeknal_flow.store.online.publish` reads the directo
 from __future__ import annotations
 
 from operators.spark.session import ORDER_COL, quote, read_parquet, spark_error, spark_errors, write_parquet
+from seeknal_flow.errors import StoreError
+from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
+from seeknal_flow.load.project import Project
 from seeknal_flow.store.consolidation import (
     GroupInput,
     describe_group,
@@ -23,9 +26,6 @@ from seeknal_flow.store.consolidation import (
     read_catalog,
     write_catalog,
 )
-from seeknal_flow.load.dag import Dag
-from seeknal_flow.errors import StoreError
-from seeknal_flow.load.project import Project
 
 
 def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, str, list[str]]]) -> str:

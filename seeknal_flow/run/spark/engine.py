@@ -65,6 +65,7 @@ from seeknal_flow.run.local import LocalEngine, register_in_place
 from seeknal_flow.run.spark.consolidation import consolidate_spark
 from seeknal_flow.run.spark.frames import SparkPit, spark_frame_for
 
+
 class SparkEngine:
     """Runs nodes on one Spark session, started by :meth:`start` and stopped by :meth:`close`.
 

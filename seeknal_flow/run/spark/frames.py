@@ -22,12 +22,12 @@ from typing import Any
 import pyarrow as pa
 
 from operators.errors import EngineError
-from operators.spark.session import ORDER_COL, from_arrow, read_parquet, write_parquet
 from operators.spark.pit import pit_join_spark
+from operators.spark.session import ORDER_COL, from_arrow, read_parquet, write_parquet
+from seeknal_flow.authoring.specs import FeatureGroupSpec
 from seeknal_flow.errors import FrameError
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.frames.pit import join_keys, pit_join, spine_table
-from seeknal_flow.authoring.specs import FeatureGroupSpec
 
 
 class SparkPit:
@@ -65,7 +65,7 @@ class SparkPit:
             out = self.tmp / f"spark-pit-{uuid.uuid4().hex[:12]}.parquet"
             write_parquet(joined, out)
         except EngineError as e:
-            raise FrameError(f"pit_join of {name} onto the spine: {e}") from None
+            raise FrameError(f"pit_join of {name} onto the spine: {e}") from e
         self.outputs.add(out)
         return FeatureFrame(out)
 

@@ -8,7 +8,7 @@ from seeknal_flow import feature_group
 
 @feature_group(name="customer_features", entity="customer", description="Per-customer order totals")
 def customer_features(ctx):
-    txn = ctx.ref("source.transactions")
+    txn = ctx.ref("source.transactions")  # noqa: F841 - the SQL below reads it by name
     return ctx.duckdb.sql(
         """
         SELECT customer_id,
