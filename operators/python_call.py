@@ -56,7 +56,7 @@ def load_function(path: Path, function: str) -> Callable:
             f"cannot import {path.name}: {first_line(str(e))}; install '{missing}' or declare it "
             "in the file's PEP 723 header"
         ) from e
-    except Exception as e:
+    except Exception as e:  # the user-code boundary: whatever the user's module raises is theirs
         raise UserCodeError(f"importing {path.name} raised {type(e).__name__}: {e}", _tail(e, path)) from e
     finally:
         sys.path.remove(str(path.parent))
@@ -109,7 +109,7 @@ class PythonCallOperator:
                     result = self.fn(self.ctx)
             except EngineError:
                 raise
-            except Exception as e:
+            except Exception as e:  # the user-code boundary: whatever the node function raises is theirs
                 raise UserCodeError(f"{type(e).__name__}: {e}", _tail(e, self.path)) from e
             finally:
                 self.output = buffer.getvalue()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from operators.base import with_constant_columns
@@ -192,7 +193,7 @@ class ScanOperator:
                 "SELECT * FROM read_json(?, format = ?)", params=[str(self.path), fmt]
             )
             return _ClosingReader(rel.to_arrow_reader(BATCH_ROWS), con)
-        except Exception as e:  # duckdb.Error subclasses
+        except duckdb.Error as e:
             con.close()
             raise EngineError(f"cannot read JSON '{self.display_path}': {first_line(str(e))}") from e
 

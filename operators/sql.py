@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from operators.errors import EngineError
@@ -63,11 +64,9 @@ def _single_select(sql: str) -> bool:
     >>> _single_select("WITH a AS (SELECT 1) SELECT * FROM a"), _single_select("SET threads = 1; SELECT 1")
     (True, False)
     """
-    import duckdb
-
     try:
         statements = duckdb.extract_statements(sql)
-    except Exception:  # duckdb.Error: the query itself reports it
+    except duckdb.Error:  # the query itself reports it
         return False
     return len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
 
@@ -130,7 +129,7 @@ class SqlOperator:
                     self._con = self._connect()
                 rel = self._con.sql(self._query())
                 self._schema = rel.limit(0).to_arrow_table().schema
-            except Exception as e:  # duckdb.Error: message is user-facing
+            except (duckdb.Error, pa.ArrowException) as e:  # the message is user-facing
                 self.close()
                 raise EngineError(f"SQL error: {first_line(str(e))}") from e
             if not self._lone_select:
@@ -149,14 +148,14 @@ class SqlOperator:
             try:
                 con = con or self._connect()
                 reader = con.sql(self._query()).to_arrow_reader(BATCH_ROWS)
-            except Exception as e:
+            except (duckdb.Error, pa.ArrowException) as e:
                 raise EngineError(f"SQL error: {first_line(str(e))}") from e
             while True:
                 try:
                     yield reader.read_next_batch()
                 except StopIteration:
                     return
-                except Exception as e:
+                except (duckdb.Error, pa.ArrowException) as e:
                     raise EngineError(f"SQL error: {first_line(str(e))}") from e
         finally:
             if con is not None:

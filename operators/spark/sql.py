@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
-from operators.spark.session import quote, read_parquet, spark_error, spark_type
+from operators.spark.session import quote, read_parquet, spark_error, spark_errors, spark_type
 from operators.sql import SqlOperator, rewrite_refs
 
 NOT_COMMON = "SQL is not in the DuckDB/Spark common subset"
@@ -84,7 +84,7 @@ def spark_sql_frame(spark, sql: str, inputs: dict[str, tuple[str, Path | list[Pa
     try:
         df = spark.sql(text)
         actual = df.schema
-    except Exception as e:  # pyspark AnalysisException / ParseException
+    except spark_errors() as e:  # AnalysisException, ParseException
         raise EngineError(f"{NOT_COMMON}: {_construct(e)}") from e
     return _reconcile(df, actual, expected)
 
@@ -116,7 +116,7 @@ def _call(obj, name: str):
     fn = getattr(obj, name, None)
     try:
         return fn() if callable(fn) else None
-    except Exception:  # py4j-backed getters may fail on plain exceptions
+    except spark_errors():  # a getter of a py4j-backed error may fail in its turn
         return None
 
 

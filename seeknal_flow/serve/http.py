@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +20,7 @@ from seeknal_flow.load.project import Project
 from seeknal_flow.store.online import OnlineStore
 
 MAX_BODY = 1 << 20
+_log = logging.getLogger(__name__)
 
 
 class FeatureServer(ThreadingHTTPServer):
@@ -98,7 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"features": names, "rows": rows})
         except SeeknalError as e:
             self._send(400, {"error": str(e).splitlines()[0]})
-        except Exception as e:  # never a 500 for user input; report the cause in one line
+        except Exception as e:  # the server boundary: never a 500 for user input; log and report the cause
+            _log.warning("POST /features failed on %s", type(e).__name__, exc_info=True)
             self._send(400, {"error": f"bad request: {type(e).__name__}: {e}"})
 
 

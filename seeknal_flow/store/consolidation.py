@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+
 from operators.atomic import replace_path
 from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig, duckdb_connection
@@ -245,7 +247,7 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
         sql = consolidation_sql(keys, groups, schemas)
         con.execute(f"COPY ({sql}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
         replace_path(tmp, out)
-    except Exception as e:  # duckdb.Error: report, keep the previous table
+    except duckdb.Error as e:  # report it; the previous table stays
         tmp.unlink(missing_ok=True)
         raise StoreError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from e
     finally:
