@@ -4,8 +4,7 @@ Heavy classes (which import pyarrow) load on first access, so the CLI starts fas
 """
 
 from seeknal_flow.authoring.decorators import feature_group, second_order_aggregation, source, transform
-
-__version__ = "0.1.0"
+from seeknal_flow.version import __version__
 
 _LAZY = {
     "FeatureFrame": "seeknal_flow.frames.frame",

@@ -22,11 +22,12 @@ from seeknal_flow.cli import (
     serve_cmd,
     validate_cmd,
 )
+from seeknal_flow.version import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
-@click.version_option("0.1.0", prog_name="seeknal-flow")
+@click.version_option(__version__, prog_name="seeknal-flow")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """seeknal-flow: declare sources, feature groups, transforms and second-order

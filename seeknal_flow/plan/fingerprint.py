@@ -16,7 +16,10 @@ from typing import Any
 
 import msgspec
 
-ENGINE_VERSION = "0.1.0"
+from seeknal_flow.version import __version__
+
+# Part of every fingerprint: a new release re-runs everything once (outputs may differ).
+ENGINE_VERSION = __version__
 # Spec fields that never change a node's output (docs, position, the code
 # which is hashed separately).
 _NOT_CONFIG = {"location", "description", "tags", "refs", "python", "sql", "params", "columns"}

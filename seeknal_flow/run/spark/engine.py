@@ -11,8 +11,12 @@ What runs where:
 * Python nodes run on the driver, exchanging Arrow with Spark; ``pit_join`` on
   the frames they get runs on Spark (:mod:`seeknal_flow.run.spark.frames`). A large
   Python node is the user's to keep small: its result passes through the driver.
-* Entities are consolidated on Spark (:mod:`seeknal_flow.run.spark.consolidation`)
-  and published to the online store as by the local engine.
+* ``partitioned: true`` nodes are handed to the local engine (one partition at a time).
+* Entities are consolidated on Spark (:mod:`seeknal_flow.run.spark.consolidation`);
+  the run service publishes them online, as for the local engine.
+
+The run service (:mod:`seeknal_flow.run.service`) drives this engine exactly as
+it drives :class:`~seeknal_flow.run.local.LocalEngine`.
 
 Outputs are Parquet directories at the local engine's paths (Spark writes a
 directory), written to a hidden temp directory and renamed into place, so the
