@@ -24,7 +24,7 @@ def register(cli: click.Group) -> None:
             click.echo("No entities yet: declare a feature group with entity=..., then `seeknal run`.")
         for r in rows:
             click.echo(f"{r.name}  {r.groups} FG{'s' if r.groups != 1 else ''}  {r.features} features  "
-                       f"{r.status}  {r.consolidated_at}")
+                       f"{r.status.value}  {r.consolidated_at}")
 
     @entity.command("show")
     @click.argument("name")

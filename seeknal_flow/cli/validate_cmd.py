@@ -16,27 +16,16 @@ def register(cli: click.Group) -> None:
     @project_option
     def validate_features(group: str, mode: str, project_dir: str | None) -> None:
         """Run a feature group's checks (declared + built-in) against its output."""
-        from seeknal_flow.authoring.specs import FeatureGroupSpec
         from seeknal_flow.load.workspace import Workspace
-        from seeknal_flow.plan.run_state import RunState
-        from seeknal_flow.run.checks import checks_for, run_checks
+        from seeknal_flow.run.checks import group_checks
 
-        ws = Workspace.open(project_dir)
-        node_id = ws.dag.resolve(group if "." in group else f"feature_group.{group}")
-        spec = ws.dag.nodes[node_id]
-        if not isinstance(spec, FeatureGroupSpec):
-            raise RunError(f"{node_id} is not a feature group")
-        path = ws.project.intermediate_path(spec.output_name)
-        if not path.exists():
-            raise RunError(f"{node_id} has no output yet; run `seeknal run` first")
-        previous = RunState.load(ws.project.state_path).nodes.get(node_id)
-        checks = checks_for(spec)
+        group_run = group_checks(Workspace.open(project_dir), group)
+        node_id, checks = group_run.node_id, group_run.checks
         if not checks:
             click.echo(f"{node_id}: no checks declared (add validation=[...]) and no entity")
             return
         failed = 0
-        for result in run_checks(spec, path, checks, previous_schema=previous.schema if previous else None,
-                                 memory=ws.memory()):
+        for result in group_run.results():
             click.echo(result.line(mode))
             if not result.passed:
                 failed += 1

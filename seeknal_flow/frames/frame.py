@@ -153,15 +153,21 @@ class FeatureFrame:
         return f"FeatureFrame({self.node_id or 'anonymous'}, {where})"
 
 
+def frame_meta(spec) -> dict[str, Any]:
+    """What a frame of ``spec``'s output carries: its node id and, for a feature group, entity,
+    join keys and event time column (one definition for the local and Spark engines).
+
+    >>> from seeknal_flow.authoring.specs import Entity, Location
+    >>> spec = FeatureGroupSpec(name="g", location=Location("g.yml", 1), entity=Entity.from_value("customer"))
+    >>> frame_meta(spec)["join_keys"]
+    ('customer_id',)
+    """
+    if isinstance(spec, FeatureGroupSpec):
+        return {"node_id": spec.id, "entity": spec.entity.name if spec.entity else None,
+                "join_keys": spec.entity.join_keys if spec.entity else (), "event_time_col": spec.event_time_col}
+    return {"node_id": spec.id}
+
+
 def frame_for(spec, data, memory: MemoryConfig | None = None) -> FeatureFrame:
     """Wrap a node's output (Parquet path or Arrow table) as a FeatureFrame carrying its metadata."""
-    if isinstance(spec, FeatureGroupSpec):
-        return FeatureFrame(
-            data,
-            node_id=spec.id,
-            entity=spec.entity.name if spec.entity else None,
-            join_keys=spec.entity.join_keys if spec.entity else (),
-            event_time_col=spec.event_time_col,
-            memory=memory,
-        )
-    return FeatureFrame(data, node_id=spec.id, memory=memory)
+    return FeatureFrame(data, memory=memory, **frame_meta(spec))

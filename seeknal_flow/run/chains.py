@@ -12,6 +12,7 @@ from operators.scan import ScanOperator
 from operators.soa.execute import SOAOperator
 from operators.sql import SqlOperator
 from seeknal_flow.authoring.specs import Isolation, Kind
+from seeknal_flow.errors import RunError
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.run.context import Context
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
@@ -66,7 +67,7 @@ def build_chain(
         return Chain(SqlOperator(spec.sql, views, memory=memory))
     if getattr(spec, "python", None) is not None:
         return Chain(*_python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation))
-    raise NotImplementedError(f"no operator for {spec.id}")  # specs guarantee one of the above
+    raise RunError(f"{spec.id} ({spec.location}): no operator computes it (neither SQL nor Python)")
 
 
 def _soa_chain(spec, inputs, *, root, params, memory, isolation) -> Chain:

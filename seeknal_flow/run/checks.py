@@ -19,21 +19,24 @@ from seeknal_flow.authoring.specs import (
     FeatureGroupSpec,
     FreshnessCheck,
     NullCheck,
+    OnRun,
     RangeCheck,
     SchemaCheck,
     UniqueCheck,
 )
 from seeknal_flow.errors import RunError
+from seeknal_flow.load.workspace import Workspace
+from seeknal_flow.plan.run_state import RunState
 
 
 @dataclass(frozen=True)
 class CheckResult:
     label: str  # "null customer_id: 0.0% ≤ 0.0%"
     passed: bool
-    on_run: str | None
+    on_run: OnRun | None
 
-    def line(self, mode: str = "fail") -> str:
-        verdict = "PASS" if self.passed else ("WARN" if mode == "warn" else "FAIL")
+    def line(self, mode: OnRun | str = OnRun.FAIL) -> str:
+        verdict = "PASS" if self.passed else ("WARN" if mode == OnRun.WARN else "FAIL")
         return f"{self.label} {verdict}"
 
 
@@ -79,7 +82,7 @@ def _need(columns: dict[str, str], names, spec: FeatureGroupSpec) -> None:
 
 
 def _evaluate(con, spec, check, columns, previous_schema, now) -> CheckResult:
-    on_run = check.on_run.value if check.on_run else None
+    on_run = check.on_run
     if isinstance(check, NullCheck):
         _need(columns, check.columns, spec)
         worst, worst_col = -1.0, check.columns[0]
@@ -161,9 +164,9 @@ def apply_on_run_checks(spec, path: Path, previous_schema: dict[str, str] | None
     checks = [c for c in getattr(spec, "validation", ()) if c.on_run is not None]
     lines = []
     for result in run_checks(spec, path, checks, previous_schema=previous_schema, memory=memory):
-        mode = result.on_run or "warn"
+        mode = result.on_run or OnRun.WARN
         lines.append("check " + result.line(mode))
-        if not result.passed and mode == "fail":
+        if not result.passed and mode == OnRun.FAIL:
             raise RunError(f"check failed: {result.line(mode)}")
     return lines
 
@@ -171,3 +174,32 @@ def apply_on_run_checks(spec, path: Path, previous_schema: dict[str, str] | None
 def output_schema(path: Path) -> dict[str, str]:
     """Column -> Arrow type of a Parquet file, from its footer (what the schema check compares)."""
     return {f.name: str(f.type) for f in parquet_dataset(path).schema}
+
+
+@dataclass(frozen=True)
+class GroupChecks:
+    """``seeknal validate-features``: a feature group's checks, ready to evaluate one by one."""
+
+    node_id: str
+    spec: FeatureGroupSpec
+    path: Path
+    checks: list
+    previous_schema: dict[str, str] | None
+    memory: MemoryConfig
+
+    def results(self) -> Iterator[CheckResult]:
+        return run_checks(self.spec, self.path, self.checks, previous_schema=self.previous_schema,
+                          memory=self.memory)
+
+
+def group_checks(ws: Workspace, group: str) -> GroupChecks:
+    """The checks of feature group ``group`` (a name or ``feature_group.name``) over its last output."""
+    node_id = ws.dag.resolve(group if "." in group else f"feature_group.{group}")
+    spec = ws.dag.nodes[node_id]
+    if not isinstance(spec, FeatureGroupSpec):
+        raise RunError(f"{node_id} is not a feature group")
+    path = ws.project.intermediate_path(spec.output_name)
+    if not path.exists():
+        raise RunError(f"{node_id} has no output yet; run `seeknal run` first")
+    previous = RunState.load(ws.project.state_path).nodes.get(node_id)
+    return GroupChecks(node_id, spec, path, checks_for(spec), previous.schema if previous else None, ws.memory())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from seeknal_flow.errors import NodeExecutionError, SeeknalError
 from seeknal_flow.plan.planner import NodePlan
 from seeknal_flow.plan.run_state import NodeState, NodeStatus
 
@@ -64,6 +65,14 @@ class NodeResult:
     seconds: float
     schema: dict[str, str] = field(default_factory=dict)
     output: str = ""
+
+
+def node_error(job: NodeJob, error: SeeknalError, output: str = "") -> NodeExecutionError:
+    """``error`` as the failure of ``job``: where, the one-line reason, the user's traceback tail
+    (for a failing node function) and what the node printed before it failed."""
+    failure = NodeExecutionError(job.where, str(error), tail=getattr(error, "tail", ""))
+    failure.output = output
+    return failure
 
 
 class Progress(Protocol):

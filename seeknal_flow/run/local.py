@@ -19,7 +19,6 @@ from operators.base import with_constant_columns
 from operators.datasets import parquet_dataset
 from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
-from operators.python_call import UserCodeError
 from operators.scan import ScanOperator
 from operators.sink import write_parquet
 from seeknal_flow.authoring.specs import Kind
@@ -36,7 +35,7 @@ from seeknal_flow.plan.partitions import (
 )
 from seeknal_flow.run.chains import build_chain
 from seeknal_flow.run.checks import apply_on_run_checks
-from seeknal_flow.run.engine import NodeJob, NodeResult, Progress
+from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 from seeknal_flow.store.consolidation import consolidate
 
 
@@ -119,14 +118,8 @@ class LocalEngine:
             output = chain.output + "".join(line + "\n" for line in check_lines)
             return NodeResult(sink.path, sink.rows, sink.bytes, time.perf_counter() - started,
                               {f.name: str(f.type) for f in schema_out}, output)
-        except UserCodeError as e:
-            error = NodeExecutionError(job.where, str(e), tail=e.tail)
-            error.output = chain.output if chain else ""
-            raise error from e
-        except SeeknalError as e:
-            error = NodeExecutionError(job.where, str(e))
-            error.output = chain.output if chain else ""
-            raise error from e
+        except SeeknalError as e:  # a failing node function (UserCodeError) included
+            raise node_error(job, e, chain.output if chain else "") from e
         finally:
             if chain is not None:
                 chain.close()

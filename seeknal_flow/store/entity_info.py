@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from seeknal_flow.errors import StoreError
@@ -10,12 +11,19 @@ from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.store.consolidation import entity_inputs, is_stale, list_catalogs, read_catalog
 
 
+class EntityStatus(str, enum.Enum):
+    """``ready``: the entity table matches its groups' outputs; ``stale``: a group changed since."""
+
+    READY = "ready"
+    STALE = "stale"
+
+
 @dataclass(frozen=True)
 class EntityRow:
     name: str
     groups: int
     features: int
-    status: str  # ready | stale
+    status: EntityStatus
     consolidated_at: str
 
 
@@ -25,11 +33,11 @@ def entity_rows(ws: Workspace) -> list[EntityRow]:
     for catalog in list_catalogs(ws.project):
         name = catalog["entity"]
         groups = catalog["groups"]
-        status = "ready"
+        status = EntityStatus.READY
         if name in entities:
             keys, specs = entities[name]
             if is_stale(ws.project, catalog, entity_inputs(ws.project, ws.dag, specs, catalog), keys):
-                status = "stale"
+                status = EntityStatus.STALE
         rows.append(EntityRow(name, len(groups), sum(len(g["features"]) for g in groups.values()),
                               status, catalog["consolidated_at"]))
     return rows

@@ -38,9 +38,9 @@ import pyarrow.parquet as pq
 
 from operators.atomic import replace_path
 from operators.datasets import parquet_dataset
-from operators.errors import SeeknalError
+from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig
-from operators.python_call import PythonCallOperator, UserCodeError, load_function
+from operators.python_call import PythonCallOperator, load_function
 from operators.scan import ScanOperator
 from operators.spark.session import (
     SparkSession,
@@ -56,14 +56,13 @@ from operators.spark.session import (
 from operators.spark.soa import soa_spark
 from operators.spark.sql import spark_sql_frame
 from seeknal_flow.authoring.specs import Kind
-from seeknal_flow.errors import NodeExecutionError
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.partitions import is_partitioned
 from seeknal_flow.run.checks import apply_on_run_checks, output_schema
 from seeknal_flow.run.context import Context
-from seeknal_flow.run.engine import NodeJob, NodeResult, Progress
+from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
 from seeknal_flow.run.local import LocalEngine, register_in_place
 from seeknal_flow.run.spark.consolidation import consolidate_spark
@@ -132,18 +131,10 @@ class SparkEngine:
         node = _Node(spec, job.plan.params, _partition_keys(spec), job.previous_schema)
         try:
             written = self._compute(node)
-        except UserCodeError as e:
-            error = NodeExecutionError(job.where, str(e), tail=e.tail)
-            error.output = node.output
-            raise error from e
-        except SeeknalError as e:
-            error = NodeExecutionError(job.where, str(e))
-            error.output = node.output
-            raise error from e
+        except SeeknalError as e:  # a failing node function (UserCodeError) included
+            raise node_error(job, e, node.output) from e
         except spark_errors() as e:
-            error = NodeExecutionError(job.where, f"Spark: {spark_error(e)}")
-            error.output = node.output
-            raise error from e
+            raise node_error(job, EngineError(f"Spark: {spark_error(e)}"), node.output) from e
         finally:
             if node.context is not None:
                 node.context.close()

@@ -24,9 +24,8 @@ import pyarrow as pa
 from operators.errors import EngineError
 from operators.spark.pit import pit_join_spark
 from operators.spark.session import ORDER_COL, from_arrow, read_parquet, write_parquet
-from seeknal_flow.authoring.specs import FeatureGroupSpec
 from seeknal_flow.errors import FrameError
-from seeknal_flow.frames.frame import FeatureFrame
+from seeknal_flow.frames.frame import FeatureFrame, frame_meta
 from seeknal_flow.frames.pit import join_keys, pit_join, spine_table
 
 
@@ -87,11 +86,5 @@ class SparkFeatureFrame(FeatureFrame):
 
 
 def spark_frame_for(spec, data, memory, pit: SparkPit) -> SparkFeatureFrame:
-    """Like :func:`seeknal_flow.run.chains.frame_for`, with a Spark-backed ``pit_join``."""
-    if isinstance(spec, FeatureGroupSpec):
-        return SparkFeatureFrame(
-            data, pit=pit, node_id=spec.id, entity=spec.entity.name if spec.entity else None,
-            join_keys=spec.entity.join_keys if spec.entity else (), event_time_col=spec.event_time_col,
-            memory=memory,
-        )
-    return SparkFeatureFrame(data, pit=pit, node_id=spec.id, memory=memory)
+    """Like :func:`seeknal_flow.frames.frame.frame_for`, with a Spark-backed ``pit_join``."""
+    return SparkFeatureFrame(data, pit=pit, memory=memory, **frame_meta(spec))

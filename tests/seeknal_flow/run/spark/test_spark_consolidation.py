@@ -9,7 +9,7 @@ from pathlib import Path
 
 from seeknal_flow.run.spark.consolidation import consolidation_spark_sql
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spark"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "spark"
 
 
 def test_two_groups_golden():

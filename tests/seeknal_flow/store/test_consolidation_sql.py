@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from seeknal_flow.store.consolidation import GroupInput, consolidation_sql
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "consolidation"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "consolidation"
 
 
 def test_two_groups_golden():

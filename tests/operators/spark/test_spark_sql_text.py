@@ -19,7 +19,7 @@ from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
 from operators.spark.pit import pit_output_schema, pit_sql
 from operators.spark.session import spark_ddl, spark_type
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spark"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "spark"
 
 # A small spec touching every SOA feature type, and a mixed-case, quoted column.
 QUERY = SOAQuery(

@@ -21,7 +21,7 @@ from operators.soa.compile import output_columns, soa_sql
 from operators.soa.execute import SOAOperator, execute_soa
 from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "examples" / "ml-path" / "data"
 FIXTURES = ROOT / "tests" / "fixtures" / "soa"
 NULL = None
