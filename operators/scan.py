@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from operators.base import with_constant_columns
@@ -185,6 +184,7 @@ class ScanOperator:
         return dataset.scanner(batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1).to_reader()
 
     def _open_json(self):
+        import duckdb  # JSON is read by DuckDB: loaded only for JSON sources
 
         fmt = "newline_delimited" if self.fmt == "jsonl" else "auto"
         con = duckdb_connection(self.memory, shared=True)

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from operators.errors import EngineError
@@ -64,6 +63,8 @@ def _single_select(sql: str) -> bool:
     >>> _single_select("WITH a AS (SELECT 1) SELECT * FROM a"), _single_select("SET threads = 1; SELECT 1")
     (True, False)
     """
+    import duckdb  # here and below: DuckDB loads with the first SQL node, not with this module
+
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error:  # the query itself reports it
@@ -123,6 +124,8 @@ class SqlOperator:
 
     @property
     def schema(self) -> pa.Schema:
+        import duckdb
+
         if self._schema is None:
             try:
                 if self._con is None:
@@ -143,6 +146,8 @@ class SqlOperator:
             self._con = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        import duckdb
+
         con, self._con = self._con, None
         try:
             try:

@@ -36,7 +36,6 @@ from seeknal_flow.plan.partitions import (
 from seeknal_flow.run.chains import build_chain
 from seeknal_flow.run.checks import apply_on_run_checks
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
-from seeknal_flow.store.consolidation import consolidate
 
 
 class LocalEngine:
@@ -77,6 +76,10 @@ class LocalEngine:
         return result
 
     def consolidate(self) -> list[str]:
+        # Imported here: consolidation brings DuckDB and the online store's pyarrow.compute,
+        # which a run that changed no feature group never needs.
+        from seeknal_flow.store.consolidation import consolidate
+
         return consolidate(self.project, self.dag, self.memory)
 
     def close(self) -> None:
