@@ -7,6 +7,7 @@ Commands::
     python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct] [--append]
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
+    python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
 
 ``--append`` adds the printed tables, with the command, to benchmarks/RESULTS.md
 under "Full pipeline and scale (issue 7)".
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--systems", default="seeknal_flow")
     s.add_argument("--append", action="store_true")
 
+    c = sub.add_parser("compare", help="two checkouts of seeknal-flow, alternating runs: engine tasks and commands")
+    c.add_argument("--before", required=True, help="a checkout of the earlier code (e.g. a git worktree)")
+    c.add_argument("--after", required=True, help="a checkout of the later code")
+    c.add_argument("--runs", type=int, default=10, help="alternating pairs per measurement (after one warm-up pair)")
+    c.add_argument("--scale", default="1e7", help="transactions rows of the engine tasks (spine: rows/20)")
+
     sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
 
     args = p.parse_args(argv)
@@ -59,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.harness import incremental
 
         incremental.main(args)
+    elif args.command_name == "compare":
+        from benchmarks.harness import compare
+
+        compare.main(args)
     elif args.command_name == "scale":
         from benchmarks.harness import scale
 

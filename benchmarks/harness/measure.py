@@ -4,6 +4,7 @@ The child is started with ``subprocess.Popen`` (stdout/stderr to temp files, nev
 pipes, so nothing blocks while we wait) and reaped with ``os.wait4``:
 
 - ``wall_s``: ``time.perf_counter()`` from start to reap;
+- ``cpu_s``: user + sys time of that child (and what it reaped), from the same ``wait4``;
 - ``rss_mb``: the ``ru_maxrss`` that ``wait4`` returns for that one child. On Linux
   that is the maximum over the child and the descendants it reaped, never a sum,
   and never another benchmark's child (``RUSAGE_CHILDREN`` would be the max over
@@ -51,6 +52,7 @@ class Sample:
     load: str  # /proc/loadavg (first three fields) when the child started
     # (seconds since start, summed RSS MB of the process tree, MB of files under `watch`)
     timeline: list = field(default_factory=list)
+    cpu_s: float = 0.0  # user + sys of the child and what it reaped
 
     @property
     def ok(self) -> bool:
@@ -151,7 +153,8 @@ except OSError as e:
 _, status, ru = os.wait4(pid, 0)
 wall = time.perf_counter() - t0
 with open(report, "w") as f:
-    json.dump({"wall": wall, "maxrss_kb": ru.ru_maxrss, "rc": os.waitstatus_to_exitcode(status)}, f)
+    json.dump({"wall": wall, "maxrss_kb": ru.ru_maxrss, "cpu": ru.ru_utime + ru.ru_stime,
+               "rc": os.waitstatus_to_exitcode(status)}, f)
 """
 
 
@@ -195,7 +198,7 @@ def measure(cmd: list[str], *, cwd: Path, env: dict | None = None, timeout: floa
         return Sample(outer, 0.0, sampler.peak_kb / 1024, proc.returncode or -9, out, err, load, sampler.timeline)
     rss = info["maxrss_kb"] / 1024  # KiB on Linux
     return Sample(info["wall"], rss, max(sampler.peak_kb / 1024, rss), info["rc"], out, err, load,
-                  sampler.timeline)
+                  sampler.timeline, info.get("cpu", 0.0))
 
 
 def _kill_group(pid: int) -> None:
