@@ -41,7 +41,8 @@ from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 class LocalEngine:
     """Arrow, DataFusion and DuckDB in this process, under one memory budget.
 
-    >>> engine = LocalEngine(project, dag, MemoryConfig())   # doctest: +SKIP
+    Built by :func:`seeknal_flow.run.engines.choose_engine`; ``tests/seeknal_flow/run/test_service.py``
+    drives it through the run service from a new engine of its own.
     """
 
     name = "local"

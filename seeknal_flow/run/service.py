@@ -8,8 +8,11 @@ keeps its previous output (engines write atomically) and is marked failed, so
 the next run retries it; state is saved after every node, so an interrupted run
 loses at most the node in flight.
 
->>> from seeknal_flow.run.service import run_project   # doctest: +SKIP
->>> summary = run_project(ws, plan, LocalEngine(ws.project, ws.dag, memory), reporter)  # doctest: +SKIP
+Example (what ``seeknal run`` does)::
+
+    ws = Workspace.open("examples/ml-path")
+    plan = plan_project(ws, full=True)
+    summary = run_project(ws, plan, choose_engine(ws, ws.memory()), reporter)
 """
 
 from __future__ import annotations
