@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from operators.errors import EngineError
+from operators.sql_text import quote_literal
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -205,9 +206,5 @@ def duckdb_connection(cfg: MemoryConfig, database: str = ":memory:", read_only: 
         con.execute(f"SET threads = {int(cfg.threads)}")
     if cfg.spill_dir is not None:
         cfg.spill_dir.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{_sql_str(str(cfg.spill_dir))}'")
+        con.execute(f"SET temp_directory = {quote_literal(str(cfg.spill_dir))}")
     return con
-
-
-def _sql_str(text: str) -> str:
-    return text.replace("'", "''")

@@ -17,6 +17,7 @@ import pyarrow as pa
 from operators.errors import EngineError
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.scan import BATCH_ROWS, first_line
+from operators.sql_text import quote_ident, quote_literal
 
 REF_CALL = re.compile(r"""\bref\(\s*['"]([^'"]+)['"]\s*\)""")
 
@@ -39,16 +40,12 @@ def rewrite_refs(sql: str, views: dict[str, str]) -> str:
     return REF_CALL.sub(sub, sql)
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def register_input(con, view: str, value: Input) -> None:
     """Make ``value`` queryable as ``view`` on a DuckDB connection, without copying Parquet."""
     if isinstance(value, Path | list):
         paths = [str(p) for p in (value if isinstance(value, list) else [value])]
         files = [p + "/**/*.parquet" if Path(p).is_dir() else p for p in paths]
-        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        listing = ", ".join(quote_literal(f) for f in files)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS "
             f"SELECT * FROM read_parquet([{listing}], hive_partitioning = true, union_by_name = true)"

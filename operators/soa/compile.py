@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 from operators.errors import EngineError
 from operators.soa.spec import AGG_SQL, COUNT_LIKE, SOAQuery
+from operators.sql_text import quote_ident, quote_spark_ident
 
-__all__ = ["NO_KEYS_COL", "NO_KEYS_TABLE", "SPINE_ROW_COL", "output_columns", "outputs", "quote", "soa_sql",
+__all__ = ["NO_KEYS_COL", "NO_KEYS_TABLE", "SPINE_ROW_COL", "output_columns", "outputs", "soa_sql",
            "source_columns"]
 
 # Column execute_soa adds to the spooled spine: its row number, which fixes the
@@ -44,20 +45,6 @@ _PAST = f"{_DAYS} >= 0"  # the filter of basic and since aggregates: rows dated 
 # --------------------------------------------------------------------------- naming
 
 
-def quote(name: str) -> str:
-    """Quote an identifier for DataFusion (case preserved, quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _q_spark(name: str) -> str:
-    """Quote an identifier for Spark SQL (backticks, doubled inside)."""
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 @dataclass(frozen=True)
 class _Dialect:
     """What differs between the engines :func:`soa_sql` compiles to; the plan itself does not."""
@@ -67,9 +54,9 @@ class _Dialect:
 
 
 _DIALECTS = {
-    "datafusion": _Dialect(quote, "{end} - {start}"),
+    "datafusion": _Dialect(quote_ident, "{end} - {start}"),
     # Spark: DATE - DATE is an INTERVAL there (not comparable to integers); DATEDIFF is whole days.
-    "spark": _Dialect(_q_spark, "DATEDIFF({end}, {start})"),
+    "spark": _Dialect(quote_spark_ident, "DATEDIFF({end}, {start})"),
 }
 
 
@@ -163,7 +150,7 @@ class _Aggs:
     """Filtered aggregates, deduplicated: a window sum reused by a ratio is computed once."""
 
     exprs: dict[str, str] = field(default_factory=dict)  # SQL -> alias
-    quote: Callable[[str], str] = quote
+    quote: Callable[[str], str] = quote_ident
     all_past: bool = False  # every row has _days_between >= 0 (or only NULL values): see soa_sql
 
     def _filter(self, flt: str) -> str | None:

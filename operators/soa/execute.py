@@ -24,9 +24,10 @@ import pyarrow as pa
 from operators.errors import DATAFUSION_ERRORS, EngineError
 from operators.memory import MemoryConfig, datafusion_context
 from operators.soa.check import soa_output_schema
-from operators.soa.compile import NO_KEYS_COL, NO_KEYS_TABLE, output_columns, quote, soa_sql
+from operators.soa.compile import NO_KEYS_COL, NO_KEYS_TABLE, output_columns, soa_sql
 from operators.soa.df_session import empty_batch, first_line, import_datafusion, with_spine_row
 from operators.soa.spec import SOAQuery
+from operators.sql_text import quote_ident
 
 __all__ = ["SOAInput", "SOAOperator", "execute_soa"]
 
@@ -200,7 +201,7 @@ def _many_keys(ctx, table: str, key: str) -> bool:
     >>> _many_keys(ctx, "t", "k"), _many_keys(ctx, "t", "no such column")
     (True, False)
     """
-    k = quote(key)
+    k = quote_ident(key)
     try:
         got = ctx.sql(
             f"SELECT COUNT(DISTINCT {k}) AS n, COUNT(*) AS m FROM (SELECT {k} FROM {table} LIMIT {_PROBE_ROWS})"
@@ -321,7 +322,7 @@ def _unview(ctx, df, schema: pa.Schema):
     """
     exprs, changed = [], False
     for got, want in zip(df.schema(), schema, strict=False):
-        name = quote(got.name)
+        name = quote_ident(got.name)
         target = _CAST_NAMES.get(want.type)
         view = pa.types.is_string_view(got.type) or pa.types.is_binary_view(got.type)
         if got.type != want.type and target and view:

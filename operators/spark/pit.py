@@ -29,7 +29,8 @@ import pyarrow as pa
 
 from operators.asof.join import AsofJoinOperator
 from operators.durations import parse_duration
-from operators.spark.session import ORDER_COL, conform, quote
+from operators.spark.session import ORDER_COL, conform
+from operators.sql_text import quote_spark_ident
 
 
 def pit_sql(
@@ -52,29 +53,29 @@ def pit_sql(
     ...               feature_cols=["x"]).splitlines()[-4])
     SELECT _pit_spine.c0 AS `k`, _pit_spine.c1 AS `d`, _pit_match.c0 AS `x`
     """
-    keys = [quote(k) for k in by]
+    keys = [quote_spark_ident(k) for k in by]
     key_list = ", ".join(keys)
-    spine_struct = ", ".join(f"'c{i}', {quote(c)}" for i, c in enumerate(spine_cols))
+    spine_struct = ", ".join(f"'c{i}', {quote_spark_ident(c)}" for i, c in enumerate(spine_cols))
     feature_struct = ", ".join(
-        [f"'t', CAST({quote(feature_time)} AS TIMESTAMP_LTZ)"]
-        + [f"'c{i}', {quote(c)}" for i, c in enumerate(feature_cols)]
+        [f"'t', CAST({quote_spark_ident(feature_time)} AS TIMESTAMP_LTZ)"]
+        + [f"'c{i}', {quote_spark_ident(c)}" for i, c in enumerate(feature_cols)]
     )
-    not_null = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, quote(feature_time)])
-    outputs = [f"_pit_spine.c{i} AS {quote(c)}" for i, c in enumerate(spine_cols)]
+    not_null = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, quote_spark_ident(feature_time)])
+    outputs = [f"_pit_spine.c{i} AS {quote_spark_ident(c)}" for i, c in enumerate(spine_cols)]
     for i, c in enumerate(feature_cols):
         value = f"_pit_match.c{i}"
         if max_age is not None:
             # unix_micros keeps the age test exact (no interval arithmetic, no time zone).
             limit = max_age // dt.timedelta(microseconds=1)
             value = f"CASE WHEN unix_micros(_pit_t) - unix_micros(_pit_match.t) <= {limit} THEN {value} END"
-        outputs.append(f"{value} AS {quote(c)}")
+        outputs.append(f"{value} AS {quote_spark_ident(c)}")
     return (
         f"WITH _pit_rows AS (\n"
-        f"  SELECT {key_list}, CAST({quote(spine_time)} AS TIMESTAMP_LTZ) AS _pit_t, 1 AS _pit_side,\n"
+        f"  SELECT {key_list}, CAST({quote_spark_ident(spine_time)} AS TIMESTAMP_LTZ) AS _pit_t, 1 AS _pit_side,\n"
         f"    {ORDER_COL} AS _pit_order, named_struct({spine_struct}) AS _pit_spine, NULL AS _pit_feature\n"
         f"  FROM {spine}\n"
         f"  UNION ALL\n"
-        f"  SELECT {key_list}, CAST({quote(feature_time)} AS TIMESTAMP_LTZ), 0,\n"
+        f"  SELECT {key_list}, CAST({quote_spark_ident(feature_time)} AS TIMESTAMP_LTZ), 0,\n"
         f"    {ORDER_COL}, NULL, named_struct({feature_struct})\n"
         f"  FROM {features}\n"
         f"  WHERE {not_null}\n"

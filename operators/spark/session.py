@@ -42,6 +42,7 @@ from operators.datasets import parquet_dataset, parquet_files
 from operators.errors import EngineError
 from operators.scan import first_line
 from operators.spark.available import check_available
+from operators.sql_text import quote_spark_ident
 
 ORDER_COL = "_seeknal_row"
 _ROW_BITS = 40  # row index inside one file; the file's position takes the bits above
@@ -149,15 +150,6 @@ def _spark_message(error: BaseException) -> str:
 # ------------------------------------------------------------------------------- types
 
 
-def quote(name: str) -> str:
-    """Quote an identifier for Spark SQL.
-
-    >>> quote("a`b")
-    '`a``b`'
-    """
-    return "`" + name.replace("`", "``") + "`"
-
-
 def spark_type(t: pa.DataType, column: str = "?") -> str:
     """The Spark SQL type (DDL) holding Arrow type ``t`` without loss.
 
@@ -191,7 +183,7 @@ def spark_type(t: pa.DataType, column: str = "?") -> str:
     if pa.types.is_map(t):
         return f"MAP<{spark_type(t.key_type, column)}, {spark_type(t.item_type, column)}>"
     if pa.types.is_struct(t):
-        fields = ", ".join(f"{quote(f.name)}: {spark_type(f.type, column)}" for f in t)
+        fields = ", ".join(f"{quote_spark_ident(f.name)}: {spark_type(f.type, column)}" for f in t)
         return f"STRUCT<{fields}>"
     raise EngineError(f"column '{column}' has type {t}, which Spark cannot hold; cast it first")
 
@@ -202,7 +194,7 @@ def spark_ddl(schema: pa.Schema) -> str:
     >>> spark_ddl(pa.schema([("id", pa.string()), ("n", pa.int64())]))
     '`id` STRING, `n` BIGINT'
     """
-    return ", ".join(f"{quote(f.name)} {spark_type(f.type, f.name)}" for f in schema)
+    return ", ".join(f"{quote_spark_ident(f.name)} {spark_type(f.type, f.name)}" for f in schema)
 
 
 def conform(df, schema: pa.Schema):
@@ -212,7 +204,7 @@ def conform(df, schema: pa.Schema):
     missing = [f.name for f in schema if f.name not in df.columns]
     if missing:
         raise EngineError(f"Spark result lacks column(s) {missing}; it has {df.columns}")
-    return df.select([F.col(quote(f.name)).cast(spark_type(f.type, f.name)).alias(f.name) for f in schema])
+    return df.select([F.col(quote_spark_ident(f.name)).cast(spark_type(f.type, f.name)).alias(f.name) for f in schema])
 
 
 # -------------------------------------------------------------------------------- read
@@ -285,7 +277,7 @@ def _with_order(spark, df, paths: Sequence[Path]):
     order = F.when(F.col("__file_index").isNull(),
                    F.raise_error(F.concat(F.lit("no row order for file "), F.col("__file"))).cast("bigint"))
     order = order.otherwise(F.shiftleft(F.col("__file_index"), _ROW_BITS) + F.col("__row_index"))
-    return joined.select(*[F.col(quote(c)) for c in df.columns], order.alias(ORDER_COL))
+    return joined.select(*[F.col(quote_spark_ident(c)) for c in df.columns], order.alias(ORDER_COL))
 
 
 def from_arrow(spark, table: pa.Table, *, ordered: bool = False):
@@ -333,7 +325,7 @@ def read_source(spark, fmt: str, path: Path, schema: pa.Schema, params: dict[str
         nulls = params.get("null_values", ["", "NULL", "null", "NA", "N/A"])
         cols = []
         for f in schema:
-            c = F.col(quote(f.name))
+            c = F.col(quote_spark_ident(f.name))
             c = F.when(c.isin(list(nulls)), F.lit(None)).otherwise(c) if nulls else c
             cols.append(c.cast(spark_type(f.type, f.name)).alias(f.name))
         return df.select(cols)
@@ -412,7 +404,7 @@ def _write_partitioned(df, tmp: Path, keys: list[str]) -> None:
         raise EngineError(f"partition column(s) {missing} are not in the result (columns: {df.columns})")
     # Spark moves a partition column out of the files; partition by copies and rename the folders.
     copies = {k: f"__seeknal_part_{i}" for i, k in enumerate(keys)}
-    out = df.select("*", *[F.col(quote(k)).alias(c) for k, c in copies.items()])
+    out = df.select("*", *[F.col(quote_spark_ident(k)).alias(c) for k, c in copies.items()])
     out.write.mode("overwrite").partitionBy(*copies.values()).parquet(str(tmp))
     for depth, (key, copy) in enumerate(copies.items()):
         for folder in sorted(tmp.glob("/".join(["*"] * depth + [f"{copy}=*"]))):

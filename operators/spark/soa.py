@@ -21,7 +21,8 @@ import pyarrow as pa
 from operators.soa.check import soa_output_schema
 from operators.soa.compile import SPINE_ROW_COL, soa_sql
 from operators.soa.spec import SOAQuery
-from operators.spark.session import ORDER_COL, conform, quote
+from operators.spark.session import ORDER_COL, conform
+from operators.sql_text import quote_spark_ident
 
 
 def soa_spark(spark, query: SOAQuery, input_df, input_schema: pa.Schema, *,
@@ -41,14 +42,15 @@ def soa_spark(spark, query: SOAQuery, input_df, input_schema: pa.Schema, *,
     spine_view = f"soa_spine_{tag}"
     spine_id = query.spine_id_col or query.id_col
     spine_date = query.spine_date_col or query.application_date_col
-    spine = spine_df.selectExpr(f"{ORDER_COL} AS {SPINE_ROW_COL}", quote(spine_id), quote(spine_date))
+    spine = spine_df.selectExpr(f"{ORDER_COL} AS {SPINE_ROW_COL}", quote_spark_ident(spine_id),
+                                quote_spark_ident(spine_date))
     spine.createOrReplaceTempView(spine_view)
     features = spark.sql(soa_sql(query, input_view, spine_view, dialect="spark"))
     feature_cols = [c for c in features.columns if c != SPINE_ROW_COL]
     joined = spine.join(features, SPINE_ROW_COL, "inner").orderBy(SPINE_ROW_COL)
     out = joined.selectExpr(
-        f"{quote(spine_id)} AS {quote(query.id_col)}",
-        f"{quote(spine_date)} AS {quote(query.application_date_col)}",
-        *[quote(c) for c in feature_cols],
+        f"{quote_spark_ident(spine_id)} AS {quote_spark_ident(query.id_col)}",
+        f"{quote_spark_ident(spine_date)} AS {quote_spark_ident(query.application_date_col)}",
+        *[quote_spark_ident(c) for c in feature_cols],
     )
     return conform(out, schema)

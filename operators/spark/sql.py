@@ -27,8 +27,9 @@ import pyarrow as pa
 
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
-from operators.spark.session import quote, read_parquet, spark_error, spark_errors, spark_type
+from operators.spark.session import read_parquet, spark_error, spark_errors, spark_type
 from operators.sql import SqlOperator, rewrite_refs
+from operators.sql_text import quote_spark_ident
 
 NOT_COMMON = "SQL is not in the DuckDB/Spark common subset"
 
@@ -179,6 +180,6 @@ def _reconcile(df, actual, expected: pa.Schema):
                 f"{field.dataType.simpleString()} in Spark SQL{hint}"
             )
         # By position: DuckDB and Spark name unnamed expressions differently.
-        col = F.col(quote(field.name)) if actual.fieldNames().count(field.name) == 1 else df[i]
+        col = F.col(quote_spark_ident(field.name)) if actual.fieldNames().count(field.name) == 1 else df[i]
         columns.append(col.cast(spark_type(want.type, want.name)).alias(want.name))
     return df.select(columns)

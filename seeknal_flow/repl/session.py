@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 
+from operators.sql_text import quote_ident, quote_literal
 from seeknal_flow.errors import ReplError
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.manifest import read_outputs
@@ -75,7 +76,8 @@ class ReplSession:
         for name, path in found.items():
             pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
             self.con.execute(
-                f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet(\'{_lit(pattern)}\', hive_partitioning = true)'
+                f"CREATE VIEW {quote_ident(name)} AS "
+                f"SELECT * FROM read_parquet({quote_literal(pattern)}, hive_partitioning = true)"
             )
         self.views = found
 
@@ -141,7 +143,7 @@ class ReplSession:
                 try:
                     # Newlines keep a trailing `-- comment` from swallowing the parenthesis;
                     # fetchall() consumes the result so the session stays usable.
-                    self.con.execute(f"COPY (\n{inner}\n) TO '{_lit(str(tmp))}' (FORMAT parquet)").fetchall()
+                    self.con.execute(f"COPY (\n{inner}\n) TO {quote_literal(str(tmp))} (FORMAT parquet)").fetchall()
                 except duckdb.Error as e:
                     raise ReplError(f"SQL error: {_one_line(e)}") from e
                 count = pq.ParquetFile(tmp).metadata.num_rows
@@ -181,10 +183,6 @@ def _json_default(value: object):
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return str(value)
-
-
-def _lit(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _one_line(error: Exception) -> str:

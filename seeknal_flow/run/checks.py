@@ -14,7 +14,7 @@ from pathlib import Path
 from operators.datasets import parquet_dataset
 from operators.durations import parse_duration
 from operators.memory import MemoryConfig, duckdb_connection
-from operators.sql import quote_ident
+from operators.sql_text import quote_ident, quote_literal
 from seeknal_flow.authoring.specs import (
     FeatureGroupSpec,
     FreshnessCheck,
@@ -63,8 +63,8 @@ def run_checks(
         return
     con = duckdb_connection(memory or MemoryConfig(), shared=True)
     try:
-        lit = str(path).replace("'", "''")
-        con.execute(f"CREATE TEMP VIEW fg AS SELECT * FROM read_parquet('{lit}')")  # temp: per cursor
+        # A temp view: it belongs to this cursor of the node's shared database.
+        con.execute(f"CREATE TEMP VIEW fg AS SELECT * FROM read_parquet({quote_literal(str(path))})")
         columns = output_schema(path)
         for check in checks:
             yield _evaluate(con, spec, check, columns, previous_schema, now or datetime.now(UTC))

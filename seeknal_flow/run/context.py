@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from operators.memory import MemoryConfig, duckdb_connection
-from operators.sql import quote_ident, register_input, rewrite_refs
+from operators.sql import register_input, rewrite_refs
+from operators.sql_text import quote_ident
 from seeknal_flow.errors import RunError
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.store.models import save_model

@@ -22,7 +22,7 @@ import duckdb
 from operators.atomic import replace_path
 from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig, duckdb_connection
-from operators.sql import quote_ident
+from operators.sql_text import quote_ident, quote_literal
 from seeknal_flow.authoring.specs import FeatureGroupSpec
 from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
@@ -148,13 +148,13 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     for i, g in enumerate(groups):
         cols = [c for c in schemas[g.name] if c not in keys]
         fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in cols)
-        path = str(g.path).replace("'", "''")
+        path = str(g.path)
         if g.path.is_dir():  # partitioned or Spark-written output: files in name order, rows in file order
-            source = (f"read_parquet('{path}/**/*.parquet', filename = true, file_row_number = true, "
+            source = (f"read_parquet({quote_literal(path + '/**/*.parquet')}, filename = true, file_row_number = true, "
                       "hive_partitioning = true)")
             last = "filename DESC, file_row_number DESC"
         else:
-            source, last = f"read_parquet('{path}', file_row_number = true)", "file_row_number DESC"
+            source, last = f"read_parquet({quote_literal(path)}, file_row_number = true)", "file_row_number DESC"
         ctes.append(
             f"g{i} AS (SELECT {key_list}, CAST({quote_ident(g.event_time_col)} AS TIMESTAMP) AS __et, "
             f"struct_pack({fields}) AS __s FROM {source} "
@@ -245,7 +245,7 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
     con = duckdb_connection(memory)
     try:
         sql = consolidation_sql(keys, groups, schemas)
-        con.execute(f"COPY ({sql}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({sql}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
         replace_path(tmp, out)
     except duckdb.Error as e:  # report it; the previous table stays
         tmp.unlink(missing_ok=True)

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import operators.sql as sql_module
 from operators.errors import EngineError
-from operators.sql import SqlOperator, quote_ident, rewrite_refs
+from operators.sql import SqlOperator, rewrite_refs
+from operators.sql_text import quote_ident
 
 PROPERTY = settings(
     max_examples=25,

@@ -12,7 +12,8 @@ by the local engine (:func:`seeknal_flow.store.online.publish` reads the directo
 
 from __future__ import annotations
 
-from operators.spark.session import ORDER_COL, quote, read_parquet, spark_error, spark_errors, write_parquet
+from operators.spark.session import ORDER_COL, read_parquet, spark_error, spark_errors, write_parquet
+from operators.sql_text import quote_spark_ident
 from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
@@ -36,17 +37,19 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     >>> print(consolidation_spark_sql(("id",), [("g", "v", "t", ["id", "x", "t"])]))  # doctest: +ELLIPSIS
     WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v ...
     """
-    key_list = ", ".join(quote(k) for k in keys)
+    key_list = ", ".join(quote_spark_ident(k) for k in keys)
     ctes = []
     for i, (_, view, event_col, columns) in enumerate(groups):
-        fields = ", ".join(f"{quote(c)} AS {quote(c)}" for c in columns if c not in keys)
+        fields = ", ".join(f"{quote_spark_ident(c)} AS {quote_spark_ident(c)}" for c in columns if c not in keys)
+        event = quote_spark_ident(event_col)
         ctes.append(
-            f"g{i} AS (SELECT {key_list}, CAST({quote(event_col)} AS TIMESTAMP_NTZ) AS __et, struct({fields}) AS __s "
-            f"FROM {view} QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote(event_col)} "
+            f"g{i} AS (SELECT {key_list}, CAST({event} AS TIMESTAMP_NTZ) AS __et, struct({fields}) AS __s "
+            f"FROM {view} QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {event} "
             f"DESC NULLS LAST, {ORDER_COL} DESC) = 1)"
         )
-    order = ", ".join(f"{quote(k)} NULLS LAST" for k in keys)  # DuckDB's default; Spark's is NULLS FIRST
-    return join_latest_rows(ctes, [quote(k) for k in keys], [quote(name) for name, *_ in groups], order)
+    order = ", ".join(f"{quote_spark_ident(k)} NULLS LAST" for k in keys)  # DuckDB's default; Spark's is NULLS FIRST
+    names = [quote_spark_ident(name) for name, *_ in groups]
+    return join_latest_rows(ctes, [quote_spark_ident(k) for k in keys], names, order)
 
 
 def consolidate_spark(spark, project: Project, dag: Dag) -> list[str]:
