@@ -287,7 +287,7 @@ def consolidation_times(project_dir: Path, repeat: int) -> dict[str, float]:
     import pyarrow.parquet as pq
 
     from seeknal_flow.load.workspace import Workspace
-    from seeknal_flow.store.consolidation import GroupInput, consolidate, consolidation_sql
+    from seeknal_flow.store.consolidation import GroupInput, consolidate_and_publish, consolidation_sql
 
     ws = Workspace.open(str(project_dir))
     inter = ws.project.target / "intermediate"
@@ -305,7 +305,7 @@ def consolidation_times(project_dir: Path, repeat: int) -> dict[str, float]:
             keep("seeknal consolidate --force (CLI, incl. process start and publish)",
                  seeknal("consolidate", "--force", project=project_dir)[0])
             started = time.perf_counter()
-            consolidate(ws.project, ws.dag, ws.memory(), force=True)
+            consolidate_and_publish(ws.project, ws.dag, ws.memory(), force=True)
             keep("consolidate(force=True) in-process (build + publish)", time.perf_counter() - started)
             groups = [GroupInput(g, paths[g], "event_time") for g in ("activity", "profile")]
             sql = consolidation_sql(("customer_id",), groups, schemas)

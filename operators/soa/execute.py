@@ -299,7 +299,7 @@ def _plan(ctx, query: SOAQuery, facts: _InputFacts, memory: MemoryConfig):
                 ctx.sql(f"SET {name} = {value}")
             return ctx.sql(soa_sql(query, "soa_input", all_past=facts.all_past, partition_by_key=True))
         except DATAFUSION_ERRORS:  # e.g. a key type DataFusion cannot join on: the two-step plan
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*DATAFUSION_ERRORS):
                 ctx.sql(f"SET datafusion.execution.target_partitions = {partitions}")
     return ctx.sql(soa_sql(query, "soa_input", all_past=facts.all_past))
 
@@ -388,7 +388,6 @@ def execute_soa(
     >>> from operators.soa.spec import SOAFeature
     >>> q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
     ...              features={"x": SOAFeature(basic=("sum", "count"))})
-    >>> from operators.soa.spec import SOAFeature
     >>> out = execute_soa(q, t, memory=MemoryConfig(threads=1)).read_all().sort_by("k")
     >>> out.to_pydict()
     {'k': ['a', 'b'], 'x_SUM': [3.0, None], 'x_COUNT': [2, 0]}

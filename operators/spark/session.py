@@ -127,7 +127,7 @@ def start_session(master: str | None = None, conf: dict[str, Any] | None = None,
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except spark_errors() as e:
+    except (*spark_errors(), OSError) as e:  # OSError: spark-submit itself cannot be started
         raise EngineError(f"Spark did not start (master {master}): {_spark_message(e)}") from e
     session.sparkContext.setLogLevel(settings.get("spark.log.level", "FATAL"))
     return SparkSession(session, owned=True)
@@ -426,9 +426,8 @@ def spark_error(error: BaseException) -> str:
 def spark_errors() -> tuple[type[BaseException], ...]:
     """The exception classes of a failing Spark call: pyspark's own and the py4j bridge's.
 
-    A JVM that cannot start raises py4j's ``Py4JError`` (or a ``RuntimeError`` from
-XX
-    ``PySparkException`` subclasses.
+    SQL and job failures, and a JVM that does not start (``PySparkRuntimeError``), raise
+    ``PySparkException`` subclasses; a broken bridge raises ``Py4JError``.
     """
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException

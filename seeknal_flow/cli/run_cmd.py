@@ -9,6 +9,7 @@ import click
 
 from seeknal_flow.cli.options import project_option
 from seeknal_flow.errors import RunError
+from seeknal_flow.load.project import EngineName
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict:
@@ -103,7 +104,7 @@ def register(cli: click.Group) -> None:
     @click.option("--memory-limit", default=None, help="Engine memory budget, e.g. 2GB (spills beyond it).")
     @click.option("--threads", type=click.IntRange(min=1), default=None, help="Engine threads.")
     @click.option("--continue-on-error", is_flag=True, help="Keep running nodes that do not depend on a failure.")
-    @click.option("--engine", type=click.Choice(["local", "spark"]), default=None,
+    @click.option("--engine", type=click.Choice([e.value for e in EngineName]), default=None,
                   help="Run on this machine (local) or on Apache Spark; default: `engine` in seeknal_project.yml.")
     @click.option("--spark-master", default=None, metavar="URL",
                   help="Spark master, e.g. local[*], spark://host:7077, yarn (implies --engine spark).")

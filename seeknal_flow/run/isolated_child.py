@@ -45,7 +45,7 @@ def main() -> None:
                               spill_dir=Path(settings.spill_dir) if settings.spill_dir else None)
         path = Path(call.path)
         fn = load_function(path, call.function)
-        ctx = Context(call.node_id, inputs, call.params, memory, target=call.target)
+        ctx = Context(call.node_id, inputs, json.loads(bytes(call.params)), memory, target=call.target)
         try:
             result = fn(ctx)
         except Exception as e:  # the user's code: any failure is reported, with its traceback tail

@@ -162,7 +162,8 @@ class IsolatedCallOperator:
                 in_memory.append(frame.to_arrow())
         memory = self.memory
         call = IsolatedCall(
-            path=self.code.path, function=self.code.function, node_id=self.label, params=self.params,
+            path=self.code.path, function=self.code.function, node_id=self.label,
+            params=msgspec.Raw(json.dumps(self.params, default=str).encode()),
             memory=MemorySettings(memory_limit=memory.memory_limit, threads=memory.threads,
                                   spill_dir=str(memory.spill_dir) if memory.spill_dir else None),
             target=str(self.target) if self.target else None, inputs=inputs,
@@ -174,7 +175,7 @@ class IsolatedCallOperator:
         except OSError as e:
             raise EngineError(f"{self.label}: cannot start uv: {e}") from e
         try:
-            self._proc.stdin.write(_encode_call(call) + b"\n")
+            self._proc.stdin.write(msgspec.json.encode(call) + b"\n")
             for table in in_memory:
                 with pa.ipc.new_stream(self._proc.stdin, table.schema) as writer:
                     writer.write_table(table)
@@ -228,8 +229,3 @@ class IsolatedCallOperator:
                 self._proc.kill()
                 self._proc.wait()
             self._cleanup()
-
-
-def _encode_call(call: IsolatedCall) -> bytes:
-    # Params are user values from YAML or --params: anything not JSON-native (a date) goes as text.
-    return msgspec.json.encode(call, enc_hook=str)

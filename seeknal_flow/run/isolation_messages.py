@@ -6,15 +6,13 @@ Arrow IPC stream on stdout, or a :class:`NodeFailure` after :data:`ERROR_MARK`
 on stderr. The whole memory configuration crosses, so an isolated node runs
 under the same limit, threads and spill folder as an in-process one.
 
->>> call = IsolatedCall(path="n.py", function="f", node_id="transform.t", params={},
+>>> call = IsolatedCall(path="n.py", function="f", node_id="transform.t", params=msgspec.Raw(b"{}"),
 ...                     memory=MemorySettings(memory_limit=2**30, threads=2, spill_dir="/p/target/tmp"))
 >>> msgspec.json.decode(msgspec.json.encode(call), type=IsolatedCall).memory.spill_dir
 '/p/target/tmp'
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import msgspec
 
@@ -45,7 +43,9 @@ class IsolatedCall(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     function: str
     node_id: str
-    params: dict[str, Any]
+    # JSON text from json.dumps(params, default=str), read back with json.loads: a value JSON
+    # lacks (a datetime from --params) arrives as its str(), NaN as NaN, as it always has.
+    params: msgspec.Raw
     memory: MemorySettings
     target: str | None = None
     inputs: dict[str, FrameMeta] = {}

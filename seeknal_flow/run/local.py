@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -76,12 +77,12 @@ class LocalEngine:
                                 note + result.output)
         return result
 
-    def consolidate(self) -> list[str]:
+    def consolidate(self, on_built: Callable[[str], None]) -> list[str]:
         # Imported here: consolidation brings DuckDB and the online store's pyarrow.compute,
         # which a run that changed no feature group never needs.
         from seeknal_flow.store.consolidation import consolidate
 
-        return consolidate(self.project, self.dag, self.memory)
+        return consolidate(self.project, self.dag, self.memory, on_built=on_built)
 
     def close(self) -> None:
         pass

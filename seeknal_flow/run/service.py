@@ -60,7 +60,7 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     up_to_date: int = 0
     rows: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the nodes' wall time (without engine start-up or post-run steps)
     errors: list[NodeExecutionError] = field(default_factory=list)
     consolidated: list[str] = field(default_factory=list)
     consolidation_seconds: float = 0.0
@@ -86,26 +86,26 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
         return summary
     engine = open_engine()
     summary.engine = engine.name
-    started = time.perf_counter()
     try:
         line = engine.start()
         if line:
             reporter.note(line)
+        started = time.perf_counter()  # the nodes' time: engine start-up and post-run steps are apart
         _run_nodes(ws, plan, state, engine, reporter, summary, continue_on_error)
+        summary.seconds = time.perf_counter() - started
         write_manifest(project, dag)
         if any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
-            began = time.perf_counter()
-            summary.consolidated = engine.consolidate()
             # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
             from seeknal_flow.store.online import publish
 
-            for entity in summary.consolidated:
-                publish(project, entity)
+            began = time.perf_counter()
+            # Each entity is published as soon as it is built: a later entity failing leaves
+            # none built but unpublished.
+            summary.consolidated = engine.consolidate(lambda entity: publish(project, entity))
             summary.consolidation_seconds = time.perf_counter() - began
     finally:
         engine.close()
         shutil.rmtree(project.tmp, ignore_errors=True)
-    summary.seconds = time.perf_counter() - started
     return summary
 
 

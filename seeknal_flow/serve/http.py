@@ -101,7 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
         except SeeknalError as e:
             self._send(400, {"error": str(e).splitlines()[0]})
         except Exception as e:  # the server boundary: never a 500 for user input; log and report the cause
-            _log.warning("POST /features failed on %s", type(e).__name__, exc_info=True)
+            _log.warning("POST /features: %s: %s", type(e).__name__, e)
+            _log.debug("POST /features failed", exc_info=True)
             self._send(400, {"error": f"bad request: {type(e).__name__}: {e}"})
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,10 +62,7 @@ def list_catalogs(project: Project) -> list[dict]:
 def consolidate_and_publish(project: Project, dag: Dag, memory: MemoryConfig, *, prune: bool = False,
                             force: bool = False) -> list[str]:
     """``seeknal consolidate``: rebuild stale entities (see :func:`consolidate`) and publish each online."""
-    rebuilt = consolidate(project, dag, memory, prune=prune, force=force)
-    for entity in rebuilt:
-        publish(project, entity)
-    return rebuilt
+    return consolidate(project, dag, memory, prune=prune, force=force, on_built=lambda e: publish(project, e))
 
 
 def consolidate(
@@ -74,12 +72,15 @@ def consolidate(
     *,
     prune: bool = False,
     force: bool = False,
+    on_built: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Rebuild every stale entity (all with ``force``); return the rebuilt entity names.
 
     Without ``prune``, groups that left the project but whose output still exists
     stay in their entity; with it they are dropped, and entities left without
-    groups are removed.
+    groups are removed. ``on_built(entity)`` runs right after each entity is
+    written (the run service publishes it online there), so a failure in a later
+    entity never leaves an earlier one built but unpublished.
     """
     rebuilt = []
     entities = entity_groups(dag)
@@ -91,6 +92,8 @@ def consolidate(
         if force or is_stale(project, catalog, groups, keys):
             build_entity(project, entity, keys, groups, memory, catalog)
             rebuilt.append(entity)
+            if on_built is not None:
+                on_built(entity)
     if prune:
         for catalog in list_catalogs(project):
             if catalog["entity"] not in entities or not any(

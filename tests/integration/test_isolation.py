@@ -152,7 +152,8 @@ def limits(ctx):
     import pyarrow as pa
     row = ctx.duckdb.sql("SELECT current_setting('memory_limit'), current_setting('threads'), "
                          "current_setting('temp_directory')").fetchall()[0]
-    return pa.table({"pid": [os.getpid()], "memory_limit": [row[0]], "threads": [row[1]], "spill": [row[2]]})
+    return pa.table({"pid": [os.getpid()], "memory_limit": [row[0]], "threads": [row[1]], "spill": [row[2]],
+                     "cutoff": [str(ctx.params["cutoff"])]})
 '''
 
 
@@ -164,12 +165,13 @@ def test_isolated_node_runs_under_the_runs_memory_configuration(seeknal, example
 
     (example_project / "seeknal/transforms/limits.py").write_text(LIMITS)
     r = seeknal("run", "--nodes", "transform.limits", "--memory-limit", "300MB", "--threads", "1",
-                cwd=example_project)
+                "--params", "cutoff=2026-01-01 10:00:00", cwd=example_project)
     assert r.code == 0, r.text
-    r = seeknal("repl", "--format", "csv", "-e", "SELECT pid, memory_limit, threads, spill FROM transform_limits",
-                cwd=example_project)
-    pid, limit, threads, spill = r.out.splitlines()[1].split(",")
+    r = seeknal("repl", "--format", "csv", "-e",
+                "SELECT pid, memory_limit, threads, spill, cutoff FROM transform_limits", cwd=example_project)
+    pid, limit, threads, spill, cutoff = r.out.splitlines()[1].split(",")
     assert pid != str(os.getpid())
     assert limit.replace(" ", "").upper().startswith(("300MB", "286.1MIB", "314.5MB")), limit
     assert threads == "1"
     assert spill == str((example_project / "target" / "tmp").resolve())
+    assert cutoff == "2026-01-01 10:00:00"  # a --params datetime arrives as str(), as in-process nodes print it

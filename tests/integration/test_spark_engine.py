@@ -180,7 +180,7 @@ def test_pit_join_of_a_python_node_runs_on_spark(spark, data, tmp_path):
     pit = SparkPit(spark, tmp_path)
     got = SparkFeatureFrame(feats, pit=pit, **meta).pit_join(spine, "when", keep_cols=["y"], max_age="30d")
     want = FeatureFrame(feats, **meta).pit_join(spine, "when", keep_cols=["y"], max_age="30d").to_arrow()
-    assert got.paths[0] in pit.outputs  # written by Spark; the runner moves it into place
+    assert got.paths[0] in pit.outputs  # written by Spark; the Spark engine moves it into place
     # pandas 3 strings arrive as large_string; Spark's Parquet holds plain strings: the same values.
     plain = pa.schema([f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in want.schema])
     assert got.to_arrow().schema.equals(plain)

@@ -12,6 +12,11 @@ by the local engine (:func:`seeknal_flow.store.online.publish` reads the directo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from operators.errors import EngineError
 from operators.spark.session import ORDER_COL, read_parquet, spark_error, spark_errors, write_parquet
 from operators.sql_text import quote_spark_ident
 from seeknal_flow.errors import StoreError
@@ -52,8 +57,9 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     return join_latest_rows(ctes, [quote_spark_ident(k) for k in keys], names, order)
 
 
-def consolidate_spark(spark, project: Project, dag: Dag) -> list[str]:
-    """Rebuild every stale entity on Spark (as :func:`seeknal_flow.store.consolidation.consolidate`, no prune)."""
+def consolidate_spark(spark, project: Project, dag: Dag, on_built: Callable[[str], None] | None = None) -> list[str]:
+    """Rebuild every stale entity on Spark (as :func:`seeknal_flow.store.consolidation.consolidate`, no prune);
+    ``on_built(entity)`` runs right after each entity is written."""
     rebuilt = []
     for entity, (keys, specs) in sorted(entity_groups(dag).items()):
         catalog = read_catalog(project, entity)
@@ -61,6 +67,8 @@ def consolidate_spark(spark, project: Project, dag: Dag) -> list[str]:
         if groups and is_stale(project, catalog, groups, keys):
             build_entity_spark(spark, project, entity, keys, groups, catalog)
             rebuilt.append(entity)
+            if on_built is not None:
+                on_built(entity)
     return rebuilt
 
 
@@ -77,7 +85,7 @@ def build_entity_spark(spark, project: Project, entity: str, keys: tuple[str, ..
         plan.append((g.name, view, g.event_time_col, schema.names))
     try:
         written = write_parquet(spark.sql(consolidation_spark_sql(keys, plan)), project.entity_table(entity))
-    except spark_errors() as e:  # the previous table stays
+    except (*spark_errors(), EngineError, pa.ArrowException, OSError) as e:  # the previous table stays
         raise StoreError(f"consolidating entity '{entity}' on Spark failed: {spark_error(e)}") from e
     return write_catalog(project, entity, keys, group_info, written.rows, previous)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,6 @@ class SparkEngine:
 
     def start(self) -> str | None:
         check_available()
-        self._local.start()
         self.spark  # noqa: B018 - start the session now, so node times exclude it
         return f"Spark session ({self.master or 'local[*]'}) started in {self.startup_seconds:.2f}s"
 
@@ -114,13 +114,14 @@ class SparkEngine:
             self._session.stop()
             self._session = None
 
-    def consolidate(self) -> list[str]:
-        return consolidate_spark(self.spark, self.project, self.dag)
+    def consolidate(self, on_built: Callable[[str], None]) -> list[str]:
+        return consolidate_spark(self.spark, self.project, self.dag, on_built)
 
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
         """Compute one node and replace its output; failures become :class:`NodeExecutionError`."""
         spec = job.spec
         if is_partitioned(spec) and spec.kind != Kind.SOURCE:
+            self._local.start()  # its memory budget counts from here, as for a local run of this node
             result = self._local.compute(job, progress)
             note = "partitioned node: ran on the local engine, one partition at a time\n"
             return NodeResult(result.path, result.rows, result.bytes, result.seconds, result.schema,

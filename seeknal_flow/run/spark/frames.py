@@ -4,7 +4,7 @@ A Python node runs on the driver (it is the user's code); the frames it gets
 from ``ctx.ref`` read Parquet locally as usual, except that ``pit_join`` is
 compiled to Spark (:mod:`operators.spark.pit`) and its result is written by
 Spark to a Parquet directory under ``target/tmp/``. When the node returns that
-frame, the runner moves the directory into place: the join's rows never pass
+frame, the Spark engine moves the directory into place: the join's rows never pass
 through the driver.
 
 The local engine still decides what the join means: it validates the call and
@@ -35,7 +35,7 @@ class SparkPit:
     def __init__(self, spark, tmp: Path) -> None:
         self.spark = spark
         self.tmp = tmp
-        self.outputs: set[Path] = set()  # result directories this run wrote (the runner may move them)
+        self.outputs: set[Path] = set()  # result directories this run wrote (the Spark engine may move them)
 
     def join(self, features: FeatureFrame, spine: Any, date_col: str, keep_cols: list[str] | None,
              max_age) -> FeatureFrame:

@@ -63,9 +63,9 @@ class CountingEngine:
             raise node_error(job, EngineError("told to fail"), "printed before failing\n")
         return self.local.compute(job, progress)
 
-    def consolidate(self) -> list[str]:
+    def consolidate(self, on_built) -> list[str]:
         self.calls.append("consolidate")
-        return self.local.consolidate()
+        return self.local.consolidate(on_built)
 
     def close(self) -> None:
         self.calls.append("close")
@@ -128,3 +128,25 @@ def test_an_engine_that_cannot_start_is_closed_and_leaves_no_tmp(example_project
     with pytest.raises(EngineError, match="^cannot start$"):
         run_project(ws, plan_project(ws), lambda: engine, Recorder())
     assert engine.calls == ["close"] and not ws.project.tmp.exists()
+
+
+def test_an_entity_built_before_a_failing_one_is_published(example_project, monkeypatch):
+    """Entities are published one by one as they are built: `churn_scoring` (built first) is
+    online even though `customer` then fails to consolidate."""
+    from seeknal_flow.errors import StoreError
+    from seeknal_flow.store import consolidation
+
+    real = consolidation.build_entity
+
+    def build(project, entity, *args, **kwargs):
+        if entity == "customer":
+            raise StoreError("consolidating entity 'customer' failed: disk full")
+        return real(project, entity, *args, **kwargs)
+
+    monkeypatch.setattr(consolidation, "build_entity", build)
+    ws = Workspace.open(example_project)
+    with pytest.raises(StoreError, match=re.escape("consolidating entity 'customer' failed: disk full")):
+        run_project(ws, plan_project(ws), lambda: CountingEngine(ws), Recorder())
+    assert (ws.project.online_dir("churn_scoring") / "CURRENT").exists()
+    assert not (ws.project.online_dir("customer") / "CURRENT").exists()
+    assert not ws.project.tmp.exists()

@@ -33,7 +33,7 @@ def churn_model(ctx):
     print(f"cross-validated accuracy: {scores.mean():.3f} (+/- {scores.std():.3f}, {len(scores)} folds)")
 
     model.fit(x, y)
-    ranked = sorted(zip(FEATURES, model.feature_importances_, strict=False), key=lambda p: -p[1])
+    ranked = sorted(zip(FEATURES, model.feature_importances_), key=lambda p: -p[1])  # noqa: B905
     print("feature importances: " + ", ".join(f"{name} {weight:.3f}" for name, weight in ranked))
     path = ctx.save_model(model)
     print(f"model saved to {path.name}")
