@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from operators.errors import DATAFUSION_ERRORS, EngineError
 from operators.soa.compile import soa_sql, source_columns
-from operators.soa.df_session import empty_context, first_line
+from operators.soa.df_session import empty_context, error_line
 from operators.soa.spec import SOAQuery
 from operators.soa.validate import structural_problems
 
@@ -101,7 +101,7 @@ def check_soa(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema 
             t = ctx.sql(f"SELECT ({cond}) AS c FROM soa_input").schema().field("c").type
         except DATAFUSION_ERRORS as exc:
             conditions_ok = False
-            msg = first_line(exc)
+            msg = error_line(exc)
             if "No field named" in msg:
                 bad = msg.split("No field named", 1)[1].strip().rstrip(".")
                 problems.append(f"feature {key!r}: since condition \"{cond}\" names unknown column {bad} {has}")
@@ -135,14 +135,14 @@ def check_soa(query: SOAQuery, input_schema: pa.Schema, spine_schema: pa.Schema 
                 col = f.source_feature or key
                 problems.append(
                     f"feature {key!r}: cannot aggregate column {col!r} "
-                    f"(type {input_schema.field(col).type}): {first_line(exc)}"
+                    f"(type {input_schema.field(col).type}): {error_line(exc)}"
                 )
         if not problems:
             ctx2 = empty_context(input_schema, spine_schema)
             try:
                 ctx2.sql(soa_sql(query, "soa_input", spine_name)).schema()
             except DATAFUSION_ERRORS as exc:
-                problems.append(f"cannot plan the aggregation: {first_line(exc)}")
+                problems.append(f"cannot plan the aggregation: {error_line(exc)}")
     return problems
 
 

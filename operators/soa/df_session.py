@@ -87,6 +87,7 @@ def with_spine_row(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field(SPINE_ROW_COL, pa.int64(), nullable=False))
 
 
-def first_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """The first line of an engine's error message (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -25,7 +25,7 @@ from operators.errors import DATAFUSION_ERRORS, EngineError
 from operators.memory import MemoryConfig, datafusion_context
 from operators.soa.check import soa_output_schema
 from operators.soa.compile import NO_KEYS_COL, NO_KEYS_TABLE, output_columns, soa_sql
-from operators.soa.df_session import empty_batch, first_line, import_datafusion, with_spine_row
+from operators.soa.df_session import empty_batch, error_line, import_datafusion, with_spine_row
 from operators.soa.spec import SOAQuery
 from operators.sql_text import quote_ident
 
@@ -55,7 +55,7 @@ def _schema_of(src: SOAInput) -> pa.Schema:
 
         return ds.dataset(paths, format="parquet").schema
     except (OSError, pa.ArrowInvalid) as exc:
-        raise EngineError(f"second-order aggregation: cannot read Parquet {paths}: {first_line(exc)}") from exc
+        raise EngineError(f"second-order aggregation: cannot read Parquet {paths}: {error_line(exc)}") from exc
 
 
 # ----------------------------------------------------- proving every row is in the past
@@ -420,7 +420,7 @@ def execute_soa(
         raise
     except DATAFUSION_ERRORS as exc:
         spool.cleanup()
-        raise EngineError(f"second-order aggregation: {first_line(exc)}") from exc
+        raise EngineError(f"second-order aggregation: {error_line(exc)}") from exc
     stream = _stream(ctx, df, schema, spool, spine_table)
     # A generator closed before its first batch never runs its `finally`: tie the
     # spool's removal to the generator's lifetime as well.
@@ -445,7 +445,7 @@ def _stream(ctx, df, schema: pa.Schema, spool: _Spool, spine: pa.Table | None) -
     except EngineError:
         raise
     except DATAFUSION_ERRORS as exc:
-        msg = first_line(exc)
+        msg = error_line(exc)
         if spine is not None and "HashJoinInput" in msg:
             # DataFusion cannot spill a hash join's build side (here: the spine).
             msg += " (temporal SOA keeps the spine's ids and dates in memory: raise the memory limit)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -19,7 +19,6 @@ from operators.memory import MemoryConfig
 from seeknal_flow.errors import FrameError
 
 
-@runtime_checkable
 class Features(Protocol):
     """What a PIT join needs of a feature group's output (a FeatureFrame is one)."""
 
@@ -42,16 +41,13 @@ def spine_table(spine: Any) -> pa.Table:
     >>> spine_table(pa.table({"k": [1]})).num_rows
     1
     """
-    if isinstance(spine, Features):  # a FeatureFrame: its cached table
-        return spine.to_arrow()
     if isinstance(spine, pa.Table):
         return spine
     if isinstance(spine, pa.RecordBatchReader):
         return spine.read_all()
-    module = type(spine).__module__ or ""
-    if module.startswith("pandas"):
+    if (type(spine).__module__ or "").startswith("pandas"):
         return pa.Table.from_pandas(spine, preserve_index=False)
-    if module.startswith("polars"):
+    if callable(getattr(spine, "to_arrow", None)):  # a FeatureFrame (its cached table) or a polars frame
         return spine.to_arrow()
     if hasattr(spine, "__arrow_c_stream__"):
         return pa.RecordBatchReader.from_stream(spine).read_all()

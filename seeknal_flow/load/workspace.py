@@ -1,4 +1,4 @@
-"""A loaded project: config, specs, DAG, run state and the engine's memory settings."""
+"""A loaded project: config, specs, DAG and the engine's memory settings."""
 
 from __future__ import annotations
 

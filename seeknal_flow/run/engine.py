@@ -8,7 +8,7 @@ engine means implementing this protocol, nothing else:
 * ``compute(job, progress)`` one node: write its output atomically, return a
   :class:`NodeResult`, or raise :class:`~seeknal_flow.errors.NodeExecutionError`;
 * ``consolidate(on_built)`` rebuild the stale entities after the nodes ran, calling
-  ``on_built(entity)`` right after each one is written; return their names;
+  ``on_built(entity, catalog)`` right after each one is written; return their names;
 * ``close()`` release everything (called once, also after a failure).
 
 The two engines are :class:`seeknal_flow.run.local.LocalEngine` (Arrow, DataFusion,
@@ -99,6 +99,6 @@ class Engine(Protocol):
 
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult: ...
 
-    def consolidate(self, on_built: Callable[[str], None]) -> list[str]: ...
+    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]: ...
 
     def close(self) -> None: ...

@@ -32,6 +32,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
+import operators
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
 from operators.python_call import UserCodeError
@@ -39,9 +40,8 @@ from seeknal_flow.authoring.specs import Isolation, PythonCode
 from seeknal_flow.run.isolation_messages import ERROR_MARK, FrameMeta, IsolatedCall, MemorySettings, NodeFailure
 
 RUNNER_NEEDS = ("pyarrow", "duckdb", "msgspec")
-# The folders of the two packages the child imports: seeknal_flow/ (two levels above this
-# file) and operators/ (where the error root lives).
-_PACKAGES = (Path(__file__).resolve().parents[1], Path(sys.modules[EngineError.__module__].__file__).resolve().parent)
+# The folders of the two packages the child imports: seeknal_flow/ (this file's grandparent) and operators/.
+_PACKAGES = (Path(__file__).resolve().parents[1], Path(operators.__file__).resolve().parent)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -157,7 +157,7 @@ class IsolatedCallOperator:
         for ref, frame in self.inputs.items():
             paths = tuple(str(p) for p in frame.paths) if frame.paths is not None else None
             inputs[ref] = FrameMeta(entity=frame.entity, join_keys=tuple(frame.join_keys),
-                                    event_time_col=frame.event_time_col, paths=paths, ipc=paths is None)
+                                    event_time_col=frame.event_time_col, paths=paths)
             if paths is None:
                 in_memory.append(frame.to_arrow())
         memory = self.memory

@@ -28,13 +28,12 @@ class MemorySettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FrameMeta(msgspec.Struct, frozen=True, kw_only=True):
-    """One input of the node: its Parquet paths, or ``ipc`` when it follows on stdin."""
+    """One input of the node: its Parquet paths, or None when it follows on stdin as Arrow IPC."""
 
     entity: str | None = None
     join_keys: tuple[str, ...] = ()
     event_time_col: str | None = None
     paths: tuple[str, ...] | None = None
-    ipc: bool = False
 
 
 class IsolatedCall(msgspec.Struct, frozen=True, kw_only=True):

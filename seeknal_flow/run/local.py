@@ -12,6 +12,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,12 +73,9 @@ class LocalEngine:
         except NodeExecutionError as error:
             error.output = note + error.output  # an out-of-memory error then says why
             raise
-        if note:
-            result = NodeResult(result.path, result.rows, result.bytes, result.seconds, result.schema,
-                                note + result.output)
-        return result
+        return replace(result, output=note + result.output) if note else result
 
-    def consolidate(self, on_built: Callable[[str], None]) -> list[str]:
+    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]:
         # Imported here: consolidation brings DuckDB and the online store's pyarrow.compute,
         # which a run that changed no feature group never needs.
         from seeknal_flow.store.consolidation import consolidate
@@ -95,7 +93,7 @@ class LocalEngine:
         project, dag, spec = self.project, self.dag, job.spec
         started = time.perf_counter()
         if project.reads_in_place(spec):
-            return register_in_place(project, spec, started, job.plan.state.files)
+            return register_in_place(project, job, started)
         if inputs is None:
             inputs = {up: frame_for(dag.nodes[up], project.output_of(dag.nodes[up]), memory)
                       for up in dag.upstream[job.node_id]}
@@ -190,14 +188,14 @@ def empty_like(path: Path) -> pa.Table:
     return parquet_dataset(path).schema.empty_table()
 
 
-def register_in_place(project: Project, spec, started: float, files: dict[str, dict]) -> NodeResult:
+def register_in_place(project: Project, job: NodeJob, started: float) -> NodeResult:
     """A Parquet source: check it opens and count its rows from the footers; nothing is copied.
 
-    ``files`` is the plan's fingerprint of the source's files: its listing is
-    reused, and each entry keeps its file's row count, so a later run reads the
+    The plan's fingerprint of the source's files (``job.plan.state.files``) gives the
+    listing, and each entry keeps its file's row count, so a later run reads the
     footers of new or changed files only (one of 365 partitions, say).
     """
-    node = f"{spec.id} ({spec.location})"
+    spec, files = job.spec, job.plan.state.files
     root = project.root / spec.table
     base = root if root.is_dir() else root.parent
     known = {str(base / rel): info["rows"] for rel, info in files.items() if "rows" in info}
@@ -212,7 +210,7 @@ def register_in_place(project: Project, spec, started: float, files: dict[str, d
             raise EngineError(f"partition column(s) {missing} not found in '{spec.table}'; "
                               f"expected Hive folders like {missing[0]}=VALUE/")
     except EngineError as e:
-        raise NodeExecutionError(node, str(e)) from e
+        raise node_error(job, e) from e
     path = project.output_of(spec)
     size = (sum(info["size"] for info in files.values() if "rows" in info) if files else
             sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*.parquet"))))

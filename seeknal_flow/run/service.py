@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 import msgspec
@@ -101,7 +102,7 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
             began = time.perf_counter()
             # Each entity is published as soon as it is built: a later entity failing leaves
             # none built but unpublished.
-            summary.consolidated = engine.consolidate(lambda entity: publish(project, entity))
+            summary.consolidated = engine.consolidate(partial(publish, project))
             summary.consolidation_seconds = time.perf_counter() - began
     finally:
         engine.close()

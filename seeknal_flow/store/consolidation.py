@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -62,7 +63,7 @@ def list_catalogs(project: Project) -> list[dict]:
 def consolidate_and_publish(project: Project, dag: Dag, memory: MemoryConfig, *, prune: bool = False,
                             force: bool = False) -> list[str]:
     """``seeknal consolidate``: rebuild stale entities (see :func:`consolidate`) and publish each online."""
-    return consolidate(project, dag, memory, prune=prune, force=force, on_built=lambda e: publish(project, e))
+    return consolidate(project, dag, memory, prune=prune, force=force, on_built=partial(publish, project))
 
 
 def consolidate(
@@ -72,14 +73,14 @@ def consolidate(
     *,
     prune: bool = False,
     force: bool = False,
-    on_built: Callable[[str], None] | None = None,
+    on_built: Callable[[str, dict], None] | None = None,
 ) -> list[str]:
     """Rebuild every stale entity (all with ``force``); return the rebuilt entity names.
 
     Without ``prune``, groups that left the project but whose output still exists
     stay in their entity; with it they are dropped, and entities left without
-    groups are removed. ``on_built(entity)`` runs right after each entity is
-    written (the run service publishes it online there), so a failure in a later
+    groups are removed. ``on_built(entity, catalog)`` runs right after each entity
+    is written (the run service publishes it online there), so a failure in a later
     entity never leaves an earlier one built but unpublished.
     """
     rebuilt = []
@@ -90,10 +91,10 @@ def consolidate(
         if not groups:
             continue
         if force or is_stale(project, catalog, groups, keys):
-            build_entity(project, entity, keys, groups, memory, catalog)
+            built = build_entity(project, entity, keys, groups, memory, catalog)
             rebuilt.append(entity)
             if on_built is not None:
-                on_built(entity)
+                on_built(entity, built)
     if prune:
         for catalog in list_catalogs(project):
             if catalog["entity"] not in entities or not any(

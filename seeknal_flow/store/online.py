@@ -30,13 +30,8 @@ POINTER = "CURRENT"
 _EVENT = "__event_time"
 
 
-def publish(project: Project, entity: str) -> Path:
-    """Flatten the consolidated entity table into a snapshot and point CURRENT at it."""
-    try:
-        catalog = json.loads(project.entity_catalog(entity).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise StoreError(f"entity '{entity}' has no readable catalog ({project.entity_catalog(entity)}); "
-                         "run `seeknal consolidate --force`") from e
+def publish(project: Project, entity: str, catalog: dict) -> Path:
+    """Flatten the consolidated entity table (described by ``catalog``) into a snapshot and point CURRENT at it."""
     table = pq.read_table(project.entity_table(entity))
     keys = catalog["join_keys"]
     columns = {k: table[k] for k in keys}

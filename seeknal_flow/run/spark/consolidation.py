@@ -57,18 +57,19 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     return join_latest_rows(ctes, [quote_spark_ident(k) for k in keys], names, order)
 
 
-def consolidate_spark(spark, project: Project, dag: Dag, on_built: Callable[[str], None] | None = None) -> list[str]:
+def consolidate_spark(spark, project: Project, dag: Dag,
+                      on_built: Callable[[str, dict], None] | None = None) -> list[str]:
     """Rebuild every stale entity on Spark (as :func:`seeknal_flow.store.consolidation.consolidate`, no prune);
-    ``on_built(entity)`` runs right after each entity is written."""
+    ``on_built(entity, catalog)`` runs right after each entity is written."""
     rebuilt = []
     for entity, (keys, specs) in sorted(entity_groups(dag).items()):
         catalog = read_catalog(project, entity)
         groups = entity_inputs(project, dag, specs, catalog)
         if groups and is_stale(project, catalog, groups, keys):
-            build_entity_spark(spark, project, entity, keys, groups, catalog)
+            built = build_entity_spark(spark, project, entity, keys, groups, catalog)
             rebuilt.append(entity)
             if on_built is not None:
-                on_built(entity)
+                on_built(entity, built)
     return rebuilt
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ class SparkEngine:
             self._session.stop()
             self._session = None
 
-    def consolidate(self, on_built: Callable[[str], None]) -> list[str]:
+    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]:
         return consolidate_spark(self.spark, self.project, self.dag, on_built)
 
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
@@ -124,11 +124,10 @@ class SparkEngine:
             self._local.start()  # its memory budget counts from here, as for a local run of this node
             result = self._local.compute(job, progress)
             note = "partitioned node: ran on the local engine, one partition at a time\n"
-            return NodeResult(result.path, result.rows, result.bytes, result.seconds, result.schema,
-                              note + result.output)
+            return replace(result, output=note + result.output)
         started = time.perf_counter()
         if self.project.reads_in_place(spec):  # the same registration as the local engine
-            return register_in_place(self.project, spec, started, job.plan.state.files)
+            return register_in_place(self.project, job, started)
         node = _Node(spec, job.plan.params, _partition_keys(spec), job.previous_schema)
         try:
             written = self._compute(node)
