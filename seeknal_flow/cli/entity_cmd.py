@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from seeknal_flow.cli.options import project_option
+from seeknal_flow.cli.output import emit_json, format_option, is_json
 
 
 def register(cli: click.Group) -> None:
@@ -13,13 +14,17 @@ def register(cli: click.Group) -> None:
         """Inspect consolidated entities (target/feature_store/)."""
 
     @entity.command("list")
+    @format_option
     @project_option
-    def entity_list(project_dir: str | None) -> None:
+    def entity_list(output_format: str, project_dir: str | None) -> None:
         """One line per entity: groups, features, ready/stale, consolidated time."""
         from seeknal_flow.load.workspace import Workspace
-        from seeknal_flow.store.entity_info import entity_rows
+        from seeknal_flow.store.entity_info import EntityList, entity_rows
 
         rows = entity_rows(Workspace.open(project_dir))
+        if is_json(output_format):
+            emit_json(EntityList(entities=rows))
+            return
         if not rows:
             click.echo("No entities yet: declare a feature group with entity=..., then `seeknal run`.")
         for r in rows:
@@ -28,13 +33,18 @@ def register(cli: click.Group) -> None:
 
     @entity.command("show")
     @click.argument("name")
+    @format_option
     @project_option
-    def entity_show(name: str, project_dir: str | None) -> None:
+    def entity_show(name: str, output_format: str, project_dir: str | None) -> None:
         """Join keys, consolidated time, schema version, and each group's features and rows."""
         from seeknal_flow.load.workspace import Workspace
-        from seeknal_flow.store.entity_info import describe_entity
+        from seeknal_flow.store.entity_info import entity_detail, render_entity
 
-        click.echo(describe_entity(Workspace.open(project_dir), name))
+        detail = entity_detail(Workspace.open(project_dir), name)
+        if is_json(output_format):
+            emit_json(detail)
+        else:
+            click.echo(render_entity(detail))
 
     @cli.command("consolidate")
     @click.option("--prune", is_flag=True, help="Drop groups no longer in the project, and empty entities.")

@@ -19,6 +19,7 @@ from seeknal_flow.cli import (
     lineage_cmd,
     repl_cmd,
     run_cmd,
+    runs_cmd,
     serve_cmd,
     validate_cmd,
 )
@@ -36,8 +37,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, lineage_cmd, repl_cmd, entity_cmd, serve_cmd,
-               validate_cmd):
+for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, runs_cmd, lineage_cmd, repl_cmd, entity_cmd,
+               serve_cmd, validate_cmd):
     module.register(cli)
 
 

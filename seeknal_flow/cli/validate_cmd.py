@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
+import msgspec
 
 from seeknal_flow.cli.options import project_option
+from seeknal_flow.cli.output import emit_json, format_option, is_json
 from seeknal_flow.errors import RunError
+
+
+class CheckLine(msgspec.Struct, kw_only=True):
+    check: str  # e.g. "null customer_id: 0.0% <= 0.0%"
+    verdict: str  # PASS, WARN or FAIL
+
+
+class ValidationReport(msgspec.Struct, kw_only=True):
+    """``seeknal validate-features GROUP --format json``."""
+
+    node: str
+    mode: str
+    passed: int
+    failed: int
+    checks: list[CheckLine]
 
 
 def register(cli: click.Group) -> None:
@@ -13,22 +32,39 @@ def register(cli: click.Group) -> None:
     @click.argument("group")
     @click.option("--mode", type=click.Choice(["warn", "fail"]), default="fail", show_default=True,
                   help="fail: exit 1 at the first failing check; warn: run all, exit 0.")
+    @format_option
     @project_option
-    def validate_features(group: str, mode: str, project_dir: str | None) -> None:
+    def validate_features(group: str, mode: str, output_format: str, project_dir: str | None) -> None:
         """Run a feature group's checks (declared + built-in) against its output."""
         from seeknal_flow.load.workspace import Workspace
         from seeknal_flow.run.checks import group_checks
 
         group_run = group_checks(Workspace.open(project_dir), group)
         node_id, checks = group_run.node_id, group_run.checks
-        if not checks:
+        as_json = is_json(output_format)
+        report = ValidationReport(node=node_id, mode=mode, passed=0, failed=0, checks=[])
+        if not checks and not as_json:
             click.echo(f"{node_id}: no checks declared (add validation=[...]) and no entity")
             return
-        failed = 0
+        stopped = None
         for result in group_run.results():
-            click.echo(result.line(mode))
-            if not result.passed:
-                failed += 1
-                if mode == "fail":
-                    raise RunError(f"{node_id}: check failed: {result.label}")
-        click.echo(f"{node_id}: {len(checks) - failed} passed, {failed} {'warned' if mode == 'warn' else 'failed'}")
+            line = result.line(mode)
+            report.checks.append(CheckLine(check=result.label, verdict=line.rsplit(" ", 1)[1]))
+            if result.passed:
+                report.passed += 1
+            else:
+                report.failed += 1
+            if not as_json:
+                click.echo(line)
+            if not result.passed and mode == "fail":
+                stopped = RunError(f"{node_id}: check failed: {result.label}")
+                break
+        if as_json:
+            emit_json(report)
+            if stopped is not None:
+                click.echo(f"error: {stopped}", err=True)
+                sys.exit(1)
+            return
+        if stopped is not None:
+            raise stopped
+        click.echo(f"{node_id}: {report.passed} passed, {report.failed} {'warned' if mode == 'warn' else 'failed'}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,17 +33,66 @@ class SparkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     conf: dict[str, str | int | float | bool] = {}
 
 
+class ProfileConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One entry of ``profiles:``: settings that replace the top-level ones when the profile is chosen."""
+
+    memory_limit: str | None = None
+    threads: int | None = None
+    isolation: Isolation | None = None
+    engine: EngineName | None = None
+    spark: SparkConfig | None = None
+
+
 class ProjectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``seeknal_project.yml``."""
+    """``seeknal_project.yml``.
+
+    Precedence, highest first: command-line flag > environment (``SEEKNAL_PROFILE``,
+    ``SEEKNAL_THREADS``, ``SEEKNAL_MEMORY_LIMIT``) > the chosen profile > the top-level
+    setting > the default (docs/configuration.md).
+    """
 
     name: str
     description: str = ""
     memory_limit: str | None = None
     threads: int | None = None
     isolation: Isolation = Isolation.AUTO
-    profile: str | None = None
+    profile: str | None = None  # which entry of `profiles` applies (SEEKNAL_PROFILE overrides)
+    profiles: dict[str, ProfileConfig] = {}
     engine: EngineName = EngineName.LOCAL
     spark: SparkConfig = SparkConfig()
+
+
+# Environment variables that override seeknal_project.yml (SEEKNAL_PROJECT is --project, read by the CLI).
+ENV_PROFILE = "SEEKNAL_PROFILE"
+ENV_THREADS = "SEEKNAL_THREADS"
+ENV_MEMORY_LIMIT = "SEEKNAL_MEMORY_LIMIT"
+
+
+def effective_config(config: ProjectConfig, environ: Mapping[str, str]) -> ProjectConfig:
+    """``config`` with the chosen profile and the ``SEEKNAL_*`` environment applied.
+
+    >>> base = ProjectConfig(name="p", threads=2, profiles={"big": ProfileConfig(threads=8)})
+    >>> effective_config(base, {"SEEKNAL_PROFILE": "big"}).threads
+    8
+    >>> effective_config(base, {"SEEKNAL_PROFILE": "big", "SEEKNAL_THREADS": "4"}).threads
+    4
+    """
+    name = environ.get(ENV_PROFILE) or config.profile
+    if name:
+        chosen = config.profiles.get(name)
+        if chosen is None:
+            where = f"{ENV_PROFILE}={name}" if environ.get(ENV_PROFILE) else f"{PROJECT_FILE}: profile: {name}"
+            known = ", ".join(sorted(config.profiles)) or "none (add a `profiles:` mapping)"
+            raise ProjectError(f"{where}: unknown profile {name!r}; profiles in {PROJECT_FILE}: {known}")
+        changes = {f: getattr(chosen, f) for f in chosen.__struct_fields__ if getattr(chosen, f) is not None}
+        config = msgspec.structs.replace(config, profile=name, **changes)
+    if threads := environ.get(ENV_THREADS):
+        if not threads.isdigit() or int(threads) < 1:
+            raise ProjectError(f"{ENV_THREADS}={threads!r}: write a whole number of threads >= 1, e.g. 4")
+        config = msgspec.structs.replace(config, threads=int(threads))
+    if limit := environ.get(ENV_MEMORY_LIMIT):
+        config = msgspec.structs.replace(config, memory_limit=limit)
+    return config
 
 
 @dataclass(frozen=True)
@@ -81,11 +132,12 @@ class Project:
         path = self.root / PROJECT_FILE
         data, lines = parse_yaml(path.read_text(encoding="utf-8"), PROJECT_FILE)
         try:
-            return msgspec.convert(data or {}, ProjectConfig)
+            config = msgspec.convert(data or {}, ProjectConfig)
         except msgspec.ValidationError as e:
             field, problem = explain(e)
             line = lines.get(tuple(field[:1]), 1)
             raise SpecError(f"{PROJECT_FILE}:{line}: {format_problem(field, problem)}") from e
+        return effective_config(config, os.environ)
 
     @property
     def nodes_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -11,7 +12,7 @@ from operators.memory import MemoryConfig, parse_size
 from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover
-from seeknal_flow.load.project import Project
+from seeknal_flow.load.project import ENV_MEMORY_LIMIT, PROJECT_FILE, Project
 
 
 @dataclass
@@ -34,7 +35,13 @@ class Workspace:
         try:
             limit_bytes = parse_size(limit) if limit else None
         except EngineError as e:
-            raise ProjectError(str(e)) from e
+            if memory_limit:
+                where = "--memory-limit"
+            elif os.environ.get(ENV_MEMORY_LIMIT):
+                where = ENV_MEMORY_LIMIT
+            else:
+                where = PROJECT_FILE
+            raise ProjectError(f"{where}: {e}") from e
         return MemoryConfig(
             memory_limit=limit_bytes,
             threads=threads or config.threads,

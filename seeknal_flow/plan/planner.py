@@ -47,22 +47,65 @@ class Plan(msgspec.Struct, kw_only=True):
     def to_run(self) -> list[NodePlan]:
         return [n for n in self.nodes if n.action == Action.RUN]
 
+    def report(self, dag: Dag, project: str) -> PlanReport:
+        """The plan as a document: what ``seeknal plan --format json`` prints."""
+        nodes = []
+        for n in self.nodes:
+            parts = None
+            if n.action == Action.RUN and n.partitions_run is not None:
+                parts = PartitionPlan(run=list(n.partitions_run), removed=list(n.partitions_remove),
+                                      total=len(n.state.partitions))
+            nodes.append(PlannedNode(id=n.node_id, kind=dag.nodes[n.node_id].kind.value, action=n.action,
+                                     reasons=list(n.reasons), upstream=list(dag.upstream[n.node_id]),
+                                     partitions=parts))
+        to_run = sum(1 for n in nodes if n.action == Action.RUN)
+        return PlanReport(project=project, to_run=to_run, to_skip=len(nodes) - to_run, nodes=nodes)
+
     def describe(self, dag: Dag) -> str:
         """One line per node in run order: action, id, its inputs and why."""
-        width = max((len(n.node_id) for n in self.nodes), default=0)
-        lines = []
-        for n in self.nodes:
-            ups = dag.upstream[n.node_id]
-            arrow = f"  <- {', '.join(ups)}" if ups else ""
-            why = ", ".join(n.reasons)
-            parts = ""
-            if n.action == Action.RUN and n.partitions_run is not None:
-                changed = n.partitions_run[:3] + (["..."] if len(n.partitions_run) > 3 else [])
-                removed = f"; removed: {', '.join(n.partitions_remove[:3])}" if n.partitions_remove else ""
-                parts = (f" RUN {len(n.partitions_run)}/{len(n.state.partitions)} partitions "
-                         f"(changed: {', '.join(changed) or 'none'}{removed})")
-            lines.append(f"  {n.action.value:<4}  {n.node_id:<{width}}  ({why}){parts}{arrow}")
-        return "\n".join(lines)
+        return render_plan(self.report(dag, "")).split("\n", 1)[1] if self.nodes else ""
+
+
+class PartitionPlan(msgspec.Struct, kw_only=True):
+    """A partitioned node's share of the plan: partitions to compute and to delete."""
+
+    run: list[str]
+    removed: list[str]
+    total: int
+
+
+class PlannedNode(msgspec.Struct, kw_only=True):
+    id: str
+    kind: str
+    action: Action
+    reasons: list[str]
+    upstream: list[str]
+    partitions: PartitionPlan | None = None
+
+
+class PlanReport(msgspec.Struct, kw_only=True):
+    """``seeknal plan --format json``: every node in run order, RUN or SKIP, and why."""
+
+    project: str
+    to_run: int
+    to_skip: int
+    nodes: list[PlannedNode]
+
+
+def render_plan(report: PlanReport) -> str:
+    """The text of ``seeknal plan``: a header, then one line per node."""
+    lines = [f"Plan for {report.project}: {report.to_run} to run, {report.to_skip} to skip"]
+    width = max((len(n.id) for n in report.nodes), default=0)
+    for n in report.nodes:
+        arrow = f"  <- {', '.join(n.upstream)}" if n.upstream else ""
+        parts = ""
+        if n.partitions is not None:
+            p = n.partitions
+            changed = p.run[:3] + (["..."] if len(p.run) > 3 else [])
+            removed = f"; removed: {', '.join(p.removed[:3])}" if p.removed else ""
+            parts = f" RUN {len(p.run)}/{p.total} partitions (changed: {', '.join(changed) or 'none'}{removed})"
+        lines.append(f"  {n.action.value:<4}  {n.id:<{width}}  ({', '.join(n.reasons)}){parts}{arrow}")
+    return "\n".join(lines)
 
 
 def effective_params(spec, cli_params: dict) -> dict:

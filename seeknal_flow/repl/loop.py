@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import click
 
 from seeknal_flow.errors import ReplError, SeeknalError
-from seeknal_flow.repl.session import HELP, ReplSession, format_rows
+from seeknal_flow.repl.session import HELP, QueryResult, ReplSession, format_rows
 
 
-def interactive(session: ReplSession, fmt: str = "table") -> None:
+@dataclass
+class _Display:
+    fmt: str
+    max_rows: int
+
+
+def interactive(session: ReplSession, fmt: str = "table", max_rows: int = 40) -> None:
+    display = _Display(fmt, max_rows)
     history = session.project.target / ".repl_history"
     try:
         import readline
@@ -29,7 +38,7 @@ def interactive(session: ReplSession, fmt: str = "table") -> None:
                 break
             stripped = line.strip()
             if not buffer and stripped.startswith("."):
-                if not _meta(session, stripped):
+                if not _meta(session, stripped, display):
                     break
                 continue
             if stripped:
@@ -38,7 +47,7 @@ def interactive(session: ReplSession, fmt: str = "table") -> None:
                 sql = "\n".join(buffer)
                 buffer = []
                 try:
-                    click.echo(format_rows(*session.query(sql), fmt))
+                    print_result(session.query_capped(sql, display.max_rows), display.fmt, interactive=True)
                 except SeeknalError as e:
                     click.echo(f"error: {e}", err=True)
     except KeyboardInterrupt:
@@ -51,13 +60,29 @@ def interactive(session: ReplSession, fmt: str = "table") -> None:
                 pass
 
 
-def _meta(session: ReplSession, command: str) -> bool:
+def print_result(result: QueryResult, fmt: str, interactive: bool = False) -> None:
+    """Print a (capped) result; the footer goes to stderr for csv/json so the data stays parseable."""
+    click.echo(format_rows(result.columns, result.rows, fmt))
+    if result.truncated:
+        click.echo(result.footer(interactive), err=fmt != "table")
+
+
+def _meta(session: ReplSession, command: str, display: _Display) -> bool:
     """Run a meta-command; False means quit."""
     name, _, arg = command.partition(" ")
+    arg = arg.strip()
     try:
         if name in (".quit", ".exit"):
             return False
-        if name == ".help":
+        if name == ".mode":
+            if arg not in ("table", "csv", "json"):
+                raise ReplError(".mode takes table, csv or json, e.g. .mode csv")
+            display.fmt = arg
+        elif name == ".maxrows":
+            if not arg.isdigit():
+                raise ReplError(".maxrows takes a whole number of rows (0: all), e.g. .maxrows 100")
+            display.max_rows = int(arg)
+        elif name == ".help":
             click.echo(HELP)
         elif name == ".tables":
             for view, path in session.tables():

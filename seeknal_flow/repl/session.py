@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from operators.sql_text import quote_ident, quote_literal
@@ -28,6 +29,8 @@ _ALLOWED = {"SELECT", "EXPLAIN"}
 HELP = """\
 .tables          list the views (node outputs and entities)
 .schema NAME     columns and types of a view
+.mode FORMAT     print results as table, csv or json
+.maxrows N       print at most N rows of a result (0: all)
 .help            this help
 .quit            leave (also Ctrl-D)
 Anything else is DuckDB SQL (queries only); end a statement with ';' or an empty line."""
@@ -114,6 +117,38 @@ class ReplSession:
         except duckdb.Error as e:
             raise ReplError(f"SQL error: {_one_line(e)}") from e
 
+    def query_capped(self, sql: str, max_rows: int) -> QueryResult:
+        """Run one query and keep at most ``max_rows`` rows (0 = all), counting the rest.
+
+        The result streams as Arrow batches: rows past the cap are counted, never turned
+        into Python objects or text, so a 500,000-row result prints 40 rows at once.
+        """
+        if max_rows <= 0:
+            columns, rows = self.query(sql)
+            return QueryResult(columns, rows, len(rows))
+        import duckdb
+        import pyarrow as pa
+
+        self.check_read_only(sql)
+        try:
+            rel = self.con.sql(sql)
+            if rel is None:
+                return QueryResult([], [], 0)
+            reader = rel.to_arrow_reader(_BATCH_ROWS)
+            kept: list[pa.RecordBatch] = []
+            have = total = 0
+            for batch in reader:
+                total += batch.num_rows
+                if have < max_rows:
+                    part = batch.slice(0, max_rows - have)
+                    kept.append(part)
+                    have += part.num_rows
+            table = pa.Table.from_batches(kept, schema=reader.schema)
+        except duckdb.Error as e:
+            raise ReplError(f"SQL error: {_one_line(e)}") from e
+        rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True)) if table.num_columns else []
+        return QueryResult(list(table.column_names), rows, total)
+
     def tables(self) -> list[tuple[str, str]]:
         return [(name, str(path.relative_to(self.project.root))) for name, path in self.views.items()]
 
@@ -157,6 +192,25 @@ class ReplSession:
         return count
 
 
+@dataclass(frozen=True)
+class QueryResult:
+    """A query's first rows and its total row count."""
+
+    columns: list[str]
+    rows: list[tuple]
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.rows)
+
+    def footer(self, interactive: bool = False) -> str:
+        """The line under a capped result: how many rows exist and how to see them."""
+        more = ".maxrows 0 to print all" if interactive else "--max-rows 0 to print all"
+        return (f"({len(self.rows):,} of {self.total:,} rows shown; {more}, "
+                f"or write them to a file with `seeknal repl -e \"...\" --output result.parquet`)")
+
+
 def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
     """Render rows as ``table``, ``json`` (array of row objects) or ``csv``.
 
@@ -173,6 +227,9 @@ def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
     return render_table(columns, rows)
+
+
+_BATCH_ROWS = 65536
 
 
 def _json_default(value: object):

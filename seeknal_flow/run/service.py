@@ -18,22 +18,33 @@ Example (what ``seeknal run`` does)::
 from __future__ import annotations
 
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
 from seeknal_flow.authoring.specs import Kind
-from seeknal_flow.errors import NodeExecutionError
+from seeknal_flow.errors import NodeExecutionError, SeeknalError
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.manifest import write_manifest
-from seeknal_flow.plan.planner import Plan
+from seeknal_flow.plan.planner import Action, Plan
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
+from seeknal_flow.run.results import (
+    NodeOutcome,
+    NodeRunResult,
+    RunResults,
+    RunStatus,
+    new_run_id,
+    record_run,
+    utc_now,
+)
 
 # A partitioned node saves state at most this often: a failure loses at most this
 # much finished work, and a 365-partition run does not rewrite the state 365 times.
@@ -46,6 +57,7 @@ class Reporter(Protocol):
     def note(self, text: str) -> None: ...
     def start(self, index: int, total: int, node_id: str) -> None: ...
     def progress(self, node_id: str, rows: int) -> None: ...
+    def partitions(self, node_id: str, done: int, total: int) -> None: ...
     def done(self, node_id: str, result: NodeResult) -> None: ...
     def failed(self, node_id: str, error: NodeExecutionError) -> None: ...
     def skipped(self, node_id: str, reason: str) -> None: ...
@@ -59,78 +71,151 @@ class RunSummary:
     succeeded: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
     up_to_date: int = 0
     rows: int = 0
-    seconds: float = 0.0  # the nodes' wall time (without engine start-up or post-run steps)
+    seconds: float = 0.0  # the whole run's wall time: start-up, nodes, consolidation and publish
+    node_seconds: float = 0.0  # the nodes' wall time alone
     errors: list[NodeExecutionError] = field(default_factory=list)
     consolidated: list[str] = field(default_factory=list)
     consolidation_seconds: float = 0.0
+    interrupted: bool = False
+    results: RunResults | None = None  # what was written to target/run_results.json
 
     @property
     def nothing_to_run(self) -> bool:
-        return not (self.succeeded or self.failed or self.skipped)
+        return not (self.succeeded or self.failed or self.skipped or self.cancelled)
 
 
 def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], reporter: Reporter, *,
-                continue_on_error: bool = False) -> RunSummary:
+                continue_on_error: bool = False, command: Sequence[str] = (),
+                started: float | None = None, interrupted: threading.Event | None = None) -> RunSummary:
     """Execute every RUN node of ``plan`` on the engine, then consolidate and publish.
 
     ``open_engine`` builds the engine (see :func:`seeknal_flow.run.engines.choose_engine`);
     it is called only when there is work. Returns the summary; node failures are in
-    ``summary.errors`` (the caller raises them as it sees fit).
+    ``summary.errors`` (the caller raises them as it sees fit). A ``KeyboardInterrupt``
+    (Ctrl-C) stops the run: finished nodes keep their outputs and state, the rest are
+    ``cancelled`` and ``summary.interrupted`` is set. ``target/run_results.json`` and
+    ``target/runs/`` record the run in every case. ``started`` (a ``time.perf_counter()``
+    value) lets the caller count its own start-up in the run's time; ``interrupted`` is
+    the flag of :func:`seeknal_flow.run.interrupt.interrupt_guard`.
     """
+    began = time.perf_counter() if started is None else started
     project, dag = ws.project, ws.dag
     state = RunState.load(project.state_path)
     summary = RunSummary(up_to_date=len(plan.nodes) - len(plan.to_run))
-    if not plan.to_run:
-        _refresh_file_stats(project.state_path, plan, state)
-        return summary
-    engine = open_engine()
-    summary.engine = engine.name
+    results = RunResults(run_id=new_run_id(), project=project.config.name, command=list(command),
+                         started_at=utc_now())
+    summary.results = results
+    flag = interrupted or threading.Event()
+    outcomes: dict[str, NodeRunResult] = {}
+    for n in plan.nodes:
+        if n.action != Action.RUN:
+            outcomes[n.node_id] = NodeRunResult(id=n.node_id, kind=dag.nodes[n.node_id].kind.value,
+                                                status=NodeOutcome.SKIPPED, reason=", ".join(n.reasons))
     try:
-        line = engine.start()
-        if line:
-            reporter.note(line)
-        started = time.perf_counter()  # the nodes' time: engine start-up and post-run steps are apart
-        _run_nodes(ws, plan, state, engine, reporter, summary, continue_on_error)
-        summary.seconds = time.perf_counter() - started
-        write_manifest(project, dag)
-        if any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
-            # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
-            from seeknal_flow.store.online import publish
+        if not plan.to_run:
+            _refresh_file_stats(project.state_path, plan, state)
+            return summary
+        engine = open_engine()
+        summary.engine = results.engine = engine.name
+        try:
+            line = engine.start()
+            if line:
+                reporter.note(line)
+            nodes_began = time.perf_counter()
+            _run_nodes(ws, plan, state, engine, reporter, summary, outcomes, continue_on_error, flag)
+            summary.node_seconds = time.perf_counter() - nodes_began
+            write_manifest(project, dag)
+            if not summary.interrupted and any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
+                # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
+                from seeknal_flow.store.online import publish
 
-            began = time.perf_counter()
-            # Each entity is published as soon as it is built: a later entity failing leaves
-            # none built but unpublished.
-            summary.consolidated = engine.consolidate(partial(publish, project))
-            summary.consolidation_seconds = time.perf_counter() - began
+                post = time.perf_counter()
+                # Each entity is published as soon as it is built: a later entity failing leaves
+                # none built but unpublished.
+                summary.consolidated = engine.consolidate(partial(publish, project))
+                summary.consolidation_seconds = time.perf_counter() - post
+        finally:
+            engine.close()
+            shutil.rmtree(project.tmp, ignore_errors=True)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    except SeeknalError as e:
+        if flag.is_set():  # an engine that reports Ctrl-C as its own error (DuckDB: "Query interrupted")
+            summary.interrupted = True
+        else:
+            results.error = str(e)
+            raise
     finally:
-        engine.close()
-        shutil.rmtree(project.tmp, ignore_errors=True)
+        summary.seconds = time.perf_counter() - began
+        _finish(results, summary, plan, dag, outcomes, project)
+        record_run(project, results)
     return summary
 
 
+def _finish(results: RunResults, summary: RunSummary, plan: Plan, dag, outcomes: dict, project) -> None:
+    for n in plan.to_run:
+        if n.node_id not in outcomes:  # never reached: the run was interrupted (or stopped at a failure)
+            kind = dag.nodes[n.node_id].kind.value
+            if summary.interrupted:
+                outcomes[n.node_id] = NodeRunResult(id=n.node_id, kind=kind, status=NodeOutcome.CANCELLED,
+                                                    reason="run interrupted")
+                summary.cancelled.append(n.node_id)
+            else:
+                outcomes[n.node_id] = NodeRunResult(id=n.node_id, kind=kind, status=NodeOutcome.SKIPPED,
+                                                    reason="the run stopped at an earlier failure")
+    results.nodes = [outcomes[n.node_id] for n in plan.nodes]
+    results.consolidated = list(summary.consolidated)
+    results.consolidation_s = round(summary.consolidation_seconds, 4) if summary.consolidated else None
+    results.finished_at = utc_now()
+    results.elapsed_s = round(summary.seconds, 4)
+    if summary.interrupted:
+        results.status = RunStatus.INTERRUPTED
+    elif summary.failed or results.error:
+        results.status = RunStatus.FAILED
+    else:
+        results.status = RunStatus.OK
+
+
 def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, reporter: Reporter,
-               summary: RunSummary, continue_on_error: bool) -> None:
-    dag, state_path = ws.dag, ws.project.state_path
+               summary: RunSummary, outcomes: dict[str, NodeRunResult], continue_on_error: bool,
+               interrupted: threading.Event) -> None:
+    dag, project = ws.dag, ws.project
+    state_path = project.state_path
     todo = plan.to_run
     blocked: set[str] = set()
     for index, node_plan in enumerate(todo, start=1):
         node_id = node_plan.node_id
+        spec = dag.nodes[node_id]
+        kind = spec.kind.value
         if blocked & set(dag.upstream[node_id]):
             blocked.add(node_id)
             summary.skipped.append(node_id)
+            outcomes[node_id] = NodeRunResult(id=node_id, kind=kind, status=NodeOutcome.SKIPPED,
+                                              reason="an upstream node failed")
             reporter.skipped(node_id, "an upstream node failed")
             continue
         reporter.start(index, len(todo), node_id)
         job = NodeJob(spec=dag.nodes[node_id], plan=node_plan, previous=state.nodes.get(node_id))
         progress = _Recorder(state, state_path, job, reporter)
+        began = time.perf_counter()
         try:
             result = engine.compute(job, progress)
+        except KeyboardInterrupt:
+            _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
+            raise
         except NodeExecutionError as error:
+            if interrupted.is_set():
+                _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
+                raise KeyboardInterrupt from error
             blocked.add(node_id)
             summary.failed.append(node_id)
             summary.errors.append(error)
+            outcomes[node_id] = NodeRunResult(id=node_id, kind=kind, status=NodeOutcome.FAILED,
+                                              reason=", ".join(node_plan.reasons), error=str(error),
+                                              duration_s=round(time.perf_counter() - began, 4))
             _mark_failed(state, node_id, node_plan.state, str(error))
             state.save(state_path)
             reporter.failed(node_id, error)
@@ -147,7 +232,35 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
         state.save(state_path)
         summary.succeeded.append(node_id)
         summary.rows += result.rows
+        outcomes[node_id] = NodeRunResult(
+            id=node_id, kind=kind, status=NodeOutcome.RAN, reason=", ".join(node_plan.reasons),
+            duration_s=round(result.seconds, 4), rows_out=result.rows,
+            partitions=_touched(node_plan), output=_relative(result.path, project.root))
         reporter.done(node_id, result)
+
+
+def _cancel(state: RunState, state_path, summary: RunSummary, outcomes: dict, node_id: str, kind: str,
+            began: float, progress: _Recorder) -> None:
+    """The node in flight when Ctrl-C came: keep its previous output and any finished partitions."""
+    summary.cancelled.append(node_id)
+    outcomes[node_id] = NodeRunResult(id=node_id, kind=kind, status=NodeOutcome.CANCELLED,
+                                      reason="run interrupted", duration_s=round(time.perf_counter() - began, 4),
+                                      partitions=progress.finished_partitions())
+    if progress.finished_partitions() is not None:
+        state.save(state_path)  # the partitions finished before the interrupt count for the next run
+
+
+def _touched(node_plan) -> list[str] | None:
+    if node_plan.partitions_run is None:
+        return list(node_plan.state.partitions) if node_plan.state.partitions else None
+    return list(node_plan.partitions_run)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 class _Recorder:
@@ -157,6 +270,7 @@ class _Recorder:
         self._state, self._path, self._job, self._reporter = state, state_path, job, reporter
         self._record: NodeState | None = None
         self._saved = time.perf_counter()
+        self._done = 0
 
     def rows(self, rows: int) -> None:
         self._reporter.progress(self._job.node_id, rows)
@@ -167,10 +281,18 @@ class _Recorder:
         self._record = msgspec.structs.replace(self._job.plan.state, partitions=dict(partitions),
                                                status=NodeStatus.FAILED, error="interrupted")
 
+    def finished_partitions(self) -> list[str] | None:
+        """Partitions in place so far (None: not a partitioned node, or none finished)."""
+        return sorted(self._record.partitions) if self._record is not None else None
+
     def partition_done(self, partition: str) -> None:
         if self._record is None:
             self.partitions_kept({})
         self._record.partitions[partition] = self._job.plan.state.partitions[partition]
+        self._done += 1
+        todo = self._job.plan.partitions_run
+        self._reporter.partitions(self._job.node_id, self._done,
+                                  len(todo) if todo is not None else len(self._job.plan.state.partitions))
         self._state.nodes[self._job.node_id] = self._record
         if time.perf_counter() - self._saved > _PARTITION_SAVE_SECONDS:
             self._state.save(self._path)

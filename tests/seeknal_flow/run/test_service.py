@@ -31,6 +31,9 @@ class Recorder:
     def progress(self, node_id: str, rows: int) -> None:
         pass
 
+    def partitions(self, node_id: str, done: int, total: int) -> None:
+        pass
+
     def done(self, node_id: str, result: NodeResult) -> None:
         self.events.append(("done", node_id))
 
