@@ -1,6 +1,6 @@
 """Second-order aggregation compiled to SQL: output names and one aggregate statement (pure).
 
-Semantics decided here (beyond SPEC §4):
+Semantics decided here (beyond docs/yaml-reference.md#second_order_aggregation):
 
 * Each distinct id of the input gives one output row, including ids whose rows
   are all in the future or have NULL dates (a NULL id is a group of its own).
@@ -175,7 +175,7 @@ class _Aggs:
         if agg in ("mean", "avg"):
             # SUM / COUNT instead of AVG: the SUM is usually requested too and is
             # then shared, which saves an accumulator per group (measurable with
-            # many groups); the result is DOUBLE, as SPEC §4 requires for mean.
+            # many groups); the result is DOUBLE, as the SOA reference promises for mean.
             total, n = self.alias("sum", col, flt), self.alias("count", col, flt)
             return f"CAST({total} AS DOUBLE) / CAST(NULLIF({n}, 0) AS DOUBLE)"
         return self.alias(agg, col, flt)

@@ -1,4 +1,4 @@
-"""Typed description of a second-order aggregation (SPEC §4).
+"""Typed description of a second-order aggregation (docs/yaml-reference.md#second_order_aggregation).
 
 These are plain msgspec Structs so the YAML / decorator front ends can decode
 user input straight into them (unknown fields are rejected by msgspec). They
@@ -22,7 +22,7 @@ from __future__ import annotations
 from msgspec import Struct
 
 # Token -> SQL aggregate template ({x} is the quoted column). Sample variants for
-# stddev/var, as SPEC §4 requires; median of integers is DOUBLE in DataFusion.
+# stddev/var, as the SOA reference (docs/yaml-reference.md) promises; median of integers is DOUBLE in DataFusion.
 AGG_SQL: dict[str, str] = {
     "count": "COUNT({x})",
     "sum": "SUM({x})",

@@ -1,6 +1,6 @@
 """SQL nodes under ``--engine spark``: the user's DuckDB SQL, run as Spark SQL when both agree.
 
-User SQL is DuckDB's dialect everywhere (SPEC §3). On Spark a node's SQL runs
+User SQL is DuckDB's dialect everywhere (docs/yaml-reference.md). On Spark a node's SQL runs
 unchanged when it is in the common subset of both dialects; otherwise the node
 fails with one line naming the construct. Three gates, cheapest first:
 

@@ -183,7 +183,7 @@ def second_order_aggregation(
     """Declare a second-order aggregation; the function returns its input table.
 
     ``features`` maps a column (or a name with ``source_feature``) to ``basic``,
-    ``window`` + ``basic``, ``ratio`` or ``since`` specs (SPEC §4). With
+    ``window`` + ``basic``, ``ratio`` or ``since`` specs (docs/yaml-reference.md#second_order_aggregation). With
     ``spine="kind.name"`` the application date comes from each spine row.
 
     >>> @second_order_aggregation(

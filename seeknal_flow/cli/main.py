@@ -20,6 +20,7 @@ from seeknal_flow.cli import (
     repl_cmd,
     run_cmd,
     runs_cmd,
+    schema_cmd,
     serve_cmd,
     validate_cmd,
 )
@@ -38,7 +39,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, runs_cmd, lineage_cmd, repl_cmd, entity_cmd,
-               serve_cmd, validate_cmd):
+               serve_cmd, validate_cmd, schema_cmd):
     module.register(cli)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from seeknal_flow.authoring.specs import NAME_RE, Kind
 from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.project import PROJECT_FILE
+from seeknal_flow.load.yaml_schema import editor_settings, write_schemas
 
 GITIGNORE = "target/\n__pycache__/\n"
 
@@ -42,4 +44,23 @@ def init_project(name: str, description: str = "", path: Path | None = None) -> 
     gitignore = root / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text(GITIGNORE, encoding="utf-8")
+    write_editor_hints(root)
     return root
+
+
+def write_editor_hints(root: Path) -> None:
+    """JSON Schemas of node files and a ``.vscode/settings.json`` pointing YAML files at them.
+
+    An existing ``.vscode/settings.json`` is merged, never replaced.
+    """
+    write_schemas(root)
+    settings = root / ".vscode" / "settings.json"
+    current = {}
+    if settings.is_file():
+        try:
+            current = json.loads(settings.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return  # a hand-edited file with comments: leave it alone
+    merged = {**current, "yaml.schemas": {**current.get("yaml.schemas", {}), **editor_settings()["yaml.schemas"]}}
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
