@@ -26,7 +26,7 @@ the traceback), 2 a usage error or an internal error, 130 interrupted (Ctrl-C).
 def cli_reference() -> str:
     """The whole reference as Markdown."""
     parts = [HEADER]
-    ctx = click.Context(cli, info_name="seeknal")
+    ctx = click.Context(cli, info_name="seeknal", **cli.context_settings)
     parts.append(_command(cli, ctx, "seeknal", level=2))
     for name, cmd in sorted(cli.commands.items()):
         sub = click.Context(cmd, info_name=name, parent=ctx)
