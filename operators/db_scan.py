@@ -1,0 +1,417 @@
+"""Database scans: PostgreSQL and SQLite through ADBC, streamed as Arrow RecordBatches.
+
+The Arrow Database Connectivity drivers hand back Arrow record batches (the
+PostgreSQL driver reads ``COPY ... TO STDOUT (FORMAT binary)``), so rows never
+become Python objects: :meth:`DbScanOperator.batches` pulls them from
+``cursor.fetch_record_batch()`` one batch at a time, bounded in memory whatever
+the table's size. With ``partitions > 1`` the read is split into N range
+queries on one column, each on its own connection in its own thread, merged
+through a bounded queue.
+
+An incremental read sends ``column > $watermark`` to the database (a bound
+parameter), so only new rows cross the wire.
+
+Types (PostgreSQL -> Arrow): integers, float4/8, text/varchar, bool, date,
+timestamp and bytea as the driver gives them; timestamptz as
+``timestamp[us, tz=UTC]``; json/jsonb as string; numeric(p, s) with p <= 38 as
+``decimal128(p, s)``, numeric without a precision (or wider) as float64. Any
+other type (interval, arrays, geometric...) is an error naming the column.
+
+The driver modules are imported on first use: planning never loads them.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from operators.errors import EngineError
+from operators.scan import first_line
+
+INSTALL_HINT = "database sources need the db extra: pip install 'seeknal-flow[db]'"
+_IDENT_PART = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
+_MAX_DECIMAL_PRECISION = 38
+# Batches in flight per partition reader of a parallel read: bounds memory at
+# about (partitions x this x batch size); ADBC's PostgreSQL batches are ~16 MB.
+_QUEUE_BATCHES_PER_READER = 2
+
+
+@dataclass(frozen=True)
+class DbRead:
+    """What to read. ``uri`` is the expanded connection (a secret: never put it in a message).
+
+    ``watermark`` is the physical value (int, float or str) of the highest
+    ``incremental_column`` value already materialized, or None for a full read.
+    """
+
+    driver: str  # "postgres" | "sqlite"
+    uri: str
+    label: str  # how messages name the source: "postgres 127.0.0.1:5432/shop public.orders"
+    table: str = ""
+    query: str | None = None
+    incremental_column: str | None = None
+    watermark: Any = None
+    partition_column: str | None = None
+    partitions: int = 1
+
+
+def table_sql(table: str) -> str:
+    """A ``[schema.]table`` name checked to be identifiers only (so it can go into SQL as is).
+
+    >>> table_sql('public.orders')
+    'public.orders'
+    >>> table_sql('orders; DROP TABLE x')
+    Traceback (most recent call last):
+    ...
+    operators.errors.EngineError: table 'orders; DROP TABLE x' is not a [schema.]table name; use query: for anything else
+    """
+    parts = table.split(".")
+    if not all(_IDENT_PART.match(p) for p in parts) or len(parts) > 3:
+        raise EngineError(f"table {table!r} is not a [schema.]table name; use query: for anything else")
+    return table
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect(driver: str, uri: str, label: str):
+    """An ADBC DB-API connection; a missing driver or a refused connection is a one-line EngineError."""
+    try:
+        if driver == "postgres":
+            import adbc_driver_postgresql.dbapi as dbapi
+        elif driver == "sqlite":
+            import adbc_driver_sqlite.dbapi as dbapi
+        else:
+            raise EngineError(f"unknown database driver '{driver}'; use postgres or sqlite")
+    except ImportError as e:
+        raise EngineError(INSTALL_HINT) from e
+    if driver == "sqlite" and not Path(uri).is_file():
+        raise EngineError(f"cannot open {label}: the SQLite file does not exist; check `connection`")
+    try:
+        return dbapi.connect(uri)
+    except dbapi.Error as e:
+        raise EngineError(f"cannot connect to {label}: {_driver_message(e)}") from e
+
+
+def _driver_message(error: Exception) -> str:
+    text = first_line(str(error))
+    # "IO: [libpq] Failed to connect: connection to server at ... failed: FATAL:  password ..." -> the reason
+    text = re.sub(r"^\w+: \[libpq\] ", "", text)
+    text = re.sub(r"^[A-Z_]+: ", "", text)  # the ADBC status code
+    text = re.sub(r"^(Failed to (prepare|execute) query: )?(could not begin COPY: )?", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class DbScanOperator:
+    """Stream a table or query of a database as RecordBatches.
+
+    >>> import sqlite3, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "shop.db")
+    >>> with sqlite3.connect(path) as con:
+    ...     _ = con.execute("CREATE TABLE orders (id INTEGER, amount REAL)")
+    ...     _ = con.executemany("INSERT INTO orders VALUES (?, ?)", [(1, 2.5), (2, 4.0)])
+    >>> op = DbScanOperator(DbRead("sqlite", path, "sqlite shop.db orders", table="orders"))
+    >>> sum(b.num_rows for b in op.batches()), op.schema.names
+    (2, ['id', 'amount'])
+    """
+
+    def __init__(self, read: DbRead) -> None:
+        self.read = read
+        self._schema: pa.Schema | None = None
+        self._raw: pa.Schema | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.rows = 0
+        self.max_value: Any = None  # physical max of the incremental column over the rows yielded
+        self.output = ""
+
+    def describe(self) -> str:
+        r = self.read
+        extra = f", incremental on {r.incremental_column}" if r.incremental_column else ""
+        extra += f", {r.partitions} range reads on {r.partition_column}" if r.partitions > 1 else ""
+        return f"DbScan[{r.driver}]({r.label}{extra})"
+
+    # ----------------------------------------------------------------- SQL text
+
+    @property
+    def _relation(self) -> str:
+        r = self.read
+        if r.query is not None:
+            return f"({r.query.strip().rstrip(';')}) AS _seeknal_q"
+        return table_sql(r.table)
+
+    def _placeholder(self) -> str:
+        if self.read.driver != "postgres":
+            return "?"
+        # The driver binds a decimal (or JSON) watermark as text; PostgreSQL needs the column's type.
+        meta = self._raw.field(self.read.incremental_column).metadata or {}
+        pg_type = meta.get(b"POSTGRESQL:type", b"").decode()
+        return f"$1::{pg_type}" if re.fullmatch(r"[a-z_][a-z0-9_ ]*", pg_type) else "$1"
+
+    def _where(self, extra: str = "") -> str:
+        conds = []
+        if self.read.incremental_column and self.read.watermark is not None:
+            conds.append(f"{_quote(self.read.incremental_column)} > {self._placeholder()}")
+        if extra:
+            conds.append(extra)
+        return f" WHERE {' AND '.join(conds)}" if conds else ""
+
+    def _params(self):
+        r = self.read
+        if not (r.incremental_column and r.watermark is not None):
+            return None
+        field = self._raw.field(r.incremental_column)
+        kind = field.type.storage_type if isinstance(field.type, pa.BaseExtensionType) else field.type
+        value = pa.array([r.watermark])
+        if pa.types.is_decimal(kind) or pa.types.is_string(kind) or isinstance(field.type, pa.BaseExtensionType):
+            value = pa.array([str(r.watermark)])
+        elif pa.types.is_date32(kind):
+            value = value.cast(pa.int32())
+        try:
+            value = value.cast(kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise EngineError(f"the stored watermark of '{r.incremental_column}' does not fit its type "
+                              f"{kind} any more; run with --full") from e
+        return pa.record_batch([value], names=["watermark"])
+
+    # ------------------------------------------------------------------- schema
+
+    @property
+    def schema(self) -> pa.Schema:
+        if self._schema is None:
+            self._probe()
+        return self._schema
+
+    def _probe(self) -> None:
+        """Read the result's columns (a LIMIT 0 query), map their types and check the named columns."""
+        con = connect(self.read.driver, self.read.uri, self.read.label)
+        try:
+            with con.cursor() as cur:
+                self._execute(cur, f"SELECT * FROM {self._relation} LIMIT 0", None)
+                reader = cur.fetch_record_batch()
+                self._raw = reader.schema
+                reader.read_all()
+        finally:
+            con.close()
+        self._schema = pa.schema([pa.field(f.name, _target_type(f, self.read.label)) for f in self._raw])
+        for role, column in (("incremental.column", self.read.incremental_column),
+                             ("partition_on.column", self.read.partition_column)):
+            if column is not None and column not in self._raw.names:
+                raise EngineError(f"{role} '{column}' is not a column of {self.read.label}; "
+                                  f"columns: {', '.join(self._raw.names)}")
+        if self.read.partitions > 1:
+            kind = self._schema.field(self.read.partition_column).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                raise EngineError(f"partition_on.column '{self.read.partition_column}' is {kind}; "
+                                  "parallel reads split an integer or floating-point column")
+
+    def _execute(self, cur, sql: str, params) -> None:
+        try:
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql, params)
+        except Exception as e:  # noqa: BLE001 - each DB-API driver raises its own Error classes; named below
+            if not _is_driver_error(e):
+                raise
+            raise EngineError(f"query on {self.read.label} failed in the database: {_driver_message(e)}") from e
+
+    # ------------------------------------------------------------------ batches
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        schema = self.schema
+        ranges = self._ranges() if self.read.partitions > 1 else [""]
+        if len(ranges) == 1:
+            yield from self._track(self._stream(ranges[0]), schema)
+        else:
+            yield from self._track(self._parallel(ranges), schema)
+
+    def _track(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        import pyarrow.compute as pc
+
+        column = self.read.incremental_column
+        for batch in batches:
+            self.rows += batch.num_rows
+            if column is not None and batch.num_rows:
+                top = pc.max(batch.column(column))
+                if top.is_valid:
+                    value = _physical(top)
+                    if self.max_value is None or value > self.max_value:
+                        self.max_value = value
+            yield batch
+
+    def _stream(self, condition: str) -> Iterator[pa.RecordBatch]:
+        con = connect(self.read.driver, self.read.uri, self.read.label)
+        try:
+            with con.cursor() as cur:
+                self._execute(cur, f"SELECT * FROM {self._relation}{self._where(condition)}", self._params())
+                reader = cur.fetch_record_batch()
+                convert = _converter(reader.schema, self._schema)
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                    except Exception as e:  # noqa: BLE001 - driver errors while streaming; others re-raised
+                        if not _is_driver_error(e):
+                            raise
+                        raise EngineError(f"reading {self.read.label} failed: {_driver_message(e)}") from e
+                    yield convert(batch)
+        finally:
+            con.close()
+
+    def _ranges(self) -> list[str]:
+        """N conditions splitting [min, max] of the partition column; NULLs go to the first."""
+        col = _quote(self.read.partition_column)
+        con = connect(self.read.driver, self.read.uri, self.read.label)
+        try:
+            with con.cursor() as cur:
+                self._execute(cur, f"SELECT min({col}), max({col}) FROM {self._relation}{self._where()}",
+                              self._params())
+                low, high = cur.fetchone()
+        finally:
+            con.close()
+        if low is None:
+            return [""]
+        n = self.read.partitions
+        integer = isinstance(low, int) and isinstance(high, int)
+        step = max(1, math.ceil((high - low + 1) / n)) if integer else (high - low) / n
+        out = []
+        for i in range(n):
+            lo = low + step * i
+            if integer and lo > high:
+                break
+            cond = f"{col} >= {lo!r}" + (f" AND {col} < {low + step * (i + 1)!r}" if i < n - 1 else "")
+            out.append(f"({cond}{f' OR {col} IS NULL' if i == 0 else ''})")
+        return out
+
+    def _parallel(self, ranges: list[str]) -> Iterator[pa.RecordBatch]:
+        box: queue.Queue = queue.Queue(maxsize=_QUEUE_BATCHES_PER_READER * len(ranges))
+        done = object()
+        self._stop.clear()
+
+        def pump(condition: str) -> None:
+            try:
+                for batch in self._stream(condition):
+                    while not self._stop.is_set():
+                        try:
+                            box.put(batch, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if self._stop.is_set():
+                        return
+                box.put(done)
+            except BaseException as e:  # noqa: BLE001 - handed to the consuming thread, which re-raises it
+                box.put(e)
+
+        self._threads = [threading.Thread(target=pump, args=(c,), daemon=True, name=f"db-read-{i}")
+                         for i, c in enumerate(ranges)]
+        for t in self._threads:
+            t.start()
+        finished = 0
+        try:
+            while finished < len(ranges):
+                item = box.get()
+                if item is done:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads = []
+
+    def read_all(self) -> pa.Table:
+        return pa.Table.from_batches(list(self.batches()), schema=self.schema)
+
+
+def _is_driver_error(error: Exception) -> bool:
+    try:
+        import adbc_driver_manager
+    except ImportError:
+        return False
+    return isinstance(error, adbc_driver_manager.Error)
+
+
+def _physical(scalar: pa.Scalar) -> Any:
+    """A JSON-able value of a scalar: integers for dates and timestamps, str for decimals.
+
+    >>> import datetime
+    >>> _physical(pa.scalar(datetime.date(1970, 1, 3)))
+    2
+    """
+    t = scalar.type
+    if pa.types.is_date32(t):
+        return scalar.cast(pa.int32()).as_py()
+    if pa.types.is_timestamp(t) or pa.types.is_date64(t):
+        return scalar.cast(pa.int64()).as_py()
+    if pa.types.is_decimal(t):
+        return str(scalar.as_py())
+    return scalar.as_py()
+
+
+def _target_type(field: pa.Field, label: str) -> pa.DataType:
+    """The Arrow type a column is written as (module docstring: the type rules)."""
+    t = field.type
+    meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+    pg_type = meta.get("POSTGRESQL:type") or meta.get("ADBC:postgresql:typname") or ""
+    if isinstance(t, pa.BaseExtensionType):
+        name = getattr(t, "extension_name", "")
+        if name == "arrow.json":
+            return pa.string()
+        if pg_type == "numeric" or getattr(t, "type_name", "") == "numeric":
+            typmod = int(meta.get("POSTGRESQL:typmod", "-1"))
+            if typmod >= 4:
+                precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+                if precision <= _MAX_DECIMAL_PRECISION:
+                    return pa.decimal128(precision, scale)
+            return pa.float64()
+        kind = getattr(t, "type_name", "") or pg_type or name
+        raise EngineError(_unsupported(field.name, kind, label))
+    if pa.types.is_interval(t) or pa.types.is_duration(t) or pa.types.is_nested(t) or pa.types.is_dictionary(t):
+        raise EngineError(_unsupported(field.name, pg_type or str(t), label))
+    if pa.types.is_timestamp(t) and t.tz is not None and t.tz != "UTC":
+        return pa.timestamp(t.unit, tz="UTC")
+    return t
+
+
+def _unsupported(column: str, kind: str, label: str) -> str:
+    return (f"column '{column}' of {label} has type {kind}, which has no Arrow mapping here; "
+            f"cast it in a query: (e.g. SELECT {column}::text ...)")
+
+
+def _converter(raw: pa.Schema, target: pa.Schema):
+    """A function mapping the driver's batches to ``target`` (only the columns that differ are touched)."""
+    import pyarrow.compute as pc
+
+    changes = []
+    for i, (have, want) in enumerate(zip(raw, target, strict=True)):
+        if have.type != want.type:
+            changes.append((i, want.type))
+
+    def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns = list(batch.columns)
+        for i, kind in changes:
+            column = columns[i]
+            if isinstance(column.type, pa.BaseExtensionType):
+                column = column.storage
+            columns[i] = pc.cast(column, kind)
+        return pa.RecordBatch.from_arrays(columns, schema=target)
+
+    return convert
