@@ -132,6 +132,7 @@ class DbScanOperator:
         self._threads: list[threading.Thread] = []
         self.rows = 0
         self.max_value: Any = None  # physical max of the incremental column over the rows yielded
+        self.max_text = ""  # the same, as shown to users
         self.output = ""
 
     def describe(self) -> str:
@@ -246,7 +247,7 @@ class DbScanOperator:
                 if top.is_valid:
                     value = _physical(top)
                     if self.max_value is None or value > self.max_value:
-                        self.max_value = value
+                        self.max_value, self.max_text = value, str(top.as_py())
             yield batch
 
     def _stream(self, condition: str) -> Iterator[pa.RecordBatch]:
@@ -339,6 +340,28 @@ class DbScanOperator:
 
     def read_all(self) -> pa.Table:
         return pa.Table.from_batches(list(self.batches()), schema=self.schema)
+
+
+def multiset_hash(path: Path) -> tuple[int, int]:
+    """(rows, sum of row hashes mod 2**64) of a Parquet file: the same for the same rows in any order.
+
+    Sums add up, so the hash of an incrementally appended table is the sum of its parts'.
+    A parallel read interleaves its ranges differently on every run; this hash does not see that.
+    """
+    import duckdb
+
+    from operators.sql_text import quote_ident, quote_literal
+
+    con = duckdb.connect()
+    try:
+        names = con.sql(f"DESCRIBE SELECT * FROM read_parquet({quote_literal(str(path))})").fetchall()
+        row = ", ".join(quote_ident(n[0]) for n in names)
+        rows, total = con.sql(
+            f"SELECT count(*), coalesce(sum(hash({row})::HUGEINT) % 18446744073709551616, 0)::UBIGINT "
+            f"FROM read_parquet({quote_literal(str(path))})").fetchone()
+    finally:
+        con.close()
+    return int(rows), int(total)
 
 
 def _is_driver_error(error: Exception) -> bool:

@@ -34,7 +34,7 @@ class _Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 class SourceArgs(_Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    table: str | None = None  # required for files; databases take table or query
+    table: str = ""  # required for files; databases take table or query
     source: SourceFormat | None = None  # inferred from the file extension when omitted
     columns: dict[str, str] = {}
     partition_by: list[str] = []

@@ -72,8 +72,11 @@ def _source(args, common, python, sql, extra) -> SourceSpec:
     if database_only:
         raise SpecError(f"{where}: field '{database_only[0]}' is for database sources; "
                         "add source: postgres (or sqlite)")
-    if args.table is None:
-        raise SpecError(f"{where}: field 'table': required field is missing; give the file's path")
+    if not args.table:
+        loc = common["location"]
+        line = extra.get("lines", {}).get((), loc.line)  # YAML: the mapping's line, as msgspec reports it
+        raise SpecError(f"{loc.file}:{line}: field 'table': required field is missing; give the file's path "
+                        "(or source: postgres/sqlite with connection)")
     if fmt is None:
         suffix = "." + args.table.rstrip("/").rsplit(".", 1)[-1].lower() if "." in args.table else ""
         fmt = _EXTENSIONS.get(suffix, SourceFormat.PARQUET if args.table.endswith("/") else None)
@@ -96,7 +99,7 @@ def _database_source(args, common, python, fmt: SourceFormat, where: str) -> Sou
     if not args.connection:
         example = "${SHOP_PG_URL}" if fmt == SourceFormat.POSTGRES else "data/shop.db"
         raise SpecError(f"{where}: field 'connection': required for {fmt.value} sources, e.g. {example}")
-    if (args.table is None) == (args.query is None):
+    if bool(args.table) == (args.query is not None):
         raise SpecError(f"{where}: give exactly one of 'table' (e.g. public.orders) or 'query' (a SELECT)")
     if args.partition_by:
         raise SpecError(f"{where}: field 'partition_by' is for Hive folders of files; "
@@ -109,7 +112,7 @@ def _database_source(args, common, python, fmt: SourceFormat, where: str) -> Sou
     return SourceSpec(
         **common,
         format=fmt,
-        table=args.table or "",
+        table=args.table,
         columns=dict(args.columns),
         python=python,
         connection=args.connection,
