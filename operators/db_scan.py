@@ -197,7 +197,10 @@ class DbScanOperator:
         con = connect(self.read.driver, self.read.uri, self.read.label)
         try:
             with con.cursor() as cur:
-                self._execute(cur, f"SELECT * FROM {self._relation} LIMIT 0", None)
+                # SQLite columns have no fixed type: the driver infers them from the rows it sees,
+                # so its probe reads some rows; PostgreSQL describes an empty result exactly.
+                limit = 0 if self.read.driver == "postgres" else 1024
+                self._execute(cur, f"SELECT * FROM {self._relation} LIMIT {limit}", None)
                 reader = cur.fetch_record_batch()
                 self._raw = reader.schema
                 reader.read_all()
@@ -256,14 +259,15 @@ class DbScanOperator:
             with con.cursor() as cur:
                 self._execute(cur, f"SELECT * FROM {self._relation}{self._where(condition)}", self._params())
                 reader = cur.fetch_record_batch()
-                convert = _converter(reader.schema, self._schema)
+                convert = _converter(reader.schema, self._schema, self.read.label)
                 while True:
                     try:
                         batch = reader.read_next_batch()
                     except StopIteration:
                         return
                     except Exception as e:  # noqa: BLE001 - driver errors while streaming; others re-raised
-                        if not _is_driver_error(e):
+                        # The driver's stream surfaces through Arrow's C interface as OSError/ArrowException.
+                        if not (_is_driver_error(e) or isinstance(e, OSError | pa.ArrowException)):
                             raise
                         raise EngineError(f"reading {self.read.label} failed: {_driver_message(e)}") from e
                     yield convert(batch)
@@ -358,7 +362,7 @@ def multiset_hash(path: Path) -> tuple[int, int]:
         row = ", ".join(quote_ident(n[0]) for n in names)
         rows, total = con.sql(
             f"SELECT count(*), coalesce(sum(hash({row})::HUGEINT) % 18446744073709551616, 0)::UBIGINT "
-            f"FROM read_parquet({quote_literal(str(path))})").fetchone()
+            f"FROM read_parquet({quote_literal(str(path))})").fetchall()[0]
     finally:
         con.close()
     return int(rows), int(total)
@@ -419,7 +423,7 @@ def _unsupported(column: str, kind: str, label: str) -> str:
             f"cast it in a query: (e.g. SELECT {column}::text ...)")
 
 
-def _converter(raw: pa.Schema, target: pa.Schema):
+def _converter(raw: pa.Schema, target: pa.Schema, label: str):
     """A function mapping the driver's batches to ``target`` (only the columns that differ are touched)."""
     import pyarrow.compute as pc
 
@@ -434,7 +438,11 @@ def _converter(raw: pa.Schema, target: pa.Schema):
             column = columns[i]
             if isinstance(column.type, pa.BaseExtensionType):
                 column = column.storage
-            columns[i] = pc.cast(column, kind)
+            try:
+                columns[i] = pc.cast(column, kind)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise EngineError(f"column '{target.field(i).name}' of {label}: values do not fit {kind} "
+                                  f"({first_line(str(e))}); cast the column in a query:") from e
         return pa.RecordBatch.from_arrays(columns, schema=target)
 
     return convert
