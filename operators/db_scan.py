@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from operators.errors import EngineError
 from operators.scan import first_line
+from operators.sql_text import quote_ident, quote_literal
 
 INSTALL_HINT = "database sources need the db extra: pip install 'seeknal-flow[db]'"
 _IDENT_PART = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
@@ -71,11 +72,11 @@ def table_sql(table: str) -> str:
     >>> table_sql('orders; DROP TABLE x')
     Traceback (most recent call last):
     ...
-    operators.errors.EngineError: table 'orders; DROP TABLE x' is not a [schema.]table name; use query: for anything else
+    operators.errors.EngineError: table 'orders; DROP TABLE x' is not a [schema.]table name; use query: ...
     """
     parts = table.split(".")
     if not all(_IDENT_PART.match(p) for p in parts) or len(parts) > 3:
-        raise EngineError(f"table {table!r} is not a [schema.]table name; use query: for anything else")
+        raise EngineError(f"table {table!r} is not a [schema.]table name; use query: (a SELECT) for anything else")
     return table
 
 
@@ -114,14 +115,10 @@ def _driver_message(error: Exception) -> str:
 class DbScanOperator:
     """Stream a table or query of a database as RecordBatches.
 
-    >>> import sqlite3, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "shop.db")
-    >>> with sqlite3.connect(path) as con:
-    ...     _ = con.execute("CREATE TABLE orders (id INTEGER, amount REAL)")
-    ...     _ = con.executemany("INSERT INTO orders VALUES (?, ?)", [(1, 2.5), (2, 4.0)])
-    >>> op = DbScanOperator(DbRead("sqlite", path, "sqlite shop.db orders", table="orders"))
-    >>> sum(b.num_rows for b in op.batches()), op.schema.names
-    (2, ['id', 'amount'])
+    >>> op = DbScanOperator(DbRead("sqlite", "/data/shop.db", "sqlite data/shop.db orders", table="orders",
+    ...                            partition_column="id", partitions=4))
+    >>> op.describe()
+    'DbScan[sqlite](sqlite data/shop.db orders, 4 range reads on id)'
     """
 
     def __init__(self, read: DbRead) -> None:
@@ -352,9 +349,7 @@ def multiset_hash(path: Path) -> tuple[int, int]:
     Sums add up, so the hash of an incrementally appended table is the sum of its parts'.
     A parallel read interleaves its ranges differently on every run; this hash does not see that.
     """
-    import duckdb
-
-    from operators.sql_text import quote_ident, quote_literal
+    import duckdb  # only when a database source is written
 
     con = duckdb.connect()
     try:

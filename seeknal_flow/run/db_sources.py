@@ -114,7 +114,7 @@ def run_database_source(project: Project, job: NodeJob, progress: Progress, buff
         else:
             staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
             target = staging / _PART.format(0)
-        sink = write_parquet(schema, scan.batches(), target, progress=progress.rows, buffer_bytes=buffer_bytes)
+        write_parquet(schema, scan.batches(), target, progress=progress.rows, buffer_bytes=buffer_bytes)
         rows, total = multiset_hash(target)
         if append and rows == 0:
             target.unlink()  # nothing new: no empty part

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -125,6 +128,7 @@ def test_incremental_fetches_only_new_rows_and_full_rereads(seeknal, tmp_path, m
 
 def test_incremental_predicate_is_sent_to_the_database(pg_server, table):
     from operators.db_scan import DbRead, DbScanOperator
+    from operators.errors import EngineError
 
     pg_server.psql(f"CREATE OR REPLACE VIEW {table}_v AS SELECT *, 1 / (CASE WHEN id <= 90 THEN 0 ELSE 1 END) AS x "
                    f"FROM {table}")
@@ -133,7 +137,7 @@ def test_incremental_predicate_is_sent_to_the_database(pg_server, table):
                   incremental_column="id", watermark=95)
     assert DbScanOperator(read).read_all().num_rows == 5
     everything = DbScanOperator(DbRead("postgres", pg_server.url, "pg", table=f"{table}_v"))
-    with pytest.raises(Exception, match="division by zero"):
+    with pytest.raises(EngineError, match="division by zero"):
         everything.read_all()
 
 
@@ -208,6 +212,7 @@ def test_unsupported_type_names_the_column(seeknal, tmp_path, monkeypatch, pg_se
 
 
 def test_sqlite_source_relative_to_the_project(seeknal, tmp_path):
+    pytest.importorskip("adbc_driver_sqlite", reason="the db extra is not installed (pip install 'seeknal-flow[db]')")
     root = tmp_path / "shop"
     assert seeknal("init", "--name", "shop", "--path", root, cwd=tmp_path).code == 0
     with sqlite3.connect(root / "data" / "shop.db") as con:
@@ -238,3 +243,22 @@ def test_python_decorator_form(seeknal, tmp_path, monkeypatch, pg_server, table)
     assert _output(root).num_rows == 100
     preview = seeknal("dry-run", root / "seeknal" / "sources" / "orders.py", "--limit", "3", cwd=root)
     assert preview.code == 0, preview.text
+
+
+_PLAN_IMPORTS = """import sys
+from seeknal_flow.cli.main import main
+try:
+    main(["plan"])
+except SystemExit as e:
+    assert not e.code, e.code
+print(sorted(m for m in sys.modules if m.startswith(("adbc", "pyarrow", "duckdb"))))
+"""
+
+
+def test_plan_imports_no_driver_and_shows_no_secret(seeknal, tmp_path, monkeypatch):
+    root = _project(seeknal, tmp_path, "table: public.orders")
+    env = {**os.environ, "SHOP_PG_URL": "postgresql://shop:TopSecret9@db.internal:5432/shop"}
+    r = subprocess.run([sys.executable, "-c", _PLAN_IMPORTS], cwd=root, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert re.search(r"RUN\s+source\.orders\s+\(new\)", r.stdout) and "TopSecret9" not in r.stdout + r.stderr
