@@ -8,7 +8,7 @@ Commands::
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
     python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
-    python -m benchmarks db --rows 2e6 [--repeat 3]   # PostgreSQL -> Parquet vs psql \copy and plain ADBC
+    python -m benchmarks db --rows 2e6 [--repeat 3]   # PostgreSQL -> Parquet vs psql copy and plain ADBC
 
 ``--append`` adds the printed tables, with the command, to benchmarks/RESULTS.md
 under "Full pipeline and scale (issue 7)".

@@ -2,8 +2,9 @@
 
 The Arrow Database Connectivity drivers hand back Arrow record batches (the
 PostgreSQL driver reads ``COPY ... TO STDOUT (FORMAT binary)``), so rows never
-become Python objects: :meth:`DbScanOperator.batches` pulls them from
-``cursor.fetch_record_batch()`` one batch at a time, bounded in memory whatever
+become Python objects: :meth:`DbScanOperator.batches` pulls them from the
+statement's Arrow stream (as ``cursor.fetch_record_batch()`` would, without the
+DB-API layer) one batch at a time, bounded in memory whatever
 the table's size. With ``partitions > 1`` the read is split into N range
 queries on one column, each on its own connection in its own thread, merged
 through a bounded queue.
@@ -84,22 +85,52 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect(driver: str, uri: str, label: str):
-    """An ADBC DB-API connection; a missing driver or a refused connection is a one-line EngineError."""
+class Connection:
+    """One ADBC connection (the driver manager's own API: its DB-API layer imports pandas, 0.3 s)."""
+
+    def __init__(self, database, connection, manager) -> None:
+        self._database, self._connection, self._manager = database, connection, manager
+        self._statements: list = []
+
+    def query(self, sql: str, params: pa.RecordBatch | None = None) -> pa.RecordBatchReader:
+        """Execute ``sql`` (``params`` bound to ``$1``/``?``) and return its result as a stream."""
+        statement = self._manager.AdbcStatement(self._connection)
+        self._statements.append(statement)  # the stream reads through it: keep it open until close()
+        statement.set_sql_query(sql)
+        if params is not None:
+            statement.bind(params)
+        handle, _ = statement.execute_query()
+        return pa.RecordBatchReader._import_from_c(handle.address)
+
+    def close(self) -> None:
+        for statement in self._statements:
+            statement.close()
+        self._connection.close()
+        self._database.close()
+
+
+def connect(driver: str, uri: str, label: str) -> Connection:
+    """An ADBC connection; a missing driver or a refused connection is a one-line EngineError."""
     try:
+        import adbc_driver_manager as manager
+
         if driver == "postgres":
-            import adbc_driver_postgresql.dbapi as dbapi
+            import adbc_driver_postgresql as module
         elif driver == "sqlite":
-            import adbc_driver_sqlite.dbapi as dbapi
+            import adbc_driver_sqlite as module
         else:
             raise EngineError(f"unknown database driver '{driver}'; use postgres or sqlite")
     except ImportError as e:
         raise EngineError(INSTALL_HINT) from e
     if driver == "sqlite" and not Path(uri).is_file():
         raise EngineError(f"cannot open {label}: the SQLite file does not exist; check `connection`")
+    database = None
     try:
-        return dbapi.connect(uri)
-    except dbapi.Error as e:
+        database = module.connect(uri)
+        return Connection(database, manager.AdbcConnection(database), manager)
+    except manager.Error as e:
+        if database is not None:
+            database.close()
         raise EngineError(f"cannot connect to {label}: {_driver_message(e)}") from e
 
 
@@ -193,14 +224,12 @@ class DbScanOperator:
         """Read the result's columns (a LIMIT 0 query), map their types and check the named columns."""
         con = connect(self.read.driver, self.read.uri, self.read.label)
         try:
-            with con.cursor() as cur:
-                # SQLite columns have no fixed type: the driver infers them from the rows it sees,
-                # so its probe reads some rows; PostgreSQL describes an empty result exactly.
-                limit = 0 if self.read.driver == "postgres" else 1024
-                self._execute(cur, f"SELECT * FROM {self._relation} LIMIT {limit}", None)
-                reader = cur.fetch_record_batch()
-                self._raw = reader.schema
-                reader.read_all()
+            # SQLite columns have no fixed type: the driver infers them from the rows it sees,
+            # so its probe reads some rows; PostgreSQL describes an empty result exactly.
+            limit = 0 if self.read.driver == "postgres" else 1024
+            reader = self._execute(con, f"SELECT * FROM {self._relation} LIMIT {limit}", None)
+            self._raw = reader.schema
+            reader.read_all()
         finally:
             con.close()
         self._schema = pa.schema([pa.field(f.name, _target_type(f, self.read.label)) for f in self._raw])
@@ -215,12 +244,9 @@ class DbScanOperator:
                 raise EngineError(f"partition_on.column '{self.read.partition_column}' is {kind}; "
                                   "parallel reads split an integer or floating-point column")
 
-    def _execute(self, cur, sql: str, params) -> None:
+    def _execute(self, con: Connection, sql: str, params) -> pa.RecordBatchReader:
         try:
-            if params is None:
-                cur.execute(sql)
-            else:
-                cur.execute(sql, params)
+            return con.query(sql, params)
         except Exception as e:  # noqa: BLE001 - each DB-API driver raises its own Error classes; named below
             if not _is_driver_error(e):
                 raise
@@ -253,21 +279,19 @@ class DbScanOperator:
     def _stream(self, condition: str) -> Iterator[pa.RecordBatch]:
         con = connect(self.read.driver, self.read.uri, self.read.label)
         try:
-            with con.cursor() as cur:
-                self._execute(cur, f"SELECT * FROM {self._relation}{self._where(condition)}", self._params())
-                reader = cur.fetch_record_batch()
-                convert = _converter(reader.schema, self._schema, self.read.label)
-                while True:
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        return
-                    except Exception as e:  # noqa: BLE001 - driver errors while streaming; others re-raised
-                        # The driver's stream surfaces through Arrow's C interface as OSError/ArrowException.
-                        if not (_is_driver_error(e) or isinstance(e, OSError | pa.ArrowException)):
-                            raise
-                        raise EngineError(f"reading {self.read.label} failed: {_driver_message(e)}") from e
-                    yield convert(batch)
+            reader = self._execute(con, f"SELECT * FROM {self._relation}{self._where(condition)}", self._params())
+            convert = _converter(reader.schema, self._schema, self.read.label)
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except Exception as e:  # noqa: BLE001 - driver errors while streaming; others re-raised
+                    # The driver's stream surfaces through Arrow's C interface as OSError/ArrowException.
+                    if not (_is_driver_error(e) or isinstance(e, OSError | pa.ArrowException)):
+                        raise
+                    raise EngineError(f"reading {self.read.label} failed: {_driver_message(e)}") from e
+                yield convert(batch)
         finally:
             con.close()
 
@@ -276,12 +300,12 @@ class DbScanOperator:
         col = _quote(self.read.partition_column)
         con = connect(self.read.driver, self.read.uri, self.read.label)
         try:
-            with con.cursor() as cur:
-                self._execute(cur, f"SELECT min({col}), max({col}) FROM {self._relation}{self._where()}",
-                              self._params())
-                low, high = cur.fetchone()
+            reader = self._execute(con, f"SELECT min({col}) AS low, max({col}) AS high FROM "
+                                        f"{self._relation}{self._where()}", self._params())
+            bounds = reader.read_all().to_pylist()[0]
         finally:
             con.close()
+        low, high = bounds["low"], bounds["high"]
         if low is None:
             return [""]
         n = self.read.partitions
