@@ -34,6 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from operators.base import constant_strings
 from operators.errors import EngineError
 from operators.scan import first_line
 from operators.sql_text import quote_ident, quote_literal
@@ -200,9 +201,9 @@ class DbScanOperator:
             return None
         field = self._raw.field(r.incremental_column)
         kind = field.type.storage_type if isinstance(field.type, pa.BaseExtensionType) else field.type
-        value = pa.array([r.watermark])
+        value = _one_value(r.watermark)
         if pa.types.is_decimal(kind) or pa.types.is_string(kind) or isinstance(field.type, pa.BaseExtensionType):
-            value = pa.array([str(r.watermark)])
+            value = constant_strings(str(r.watermark), 1)
         elif pa.types.is_date32(kind):
             value = value.cast(pa.int32())
         try:
@@ -257,10 +258,9 @@ class DbScanOperator:
     def batches(self) -> Iterator[pa.RecordBatch]:
         schema = self.schema
         ranges = self._ranges() if self.read.partitions > 1 else [""]
-        if len(ranges) == 1:
-            yield from self._track(self._stream(ranges[0]), schema)
-        else:
-            yield from self._track(self._parallel(ranges), schema)
+        # Even one range is read by its own thread: the driver decodes the next batches while
+        # the consumer (the Parquet sink) compresses this one; both release the GIL.
+        yield from self._track(self._parallel(ranges), schema)
 
     def _track(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         import pyarrow.compute as pc
@@ -393,6 +393,26 @@ def _is_driver_error(error: Exception) -> bool:
     except ImportError:
         return False
     return isinstance(error, adbc_driver_manager.Error)
+
+
+def _one_value(value: Any) -> pa.Array:
+    """A one-element array of a JSON value, built from numpy or buffers.
+
+    ``pa.array([...])`` of Python objects imports pandas (0.3 s): an incremental
+    run fetching ten rows should not pay that.
+
+    >>> _one_value(3).type, _one_value("x").to_pylist()
+    (DataType(int64), ['x'])
+    """
+    import numpy as np
+
+    if isinstance(value, bool):
+        return pa.array(np.array([value], dtype=np.bool_))
+    if isinstance(value, int):
+        return pa.array(np.array([value], dtype=np.int64))
+    if isinstance(value, float):
+        return pa.array(np.array([value], dtype=np.float64))
+    return constant_strings(str(value), 1)
 
 
 def _physical(scalar: pa.Scalar) -> Any:
