@@ -325,20 +325,26 @@ class DbScanOperator:
         done = object()
         self._stop.clear()
 
+        def offer(item) -> bool:
+            while not self._stop.is_set():
+                try:
+                    box.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False  # the consumer went away (closed early, or failed)
+
         def pump(condition: str) -> None:
+            stream = self._stream(condition)
             try:
-                for batch in self._stream(condition):
-                    while not self._stop.is_set():
-                        try:
-                            box.put(batch, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if self._stop.is_set():
+                for batch in stream:
+                    if not offer(batch):
                         return
-                box.put(done)
+                offer(done)
             except BaseException as e:  # noqa: BLE001 - handed to the consuming thread, which re-raises it
-                box.put(e)
+                offer(e)
+            finally:
+                stream.close()  # closes the connection now, not when garbage-collected
 
         self._threads = [threading.Thread(target=pump, args=(c,), daemon=True, name=f"db-read-{i}")
                          for i, c in enumerate(ranges)]
