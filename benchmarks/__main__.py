@@ -8,6 +8,7 @@ Commands::
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
     python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
+    python -m benchmarks db --rows 2e6 [--repeat 3]   # PostgreSQL -> Parquet vs psql copy and plain ADBC
 
 ``--append`` adds the printed tables, with the command, to benchmarks/RESULTS.md
 under "Full pipeline and scale (issue 7)".
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--runs", type=int, default=10, help="alternating pairs per measurement (after one warm-up pair)")
     c.add_argument("--scale", default="1e7", help="transactions rows of the engine tasks (spine: rows/20)")
 
+    d = sub.add_parser("db", help="a PostgreSQL table to Parquet: seeknal vs psql \\copy and plain ADBC (own server)")
+    d.add_argument("--rows", default="2e6")
+    d.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
+
     sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
 
     args = p.parse_args(argv)
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.harness import compare
 
         compare.main(args)
+    elif args.command_name == "db":
+        from benchmarks import bench_db
+
+        bench_db.main(args)
     elif args.command_name == "scale":
         from benchmarks.harness import scale
 

@@ -49,3 +49,25 @@ def example_project(tmp_path) -> Path:
     dest = tmp_path / "ml-path"
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target", "__pycache__"))
     return dest
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server on a free loopback port, started once per session (marker ``db``).
+
+    Skipped, saying why, without the server binaries or the ``db`` extra; `.ci/run` installs both.
+    """
+    import importlib.util
+    import sys
+
+    if str(REPO) not in sys.path:  # `benchmarks/` is not an installed package
+        sys.path.insert(0, str(REPO))
+    from benchmarks.pg_server import PostgresServer, find_bin_dir
+
+    if importlib.util.find_spec("adbc_driver_postgresql") is None:
+        pytest.skip("the db extra is not installed (pip install 'seeknal-flow[db]'); PostgreSQL tests skipped")
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; apt-get install postgresql")
+    server = PostgresServer.start()
+    yield server
+    server.stop()

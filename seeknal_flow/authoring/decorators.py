@@ -22,7 +22,7 @@ import msgspec
 
 from operators.soa.spec import SOAFeature
 from seeknal_flow.authoring.field_errors import explain_in, format_problem
-from seeknal_flow.authoring.specs import Check, Isolation, SourceFormat, check_name
+from seeknal_flow.authoring.specs import Check, Incremental, Isolation, PartitionOn, SourceFormat, check_name
 from seeknal_flow.errors import SpecError
 
 
@@ -34,10 +34,14 @@ class _Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 class SourceArgs(_Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    table: str
+    table: str = ""  # required for files; databases take table or query
     source: SourceFormat | None = None  # inferred from the file extension when omitted
     columns: dict[str, str] = {}
     partition_by: list[str] = []
+    connection: str | None = None  # databases: a URI (postgres) or a file path (sqlite); ${VAR} expanded
+    query: str | None = None
+    incremental: Incremental | None = None
+    partition_on: PartitionOn | None = None
 
 
 class TransformArgs(_Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -98,24 +102,37 @@ def _record(kind: str, kwargs: dict[str, Any]) -> Callable[[Callable], Callable]
 def source(
     name: str | None = None,
     *,
-    table: str,
+    table: str | None = None,
     source: str | None = None,
     description: str | None = None,
     columns: dict[str, str] | None = None,
     params: dict[str, Any] | None = None,
     partition_by: list[str] | None = None,
     tags: list[str] | None = None,
+    connection: str | None = None,
+    query: str | None = None,
+    incremental: dict[str, str] | None = None,
+    partition_on: dict[str, Any] | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Declare a raw data source (CSV, Parquet file or directory, JSON, JSONL).
+    """Declare a raw data source: a file (CSV, Parquet file or directory, JSON, JSONL) or a database.
 
     Args:
         name: node name (defaults to the function name).
-        table: path relative to the project root.
-        source: ``csv``, ``parquet``, ``json`` or ``jsonl`` (default: from the extension).
+        table: file sources: path relative to the project root; databases: ``[schema.]table``.
+        source: ``csv``, ``parquet``, ``json``, ``jsonl`` (default: from the extension), ``postgres``
+            or ``sqlite``.
         params: reader options, e.g. ``{"delimiter": ";"}`` for CSV.
+        connection: databases: a URI (``postgres``) or a project-relative file (``sqlite``);
+            ``${VAR}`` is expanded from the environment at run time.
+        query: databases: a SELECT to read instead of ``table``.
+        incremental: ``{"column": "updated_at"}``: fetch only rows above the last watermark.
+        partition_on: ``{"column": "id", "partitions": 4}``: parallel range reads.
 
     >>> @source(name="transactions", source="csv", table="data/transactions.csv")
     ... def transactions(ctx=None):
+    ...     pass
+    >>> @source(name="orders", source="postgres", connection="${SHOP_PG_URL}", table="public.orders")
+    ... def orders(ctx=None):
     ...     pass
     """
     return _record("source", dict(locals()))

@@ -61,6 +61,13 @@ class SourceFormat(str, enum.Enum):
     PARQUET = "parquet"
     JSON = "json"
     JSONL = "jsonl"
+    POSTGRES = "postgres"
+    SQLITE = "sqlite"
+
+    @property
+    def is_database(self) -> bool:
+        """Read from a database (``connection`` + ``table``/``query``), not from a file."""
+        return self in (SourceFormat.POSTGRES, SourceFormat.SQLITE)
 
 
 class Isolation(str, enum.Enum):
@@ -145,13 +152,41 @@ class NodeSpec(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.kind.value}_{self.name}"
 
 
+class Incremental(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``incremental: {column: updated_at}``: fetch only rows above the highest value materialized."""
+
+    column: str
+
+
+class PartitionOn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``partition_on: {column: id, partitions: 4}``: N range queries on N connections."""
+
+    column: str
+    partitions: int = 4
+
+
 class SourceSpec(NodeSpec, frozen=True, kw_only=True, tag="source"):
+    """A raw source: a file/folder (``table`` is its path) or a database table or query.
+
+    Database sources (``postgres``, ``sqlite``) carry ``connection`` as written
+    (``${SHOP_PG_URL}``: expanded from the environment only when the source is
+    fingerprinted or read, never stored expanded).
+    """
+
     kind = Kind.SOURCE
     format: SourceFormat
-    table: str  # path relative to the project root (file or directory)
+    table: str = ""  # file sources: path relative to the project root; databases: [schema.]table
     columns: dict[str, str] = {}
     partition_by: tuple[str, ...] = ()
     python: PythonCode | None = None
+    connection: str = ""
+    query: str | None = None
+    incremental: Incremental | None = None
+    partition_on: PartitionOn | None = None
+
+    @property
+    def is_database(self) -> bool:
+        return self.format.is_database
 
 
 class TransformSpec(NodeSpec, frozen=True, kw_only=True, tag="transform"):

@@ -65,13 +65,25 @@ def build(
 
 def _source(args, common, python, sql, extra) -> SourceSpec:
     fmt = args.source
+    where = f"{common['location']}: source '{args.name}'"
+    if fmt is not None and fmt.is_database:
+        return _database_source(args, common, python, fmt, where)
+    database_only = [f for f in ("connection", "query", "incremental", "partition_on") if getattr(args, f) is not None]
+    if database_only:
+        raise SpecError(f"{where}: field '{database_only[0]}' is for database sources; "
+                        "add source: postgres (or sqlite)")
+    if not args.table:
+        loc = common["location"]
+        line = extra.get("lines", {}).get((), loc.line)  # YAML: the mapping's line, as msgspec reports it
+        raise SpecError(f"{loc.file}:{line}: field 'table': required field is missing; give the file's path "
+                        "(or source: postgres/sqlite with connection)")
     if fmt is None:
         suffix = "." + args.table.rstrip("/").rsplit(".", 1)[-1].lower() if "." in args.table else ""
         fmt = _EXTENSIONS.get(suffix, SourceFormat.PARQUET if args.table.endswith("/") else None)
         if fmt is None:
             raise SpecError(
-                f"{common['location']}: source '{args.name}': cannot tell the format of "
-                f"{args.table!r}; add source=\"csv\" (or parquet, json, jsonl)"
+                f"{where}: cannot tell the format of "
+                f"{args.table!r}; add source=\"csv\" (or parquet, json, jsonl, postgres, sqlite)"
             )
     return SourceSpec(
         **common,
@@ -80,6 +92,33 @@ def _source(args, common, python, sql, extra) -> SourceSpec:
         columns=dict(args.columns),
         partition_by=tuple(args.partition_by),
         python=python,
+    )
+
+
+def _database_source(args, common, python, fmt: SourceFormat, where: str) -> SourceSpec:
+    if not args.connection:
+        example = "${SHOP_PG_URL}" if fmt == SourceFormat.POSTGRES else "data/shop.db"
+        raise SpecError(f"{where}: field 'connection': required for {fmt.value} sources, e.g. {example}")
+    if bool(args.table) == (args.query is not None):
+        raise SpecError(f"{where}: give exactly one of 'table' (e.g. public.orders) or 'query' (a SELECT)")
+    if args.partition_by:
+        raise SpecError(f"{where}: field 'partition_by' is for Hive folders of files; "
+                        "for parallel database reads use partition_on: {column: id, partitions: 4}")
+    if args.partition_on is not None and not 1 <= args.partition_on.partitions <= 64:
+        raise SpecError(f"{where}: field 'partition_on.partitions': must be between 1 and 64, "
+                        f"found {args.partition_on.partitions}")
+    if args.query is not None and not args.query.strip():
+        raise SpecError(f"{where}: field 'query': is empty; write a SELECT")
+    return SourceSpec(
+        **common,
+        format=fmt,
+        table=args.table,
+        columns=dict(args.columns),
+        python=python,
+        connection=args.connection,
+        query=args.query,
+        incremental=args.incremental,
+        partition_on=args.partition_on,
     )
 
 

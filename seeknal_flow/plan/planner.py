@@ -8,6 +8,7 @@ import msgspec
 
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import PlanError
+from seeknal_flow.load.connections import expand, identity, resolve_sqlite
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.fingerprint import (
@@ -38,6 +39,9 @@ class NodePlan(msgspec.Struct, kw_only=True):
     # Partitioned nodes: the partitions to (re)compute and to delete; None = all.
     partitions_run: list[str] | None = None
     partitions_remove: list[str] = []
+    # RUN only if one of these upstream nodes (database sources, or nodes waiting on one)
+    # changes its data during the run; otherwise the node is up to date.
+    conditional: list[str] = []
 
 
 class Plan(msgspec.Struct, kw_only=True):
@@ -145,37 +149,41 @@ def make_plan(
         for node_id in forced:
             needed |= dag.ancestors(node_id)
     plans: dict[str, NodePlan] = {}
+    states: dict[str, NodeState] = {}
+    waiting: set[str] = set()  # database sources and the nodes that wait on them
     for node_id in dag.order:
         spec = dag.nodes[node_id]
         old = state.nodes.get(node_id)
         params = effective_params(spec, cli_params)
         files: dict[str, dict] = {}
-        data = ""
-        if spec.kind == Kind.SOURCE:
+        data = source = ""
+        if spec.kind == Kind.SOURCE and spec.is_database:
+            connection = expand(spec)
+            if spec.format.value == "sqlite":
+                connection = resolve_sqlite(connection, project.root)
+            source = digest(identity(spec, connection))
+            if old is not None and old.fingerprint:
+                data, files = old.data, {k: dict(v) for k, v in old.files.items()}
+        elif spec.kind == Kind.SOURCE:
             previous = old.files if old else {}
             if full:  # re-count rows too: a rewrite can keep a file's size and mtime
                 previous = {rel: {k: v for k, v in info.items() if k != "rows"} for rel, info in previous.items()}
             files = data_fingerprint(project.root / spec.table, previous)
             data = data_hash(files)
-        partitioned = is_partitioned(spec)
-        part_ups = [u for u in dag.upstream[node_id] if is_partitioned(dag.nodes[u])] if partitioned else []
-        upstream = {u: plans[u].state.fingerprint for u in dag.upstream[node_id] if u not in part_ups}
         new = NodeState(
             code=code_hash(spec),
             config=config_hash(spec),
             params=digest(params),
             data=data,
-            upstream=upstream,
             files=files,
+            source=source,
         )
-        base = [ENGINE_VERSION, node_id, new.code, new.config, new.params, sorted(upstream.items())]
-        if partitioned:
-            new.partitions = _partition_fingerprints(spec, dag, plans, part_ups, files, base)
-            new.fingerprint = digest([*base, sorted(new.partitions.items())])
-        else:
-            new.fingerprint = digest([*base, new.data])
+        seal(node_id, spec, new, dag, states)
+        states[node_id] = new
+        partitioned = is_partitioned(spec)
         output_exists = project.output_of(spec).exists()
         reasons = _reasons(old, new, output_exists)
+        conditional: list[str] = []
         partitions_run, partitions_remove = None, []
         if partitioned and old is not None and old.fingerprint and output_exists and select is None and not full:
             # Only the partitions whose fingerprint changed (each covers code, spec,
@@ -186,6 +194,8 @@ def make_plan(
                 reasons = reasons or ["partitions changed"]
             else:
                 reasons = []
+        if spec.kind == Kind.SOURCE and spec.is_database:
+            reasons = _database_reasons(spec, old, new, reasons, full)
         if select is not None:
             action = Action.RUN if node_id in forced else Action.SKIP
             if node_id in forced:
@@ -198,17 +208,42 @@ def make_plan(
                 reasons = ["not selected"]
         elif full:
             action, reasons = Action.RUN, ["--full"]
+        elif not reasons and (conditional := [u for u in dag.upstream[node_id] if u in waiting]):
+            action = Action.RUN
+            reasons = [f"only if {', '.join(conditional)} fetch(es) changed data"]
         else:
             action = Action.RUN if reasons else Action.SKIP
             reasons = reasons or ["unchanged"]
+        if action == Action.RUN and (conditional or (spec.kind == Kind.SOURCE and spec.is_database)):
+            waiting.add(node_id)
         if action != Action.RUN:
             partitions_run, partitions_remove = None, []
         plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params,
-                                  partitions_run=partitions_run, partitions_remove=partitions_remove)
+                                  partitions_run=partitions_run, partitions_remove=partitions_remove,
+                                  conditional=conditional)
     return Plan(nodes=[plans[n] for n in dag.order])
 
 
-def _partition_fingerprints(spec, dag: Dag, plans: dict, part_ups: list[str], files: dict,
+def seal(node_id: str, spec, new: NodeState, dag: Dag, states: dict[str, NodeState]) -> None:
+    """Set ``new``'s upstream fingerprints, partition fingerprints and fingerprint from ``states``.
+
+    Called by the planner, and by the run service again when a database source
+    fetched other data than it had (its fingerprint moves, and so do its dependents').
+    """
+    partitioned = is_partitioned(spec)
+    part_ups = [u for u in dag.upstream[node_id] if is_partitioned(dag.nodes[u])] if partitioned else []
+    new.upstream = {u: states[u].fingerprint for u in dag.upstream[node_id] if u not in part_ups}
+    base = [ENGINE_VERSION, node_id, new.code, new.config, new.params, sorted(new.upstream.items())]
+    if new.source:  # database sources only: file sources' fingerprints stay as they were
+        base.append(new.source)
+    if partitioned:
+        new.partitions = _partition_fingerprints(spec, dag, states, part_ups, new.files, base)
+        new.fingerprint = digest([*base, sorted(new.partitions.items())])
+    else:
+        new.fingerprint = digest([*base, new.data])
+
+
+def _partition_fingerprints(spec, dag: Dag, states: dict[str, NodeState], part_ups: list[str], files: dict,
                             base: list) -> dict[str, str]:
     if spec.kind == Kind.SOURCE:
         return {p: digest([*base, fp]) for p, fp in source_partitions(files, spec.partition_by, spec.id).items()}
@@ -217,8 +252,31 @@ def _partition_fingerprints(spec, dag: Dag, plans: dict, part_ups: list[str], fi
             f"{spec.id} ({spec.location}) is partitioned but none of its inputs is; "
             "partition a source (partition_by=[...]) or drop partitioned=True"
         )
-    names = sorted({p for u in part_ups for p in plans[u].state.partitions})
-    return {p: digest([*base, [plans[u].state.partitions.get(p) for u in part_ups]]) for p in names}
+    names = sorted({p for u in part_ups for p in states[u].partitions})
+    return {p: digest([*base, [states[u].partitions.get(p) for u in part_ups]]) for p in names}
+
+
+DB_STATE = "db"  # the key of a database source's entry in NodeState.files
+
+
+def _database_reasons(spec, old: NodeState | None, new: NodeState, reasons: list[str], full: bool) -> list[str]:
+    """Why a database source runs: it has no file to compare, so it always reads; say what it reads.
+
+    A full read (new, moved connection, changed spec, ``--full``) forgets the
+    watermark, so the engine re-reads every row.
+    """
+    if old is not None and old.source and old.source != new.source:
+        reasons = [r for r in reasons if r != "spec changed"] + ["connection changed"]
+    if reasons or full:
+        new.files = {}
+        new.data = ""
+        return reasons
+    db = new.files.get(DB_STATE, {})
+    if spec.incremental is not None and "watermark" in db:
+        return [f"incremental: fetch rows with {spec.incremental.column} > {db.get('watermark_text', db['watermark'])}"]
+    if spec.incremental is not None:
+        return ["incremental: no watermark yet (the table was empty), read all rows"]
+    return ["database source: re-read every run (no file to compare; dependents run only if the data changed)"]
 
 
 def _reasons(old: NodeState | None, new: NodeState, output_exists: bool) -> list[str]:

@@ -31,6 +31,9 @@ class NodeState(msgspec.Struct, kw_only=True):
     error: str = ""
     schema: dict[str, str] = {}  # output column -> type, for the schema check
     partitions: dict[str, str] = {}  # partitioned nodes: partition -> fingerprint
+    # Database sources: digest of what the connection points at (host, port, database,
+    # user, table or query; never the password), so a moved connection re-reads in full.
+    source: str = ""
 
 
 class RunState(msgspec.Struct, kw_only=True):

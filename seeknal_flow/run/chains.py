@@ -15,6 +15,7 @@ from seeknal_flow.authoring.specs import Isolation, Kind
 from seeknal_flow.errors import RunError
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.run.context import Context
+from seeknal_flow.run.db_sources import database_scan
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
 
 
@@ -47,6 +48,8 @@ def build_chain(
     source_path: Path | None = None,
 ) -> Chain:
     """Build the operator chain that computes ``spec`` from its upstream frames."""
+    if spec.kind == Kind.SOURCE and spec.is_database:
+        return Chain(database_scan(spec, root))
     if spec.kind == Kind.SOURCE:
         return Chain(
             ScanOperator(

@@ -67,6 +67,10 @@ class NodeResult:
     seconds: float
     schema: dict[str, str] = field(default_factory=dict)
     output: str = ""
+    # Database sources only: the hash of what was fetched and the state to keep
+    # (watermark, row count); the service re-fingerprints the node with them.
+    data: str = ""
+    files: dict[str, dict] | None = None
 
 
 def node_error(job: NodeJob, error: SeeknalError, output: str = "") -> NodeExecutionError:

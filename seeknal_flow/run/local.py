@@ -37,6 +37,7 @@ from seeknal_flow.plan.partitions import (
 )
 from seeknal_flow.run.chains import build_chain
 from seeknal_flow.run.checks import apply_on_run_checks
+from seeknal_flow.run.db_sources import run_database_source
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 
 
@@ -94,6 +95,8 @@ class LocalEngine:
         started = time.perf_counter()
         if project.reads_in_place(spec):
             return register_in_place(project, job, started)
+        if spec.kind == Kind.SOURCE and spec.is_database:
+            return run_database_source(project, job, progress, memory.sink_buffer_bytes)
         if inputs is None:
             inputs = {up: frame_for(dag.nodes[up], project.output_of(dag.nodes[up]), memory)
                       for up in dag.upstream[job.node_id]}

@@ -33,7 +33,7 @@ from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import NodeExecutionError, SeeknalError
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.manifest import write_manifest
-from seeknal_flow.plan.planner import Action, Plan
+from seeknal_flow.plan.planner import Action, Plan, seal
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
 from seeknal_flow.run.results import (
@@ -186,6 +186,12 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
     state_path = project.state_path
     todo = plan.to_run
     blocked: set[str] = set()
+    # Database sources learn whether their data changed only when they run: `changed` holds
+    # the nodes whose fingerprint moved from the plan's; a node planned to run only if its
+    # inputs change (NodePlan.conditional) is up to date when none of them is in it.
+    states = {n.node_id: n.state for n in plan.nodes}
+    planned = {n.node_id: n.state.fingerprint for n in plan.nodes}
+    changed: set[str] = set()
     for index, node_plan in enumerate(todo, start=1):
         node_id = node_plan.node_id
         spec = dag.nodes[node_id]
@@ -197,6 +203,16 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
                                               reason="an upstream node failed")
             reporter.skipped(node_id, "an upstream node failed")
             continue
+        moved = changed & set(dag.upstream[node_id])
+        if node_plan.conditional and not moved:
+            summary.up_to_date += 1
+            why = f"up to date ({', '.join(node_plan.conditional)}: same data as last run)"
+            outcomes[node_id] = NodeRunResult(id=node_id, kind=kind, status=NodeOutcome.SKIPPED, reason=why)
+            reporter.skipped(node_id, why)
+            continue
+        if moved:
+            seal(node_id, dag.nodes[node_id], node_plan.state, dag, states)
+            node_plan.partitions_run, node_plan.partitions_remove = None, []  # its inputs changed whole
         reporter.start(index, len(todo), node_id)
         job = NodeJob(spec=dag.nodes[node_id], plan=node_plan, previous=state.nodes.get(node_id))
         progress = _Recorder(state, state_path, job, reporter)
@@ -223,6 +239,11 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
                 break
             continue
         new = node_plan.state
+        if result.files is not None:  # a database source: what it fetched decides its fingerprint
+            new.files, new.data = result.files, result.data
+            seal(node_id, dag.nodes[node_id], new, dag, states)
+        if new.fingerprint != planned[node_id]:
+            changed.add(node_id)
         new.status = NodeStatus.OK
         new.rows = result.rows
         new.seconds = round(result.seconds, 4)

@@ -120,6 +120,10 @@ class SparkEngine:
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
         """Compute one node and replace its output; failures become :class:`NodeExecutionError`."""
         spec = job.spec
+        if spec.kind == Kind.SOURCE and spec.is_database:
+            # ADBC streams the rows into Parquet in this process; Spark then reads that output.
+            self._local.start()
+            return self._local.compute(job, progress)
         if is_partitioned(spec) and spec.kind != Kind.SOURCE:
             self._local.start()  # its memory budget counts from here, as for a local run of this node
             result = self._local.compute(job, progress)
