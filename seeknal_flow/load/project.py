@@ -11,6 +11,8 @@ from pathlib import Path
 
 import msgspec
 
+from operators.errors import EngineError
+from operators.memory import parse_size
 from seeknal_flow.authoring.specs import Isolation, Kind
 from seeknal_flow.errors import ProjectError, SpecError
 
@@ -92,6 +94,12 @@ def effective_config(config: ProjectConfig, environ: Mapping[str, str]) -> Proje
         config = msgspec.structs.replace(config, threads=int(threads))
     if limit := environ.get(ENV_MEMORY_LIMIT):
         config = msgspec.structs.replace(config, memory_limit=limit)
+    if config.memory_limit:
+        try:  # checked here so `seeknal plan` reports it too, not only `seeknal run`
+            parse_size(config.memory_limit)
+        except EngineError as e:
+            where = ENV_MEMORY_LIMIT if environ.get(ENV_MEMORY_LIMIT) else f"{PROJECT_FILE}: memory_limit"
+            raise ProjectError(f"{where}: {e}") from e
     return config
 
 
