@@ -20,8 +20,8 @@ def register(cli: click.Group) -> None:
     @click.option("--flight-port", default=None, type=click.IntRange(0, 65535),
                   help="Also serve Arrow Flight DoExchange on this port.")
     @click.option("--quiet", is_flag=True, help="No access log line per request.")
-    @click.option("--timeout", default=5, show_default=True, type=click.IntRange(1, 3600),
-                  help="Seconds an idle keep-alive connection is kept open.")
+    @click.option("--timeout", default=10, show_default=True, type=click.IntRange(1, 3600),
+                  help="Seconds an idle keep-alive connection is kept open, and a request body may take.")
     @project_option
     def serve(host: str, port: int, workers: int, token: str | None, flight_port: int | None, quiet: bool,
               timeout: int, project_dir: str | None) -> None:
@@ -31,7 +31,7 @@ def register(cli: click.Group) -> None:
         from pathlib import Path
 
         from seeknal_flow.load.project import Project
-        from seeknal_flow.serve.app import PROJECT_ENV, QUIET_ENV
+        from seeknal_flow.serve.app import PROJECT_ENV, QUIET_ENV, TIMEOUT_ENV
         from seeknal_flow.serve.auth import TOKEN_ENV, require_token_off_loopback
 
         require_token_off_loopback(host, token)
@@ -39,10 +39,13 @@ def register(cli: click.Group) -> None:
         project.config  # noqa: B018 -- a bad seeknal_project.yml is reported before listening
         try:
             import uvicorn
+
+            from seeknal_flow.serve.connections import DeadlineHttpToolsProtocol
         except ImportError as e:
-            raise ServeError("seeknal serve needs uvicorn: pip install 'seeknal-flow[serve]'") from e
+            raise ServeError(f"seeknal serve needs {e.name}: pip install 'seeknal-flow[serve]'") from e
         # The workers are separate processes that build their app from the environment.
         os.environ[PROJECT_ENV] = str(project.root)
+        os.environ[TIMEOUT_ENV] = str(timeout)
         if token:
             os.environ[TOKEN_ENV] = token
         if quiet:
@@ -68,7 +71,7 @@ def register(cli: click.Group) -> None:
                    f"({workers} worker{'s' if workers > 1 else ''}; Ctrl-C to stop)")
         config = uvicorn.Config("seeknal_flow.serve.app:app_from_env", factory=True, workers=workers,
                                 access_log=False, log_level="warning", timeout_keep_alive=timeout,
-                                loop="auto", http="auto", lifespan="on")
+                                loop="auto", http=DeadlineHttpToolsProtocol, lifespan="on")
         server = uvicorn.Server(config)
         try:
             if workers > 1:

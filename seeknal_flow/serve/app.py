@@ -26,12 +26,13 @@ from seeknal_flow.errors import SeeknalError, StoreUnavailableError
 from seeknal_flow.load.project import Project
 from seeknal_flow.serve.auth import TOKEN_ENV, authorized
 from seeknal_flow.serve.index import ServingIndex
-from seeknal_flow.serve.limits import MAX_KEYS, HTTPError, read_body
+from seeknal_flow.serve.limits import BODY_TIMEOUT, MAX_KEYS, HTTPError, read_body
 from seeknal_flow.serve.metrics import Metrics
 
 ARROW_STREAM = b"application/vnd.apache.arrow.stream"
 PROJECT_ENV = "SEEKNAL_SERVE_PROJECT"
 QUIET_ENV = "SEEKNAL_SERVE_QUIET"
+TIMEOUT_ENV = "SEEKNAL_SERVE_TIMEOUT"
 _JSON = [(b"content-type", b"application/json")]
 _ROUTES = {("POST", "/features"), ("GET", "/health"), ("GET", "/ready"), ("GET", "/entities"), ("GET", "/metrics")}
 _encode = msgspec.json.Encoder(decimal_format="number").encode
@@ -43,8 +44,10 @@ _log = logging.getLogger("seeknal.serve")
 class FeatureApp:
     """The feature server as an ASGI application (one per worker process)."""
 
-    def __init__(self, project: Project, token: str | None = None, quiet: bool = False) -> None:
+    def __init__(self, project: Project, token: str | None = None, quiet: bool = False,
+                 body_timeout: float = BODY_TIMEOUT) -> None:
         self.project = project
+        self.body_timeout = body_timeout
         self.token = token or None
         self.quiet = quiet
         self.index = ServingIndex(project)
@@ -114,7 +117,7 @@ class FeatureApp:
         return 200, _encode({"status": "ready", "entities": entities})
 
     async def _features(self, receive, headers) -> tuple[int, bytes, list]:
-        raw = await read_body(receive, headers)
+        raw = await read_body(receive, headers, self.body_timeout)
         try:
             request = _decode(raw) if raw.strip() else None
         except msgspec.DecodeError as e:
@@ -171,4 +174,5 @@ def app_from_env() -> FeatureApp:
         _access.setLevel(logging.INFO)
         _access.propagate = False
     return FeatureApp(Project.find(Path(os.environ[PROJECT_ENV])), os.environ.get(TOKEN_ENV),
-                      quiet=bool(os.environ.get(QUIET_ENV)))
+                      quiet=bool(os.environ.get(QUIET_ENV)),
+                      body_timeout=float(os.environ.get(TIMEOUT_ENV) or BODY_TIMEOUT))
