@@ -18,6 +18,7 @@ import pyarrow.flight as fl
 import pyarrow.ipc as ipc
 import pytest
 
+pytestmark = pytest.mark.serve
 pytest.importorskip("uvicorn", reason="seeknal serve needs the `serve` extra: pip install -e '.[serve]'")
 
 REPO = Path(__file__).resolve().parents[2]
