@@ -6,11 +6,12 @@ key; for each, the server writes one batch back: the keys, then the features, sa
 order, NULL features for unknown keys. With a token, every call needs the header
 ``authorization: Bearer <token>``.
 
->>> import pyarrow.flight as fl  # doctest: +SKIP
->>> client = fl.connect("grpc://127.0.0.1:8815")
->>> desc = fl.FlightDescriptor.for_command(b'{"entity": "customer"}')
->>> writer, reader = client.do_exchange(desc)
->>> writer.begin(keys.schema); writer.write_table(keys); writer.done_writing(); reader.read_all()
+A client::
+
+    client = pyarrow.flight.connect("grpc://127.0.0.1:8815")
+    desc = pyarrow.flight.FlightDescriptor.for_command(b'{"entity": "customer"}')
+    writer, reader = client.do_exchange(desc)
+    writer.begin(keys.schema); writer.write_table(keys); writer.done_writing(); reader.read_all()
 """
 
 from __future__ import annotations

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+from seeknal_flow.errors import ServeError
+
 MAX_BODY = 1 << 20  # bytes
 MAX_KEYS = 10_000
 BODY_TIMEOUT = 10.0  # seconds for a whole request body; a slow client gets 408, others are unaffected
 
 
-class HTTPError(Exception):
+class HTTPError(ServeError):
     """A request refused with ``status`` and a one-line message (caught by the app, never escapes it)."""
 
     def __init__(self, status: int, message: str) -> None:

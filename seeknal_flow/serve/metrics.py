@@ -56,12 +56,13 @@ class Metrics:
             total = 0
             for bound, n in zip((*BUCKETS, "+Inf"), hist, strict=True):
                 total += n
-                out.append(f'seeknal_request_duration_seconds_bucket{{route="{route}",le="{bound}",pid="{pid}"}} {total}')
+                labels = f'route="{route}",le="{bound}",pid="{pid}"'
+                out.append(f"seeknal_request_duration_seconds_bucket{{{labels}}} {total}")
             out.append(f'seeknal_request_duration_seconds_sum{{route="{route}",pid="{pid}"}} {self.sums[route]:.6f}')
             out.append(f'seeknal_request_duration_seconds_count{{route="{route}",pid="{pid}"}} {total}')
         for name, helptext, values in (
             ("seeknal_keys_served_total", "Keys looked up, by entity.", self.keys_served),
-            ("seeknal_unknown_keys_total", "Keys looked up that the store does not hold, by entity.", self.unknown_keys),
+            ("seeknal_unknown_keys_total", "Keys the store does not hold, by entity.", self.unknown_keys),
         ):
             out += [f"# HELP {name} {helptext}", f"# TYPE {name} counter"]
             out += [f'{name}{{entity="{e}",pid="{pid}"}} {n}' for e, n in sorted(values.items())]

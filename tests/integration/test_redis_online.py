@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
 from test_serve import EXAMPLE, Server, _exchange, free_port, run_cli  # noqa: I001
 
 pytestmark = [pytest.mark.redis, pytest.mark.serve]
