@@ -6,6 +6,7 @@ Commands::
         [--tasks soa,pit,pipeline] [--repeat 3] [--memory-limit 2GB] [--append]
     python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct] [--append]
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
+    python -m benchmarks serve [--keys 1e5] [--requests 20000] [--rounds 3] [--workers 1]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
     python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
 
@@ -54,6 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--runs", type=int, default=10, help="alternating pairs per measurement (after one warm-up pair)")
     c.add_argument("--scale", default="1e7", help="transactions rows of the engine tasks (spine: rows/20)")
 
+    v = sub.add_parser("serve", help="seeknal serve under ab -k -c 8 and Arrow Flight, embedded vs Redis vs a raw ASGI app")
+    v.add_argument("--keys", default="1e5", help="keys of the entity (Flight exchanges all of them)")
+    v.add_argument("--requests", type=int, default=20000, help="ab requests per measurement (1 key)")
+    v.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians reported")
+    v.add_argument("--flight-runs", type=int, default=10, help="exchanges per round (median)")
+    v.add_argument("--workers", type=int, default=1, help="seeknal serve --workers (and the raw app's)")
+
     sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
 
     args = p.parse_args(argv)
@@ -70,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.harness import compare
 
         compare.main(args)
+    elif args.command_name == "serve":
+        from benchmarks import bench_serve
+
+        bench_serve.main(args)
     elif args.command_name == "scale":
         from benchmarks.harness import scale
 
