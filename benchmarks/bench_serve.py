@@ -195,7 +195,7 @@ def main(args) -> None:
         rows = [("raw ASGI constant", "raw ASGI constant (ceiling)"), ("embedded", "seeknal serve, embedded store"),
                 ("redis", "seeknal serve, Redis store"), ("constant Flight", "constant Flight exchange (ceiling)")]
         for key, label in rows:
-            def med(kind: str, i: int) -> str:
+            def med(kind: str, i: int, key: str = key) -> str:
                 vals = results.get((key, kind))
                 return f"{statistics.median(v[i] for v in vals):,.0f}" if vals else "—"
             flight = results.get((key, "flight"))
