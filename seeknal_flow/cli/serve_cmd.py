@@ -77,7 +77,7 @@ def register(cli: click.Group) -> None:
             if workers > 1:
                 from uvicorn.supervisors import Multiprocess
 
-                Multiprocess(config, target=server.run, sockets=[sock]).run()
+                Multiprocess(config, sockets=[sock]).run()
             else:
                 server.run(sockets=[sock])
         except KeyboardInterrupt:

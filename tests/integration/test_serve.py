@@ -396,3 +396,14 @@ def test_flight_needs_the_token_and_reports_bad_commands(strict):
         _exchange(strict.flight_port, {"entity": "customer", "features": ["loyalty.points"]}, keys)
     with pytest.raises(fl.FlightServerError, match="lacks join key column"):
         _exchange(strict.flight_port, {"entity": "customer"}, [pa.table({"id": ["CUST-101"]})])
+
+
+def test_two_workers_serve_and_stop(shared):
+    srv = Server(shared, "--workers", "2", "--quiet")
+    try:
+        for _ in range(4):
+            status, body = srv.json("POST", "/features", REQUEST)
+            assert status == 200 and body["rows"][0] == ["CUST-101", 499.49, "2026-01-20", 2]
+    finally:
+        srv.stop()
+    assert srv.proc.returncode is not None and "stopped" in srv.log.read_text()
