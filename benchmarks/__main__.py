@@ -6,6 +6,7 @@ Commands::
         [--tasks soa,pit,pipeline] [--repeat 3] [--memory-limit 2GB] [--append]
     python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct] [--append]
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
+    python -m benchmarks serve [--keys 1e5] [--requests 20000] [--rounds 3] [--workers 1]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
     python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
     python -m benchmarks db --rows 2e6 [--repeat 3]   # PostgreSQL -> Parquet vs psql copy and plain ADBC
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("db", help="a PostgreSQL table to Parquet: seeknal vs psql \\copy and plain ADBC (own server)")
     d.add_argument("--rows", default="2e6")
     d.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
+    v = sub.add_parser("serve", help="seeknal serve under ab -k -c 8 and Arrow Flight, embedded vs Redis vs a raw ASGI app")
+    v.add_argument("--keys", default="1e5", help="keys of the entity (Flight exchanges all of them)")
+    v.add_argument("--requests", type=int, default=20000, help="ab requests per measurement (1 key)")
+    v.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians reported")
+    v.add_argument("--flight-runs", type=int, default=10, help="exchanges per round (median)")
+    v.add_argument("--workers", type=int, default=1, help="seeknal serve --workers (and the raw app's)")
 
     sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
 
@@ -79,6 +86,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import bench_db
 
         bench_db.main(args)
+    elif args.command_name == "serve":
+        from benchmarks import bench_serve
+
+        bench_serve.main(args)
     elif args.command_name == "scale":
         from benchmarks.harness import scale
 

@@ -74,6 +74,10 @@ class StoreError(SeeknalError):
     """The entity store, online store or a saved model cannot be read or written."""
 
 
+class StoreUnavailableError(StoreError):
+    """The online store's server (Redis) cannot be reached; retrying later may succeed."""
+
+
 class ServeError(SeeknalError):
     """A request to the feature server is malformed or asks for something unknown."""
 
@@ -95,4 +99,5 @@ __all__ = [
     "ServeError",
     "SpecError",
     "StoreError",
+    "StoreUnavailableError",
 ]

@@ -45,6 +45,28 @@ class ProfileConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     spark: SparkConfig | None = None
 
 
+class OnlineStoreType(str, enum.Enum):
+    """Where ``seeknal run`` publishes each entity's latest rows for online lookups."""
+
+    EMBEDDED = "embedded"  # Arrow snapshots under target/online/
+    REDIS = "redis"
+
+
+class OnlineStoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``online_store:`` in ``seeknal_project.yml``, e.g. ``{type: redis, url: "${REDIS_URL}"}``.
+
+    ``url`` may name environment variables as ``${VAR}``; they are expanded when the store is
+    opened, never written anywhere.
+    """
+
+    type: OnlineStoreType = OnlineStoreType.EMBEDDED
+    url: str | None = None  # redis://[:password@]host:port/db
+
+    def __post_init__(self) -> None:
+        if self.type == OnlineStoreType.REDIS and not self.url:
+            raise ValueError("a redis online store needs `url: redis://host:port/db` (may be ${VAR})")
+
+
 class ProjectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``seeknal_project.yml``.
 
@@ -62,6 +84,7 @@ class ProjectConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     profiles: dict[str, ProfileConfig] = {}
     engine: EngineName = EngineName.LOCAL
     spark: SparkConfig = SparkConfig()
+    online_store: OnlineStoreConfig = OnlineStoreConfig()
 
 
 # Environment variables that override seeknal_project.yml (SEEKNAL_PROJECT is --project, read by the CLI).

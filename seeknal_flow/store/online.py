@@ -24,14 +24,14 @@ import pyarrow.parquet as pq
 
 from operators.durations import parse_duration
 from seeknal_flow.errors import StoreError
-from seeknal_flow.load.project import Project
+from seeknal_flow.load.project import OnlineStoreType, Project
 
 POINTER = "CURRENT"
 _EVENT = "__event_time"
 
 
-def publish(project: Project, entity: str, catalog: dict) -> Path:
-    """Flatten the consolidated entity table (described by ``catalog``) into a snapshot and point CURRENT at it."""
+def snapshot_table(project: Project, entity: str, catalog: dict) -> tuple[pa.Table, dict]:
+    """The consolidated entity table flattened to one column per ``group.feature``, and its pointer."""
     table = pq.read_table(project.entity_table(entity))
     keys = catalog["join_keys"]
     columns = {k: table[k] for k in keys}
@@ -40,22 +40,39 @@ def publish(project: Project, entity: str, catalog: dict) -> Path:
         for feature in info["features"]:
             columns[f"{group}.{feature}"] = pc.struct_field(struct, feature)
         columns[f"{group}.{_EVENT}"] = pc.struct_field(struct, info["event_time_col"])
-    snapshot = pa.table(columns)
+    pointer = {
+        "join_keys": keys,
+        "groups": {g: {"features": i["features"], "ttl": i.get("ttl")} for g, i in catalog["groups"].items()},
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "schema_version": catalog["schema_version"],
+    }
+    return pa.table(columns), pointer
+
+
+def publish(project: Project, entity: str, catalog: dict) -> str:
+    """Publish the entity's latest rows to the project's online store (embedded, or Redis by config).
+
+    Returns where it went (a path, or the Redis URL without its password).
+    """
+    snapshot, pointer = snapshot_table(project, entity, catalog)
+    if project.config.online_store.type == OnlineStoreType.REDIS:
+        # Imported here: redis-py is the `serve` extra's, and the embedded store needs none of it.
+        from seeknal_flow.store.redis_online import publish_redis
+
+        return publish_redis(project, entity, snapshot, pointer)
+    return str(publish_embedded(project, entity, snapshot, pointer))
+
+
+def publish_embedded(project: Project, entity: str, snapshot: pa.Table, pointer: dict) -> Path:
+    """Write an Arrow snapshot under ``target/online/<entity>/`` and point CURRENT at it."""
     folder = project.online_dir(entity)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"snapshot-{time.time_ns()}.arrow"
     with pa.OSFile(str(folder / f".{name}.tmp"), "wb") as sink, ipc.new_file(sink, snapshot.schema) as writer:
         writer.write_table(snapshot)
     os.replace(folder / f".{name}.tmp", folder / name)
-    pointer = {
-        "snapshot": name,
-        "join_keys": keys,
-        "groups": {g: {"features": i["features"], "ttl": i.get("ttl")} for g, i in catalog["groups"].items()},
-        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "schema_version": catalog["schema_version"],
-    }
     tmp = folder / f".{POINTER}.tmp"
-    tmp.write_text(json.dumps(pointer), encoding="utf-8")
+    tmp.write_text(json.dumps({"snapshot": name, **pointer}), encoding="utf-8")
     os.replace(tmp, folder / POINTER)
     for old in folder.glob("snapshot-*.arrow"):
         if old.name != name:
@@ -64,47 +81,100 @@ def publish(project: Project, entity: str, catalog: dict) -> Path:
 
 
 def remove_published(project: Project, entity: str) -> None:
+    """Unpublish ``entity`` from the configured online store."""
+    if project.config.online_store.type == OnlineStoreType.REDIS:
+        # Imported here: see publish.
+        from seeknal_flow.store.redis_online import remove_redis
+
+        remove_redis(project, entity)
     shutil.rmtree(project.online_dir(entity), ignore_errors=True)
 
 
+def open_online_store(project: Project, entity: str) -> OnlineStore:
+    """The reader of ``entity`` in the project's configured online store.
+
+    >>> open_online_store(Project.find("examples/ml-path"), "customer")  # doctest: +SKIP
+    """
+    if project.config.online_store.type == OnlineStoreType.REDIS:
+        # Imported here: redis-py is the `serve` extra's, and the embedded store needs none of it.
+        from seeknal_flow.store.redis_online import RedisOnlineStore
+
+        return RedisOnlineStore(project, entity)
+    return OnlineStore(project, entity)
+
+
+def published_entities(project: Project) -> list[str]:
+    """The entities published in the project's configured online store, sorted."""
+    if project.config.online_store.type == OnlineStoreType.REDIS:
+        # Imported here: see open_online_store.
+        from seeknal_flow.store.redis_online import redis_entities
+
+        return redis_entities(project)
+    root = project.target / "online"
+    return sorted(p.parent.name for p in root.glob(f"*/{POINTER}")) if root.is_dir() else []
+
+
 class OnlineStore:
-    """A reader of one entity's published snapshot; reloads when a new one is published."""
+    """A reader of one entity's published snapshot (embedded: ``target/online/``); reloads when a new one
+    is published. Subclasses read another store by overriding ``_fetch`` and ``_changed``.
+
+    >>> OnlineStore(Project.find("examples/ml-path"), "customer").lookup(  # doctest: +SKIP
+    ...     [{"customer_id": "CUST-100"}], ["customer_features.total_revenue"])
+    """
 
     def __init__(self, project: Project, entity: str) -> None:
         self.project = project
         self.entity = entity
         self._pointer_path = project.online_dir(entity) / POINTER
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: object = None
         self._load()
 
-    def _load(self) -> None:
+    def _missing(self) -> str:
+        return f"entity '{self.entity}' has no published features; run `seeknal run` (or `seeknal consolidate`) first"
+
+    def _fetch(self) -> tuple[dict, pa.Table, object]:
+        """(pointer, snapshot table, version stamp) of the current publication."""
         try:
             st = self._pointer_path.stat()
             pointer = json.loads(self._pointer_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
-            raise StoreError(
-                f"entity '{self.entity}' has no published features; run `seeknal run` (or `seeknal consolidate`) first"
-            ) from e
+            raise StoreError(self._missing()) from e
         source = pa.memory_map(str(self._pointer_path.parent / pointer["snapshot"]))
+        return pointer, ipc.open_file(source).read_all(), (st.st_mtime_ns, st.st_ino)
+
+    def _changed(self) -> bool:
+        """Whether a newer version was published since the last load (cheap: called per lookup)."""
+        try:
+            st = self._pointer_path.stat()
+        except OSError:
+            return False
+        return (st.st_mtime_ns, st.st_ino) != self._stamp
+
+    @property
+    def version(self) -> object:
+        return self._stamp
+
+    def _load(self) -> None:
+        pointer, table, stamp = self._fetch()
         # One chunk per column: `take` on a chunked column costs ~0.2 ms per call.
-        self.table = ipc.open_file(source).read_all().combine_chunks()
+        self.table = table.combine_chunks()
+        self.pointer = pointer
         self._selected: dict[tuple[str, ...], pa.Table] = {}
         self.join_keys: list[str] = pointer["join_keys"]
         self.groups: dict[str, dict] = pointer["groups"]
+        self.published_at: str = pointer["published_at"]
         self.ttl = {g: parse_duration(i["ttl"]) for g, i in self.groups.items() if i.get("ttl")}
         key_values = [self.table[k].to_pylist() for k in self.join_keys]
         keys = key_values[0] if len(key_values) == 1 else list(zip(*key_values, strict=True))
         self.index: dict[Any, int] = {k: i for i, k in enumerate(keys)}
-        self._stamp = (st.st_mtime_ns, st.st_ino)
+        self._stamp = stamp
 
-    def refresh(self) -> None:
-        """Pick up a newer snapshot if one was published since the last load."""
-        try:
-            st = self._pointer_path.stat()
-        except OSError:
-            return
-        if (st.st_mtime_ns, st.st_ino) != self._stamp:
+    def refresh(self) -> bool:
+        """Pick up a newer snapshot if one was published since the last load; True if it did."""
+        if self._changed():
             self._load()
+            return True
+        return False
 
     def resolve_features(self, features: list[str] | None) -> list[str]:
         """``group.feature`` names -> snapshot columns; all features when None."""
@@ -129,12 +199,6 @@ class OnlineStore:
     def lookup(self, keys: list[dict], columns: list[str], now: datetime | None = None) -> pa.Table:
         """One row per requested key, in request order; NULLs for unknown or expired keys."""
         self.refresh()
-        missing = [c for c in columns if c not in self.table.schema.names]
-        if missing:
-            raise StoreError(
-                f"feature(s) {', '.join(missing)} are no longer published for entity '{self.entity}'; "
-                "ask for current features"
-            )
         rows = []
         for i, key in enumerate(keys):
             if not isinstance(key, dict):
@@ -147,12 +211,49 @@ class OnlineStore:
                 rows.append(self.index.get(value))
             except TypeError:  # unhashable (a list or dict as a key value)
                 rows.append(None)
+        keys_out = {k: _key_array([key[k] for key in keys], self.table.schema.field(k).type) for k in self.join_keys}
+        return self._take(pa.array(rows, pa.int64()), keys_out, columns, now)
+
+    def lookup_columns(self, key_columns: dict[str, pa.Array], columns: list[str],
+                       now: datetime | None = None) -> pa.Table:
+        """Vectorised :meth:`lookup` of keys given as one Arrow column per join key (Arrow Flight).
+
+        One row per key in the given order; NULL features for unknown or expired keys.
+        """
+        missing = [k for k in self.join_keys if k not in key_columns]
+        if missing:
+            raise StoreError(f"the key batch lacks join key column(s) {missing} of entity '{self.entity}'")
+        if len(self.join_keys) == 1:
+            k = self.join_keys[0]
+            wanted = key_columns[k]
+            if wanted.type != self.table.schema.field(k).type:
+                try:
+                    wanted = wanted.cast(self.table.schema.field(k).type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                    raise StoreError(f"key column '{k}' has type {wanted.type}, entity '{self.entity}' "
+                                     f"keys are {self.table.schema.field(k).type}") from e
+            # Arrow's hash lookup: ~10x faster than a Python loop over the index for 1e5 keys.
+            rows = pc.index_in(wanted, value_set=self.table[k].combine_chunks())
+            keys_out = {k: wanted}
+        else:
+            lists = [key_columns[k].to_pylist() for k in self.join_keys]
+            rows = pa.array([self.index.get(v) for v in zip(*lists, strict=True)], pa.int64())
+            keys_out = {k: key_columns[k] for k in self.join_keys}
+        return self._take(rows, keys_out, columns, now)
+
+    def _take(self, rows: pa.Array, keys_out: dict, columns: list[str], now: datetime | None) -> pa.Table:
+        missing = [c for c in columns if c not in self.table.schema.names]
+        if missing:
+            raise StoreError(
+                f"feature(s) {', '.join(missing)} are no longer published for entity '{self.entity}'; "
+                "ask for current features"
+            )
         needed = tuple(dict.fromkeys([*columns, *(f"{g}.{_EVENT}" for g in self.ttl)]))
         selected = self._selected.get(needed)
         if selected is None:
             selected = self._selected[needed] = self.table.select(list(needed))
-        taken = selected.take(pa.array(rows, pa.int64()))
-        out = {k: _key_array([key[k] for key in keys], self.table.schema.field(k).type) for k in self.join_keys}
+        taken = selected.take(rows)
+        out = dict(keys_out)
         expired = self._expired(taken, now)
         for col in columns:
             values = taken[col]
@@ -207,7 +308,7 @@ class OnlineFeaturesDuckDB:
 
     def __init__(self, entity: str, features: list[str] | None = None, project: str | Path | None = None) -> None:
         self.project = Project.find(Path(project) if project else None)
-        self.store = OnlineStore(self.project, entity)
+        self.store = open_online_store(self.project, entity)
         self.columns = self.store.resolve_features(features)
         bare = [c.split(".", 1)[1] for c in self.columns]
         self.names = [b if bare.count(b) == 1 else c for b, c in zip(bare, self.columns, strict=True)]
@@ -224,4 +325,4 @@ class OnlineFeaturesDuckDB:
         return table.to_pandas(use_threads=table.num_rows > 1000)
 
 
-__all__ = ["OnlineFeaturesDuckDB", "OnlineStore", "publish"]
+__all__ = ["OnlineFeaturesDuckDB", "OnlineStore", "open_online_store", "publish", "published_entities"]

@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -598,131 +594,4 @@ def test_ctx_features_unknown_group_or_feature(seeknal, ran):
     assert r.code == 1
     assert "ctx.features: feature_group.customer_features has no feature(s) ['lifetime_value']" in r.err
 
-
-# ------------------------------------------------------------------ seeknal serve
-
-
-@pytest.fixture(scope="module")
-def server(shared):
-    from seeknal_flow.load.project import Project
-    from seeknal_flow.serve.http import FeatureServer
-
-    srv = FeatureServer(Project.find(shared), "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
-
-
-def _request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-    con = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        con.request(method, path, body, headers or {"Content-Type": "application/json"})
-        resp = con.getresponse()
-        return resp.status, resp.getheader("Content-Type"), json.loads(resp.read())
-    finally:
-        con.close()
-
-
-def test_serve_features_and_health(server):
-    status, ctype, body = _request(server, "GET", "/health")
-    assert (status, ctype, body) == (200, "application/json", {"status": "ok"})
-    request = {"entity": "customer", "keys": [{"customer_id": "CUST-101"}, {"customer_id": "x' OR '1'='1"}],
-               "features": ["customer_features.total_revenue", "customer_features.last_order_date",
-                            "product_preferences.category_count"]}
-    status, _, body = _request(server, "POST", "/features", json.dumps(request).encode())
-    assert status == 200, body
-    assert body == {
-        "features": ["customer_id", "customer_features.total_revenue", "customer_features.last_order_date",
-                     "product_preferences.category_count"],
-        "rows": [["CUST-101", 499.49, "2026-01-20", 2], ["x' OR '1'='1", None, None, None]],
-    }
-    status, _, body = _request(server, "POST", "/features",
-                               json.dumps({"entity": "customer", "keys": [{"customer_id": "CUST-105"}]}).encode())
-    assert status == 200
-    assert len(body["features"]) == 1 + len(CF_FEATURES) + len(PP_FEATURES)  # all features by default
-
-
-def test_serve_keep_alive_connection(server):
-    con = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
-    try:
-        for cid in CUSTOMERS:
-            con.request("POST", "/features", json.dumps({"entity": "customer", "keys": [{"customer_id": cid}],
-                                                          "features": ["customer_features.total_revenue"]}))
-            resp = con.getresponse()
-            assert json.loads(resp.read())["rows"] == [[cid, TABLE_E[cid][1]]]
-        con.request("POST", "/features", b"{broken")  # an error keeps the connection usable
-        resp = con.getresponse()
-        assert resp.status == 400
-        resp.read()
-        con.request("GET", "/health")
-        assert con.getresponse().status == 200
-    finally:
-        con.close()
-
-
-@pytest.mark.parametrize(
-    "body,headers,message",
-    [
-        (b"{not json", None, "malformed JSON"),
-        (b"[1, 2]", None, "body must be a JSON object"),
-        (b"", None, "body must be a JSON object"),
-        (json.dumps({"entity": "shopper", "keys": []}).encode(), None, "entity 'shopper' has no published features"),
-        (json.dumps({"entity": 7, "keys": []}).encode(), None, "'entity' must be a string"),
-        (json.dumps({"entity": "../customer", "keys": []}).encode(), None, "unknown entity '../customer'"),
-        (json.dumps({"entity": "customer", "keys": "CUST-100"}).encode(), None, "'keys' must be a list"),
-        (json.dumps({"entity": "customer", "keys": {"customer_id": "CUST-100"}}).encode(), None,
-         "'keys' must be a list"),
-        (json.dumps({"entity": "customer", "keys": ["CUST-100"]}).encode(), None, "key #0 must be a mapping"),
-        (json.dumps({"entity": "customer", "keys": [{"id": "CUST-100"}]}).encode(), None,
-         "lacks join key(s) ['customer_id']"),
-        (json.dumps({"entity": "customer", "keys": [], "features": ["customer_features.ltv"]}).encode(), None,
-         "group 'customer_features' has no feature 'ltv'"),
-        (json.dumps({"entity": "customer", "keys": [], "features": ["loyalty.points"]}).encode(), None,
-         "unknown group 'loyalty'"),
-        (json.dumps({"entity": "customer", "keys": [], "features": "customer_features.total_revenue"}).encode(), None,
-         "'features' must be a list"),
-        (b'{"entity": "customer", "keys": []}', {"Content-Length": "many"}, "Content-Length must be between 0 and"),
-    ],
-)
-def test_serve_bad_requests_are_400_with_one_line(server, body, headers, message):
-    status, ctype, payload = _request(server, "POST", "/features", body, headers)
-    assert status == 400, payload
-    assert ctype == "application/json"
-    assert list(payload) == ["error"]
-    assert "\n" not in payload["error"]
-    assert message in payload["error"]
-
-
-def test_serve_unknown_route(server):
-    status, _, payload = _request(server, "GET", "/metrics")
-    assert status == 404 and "\n" not in payload["error"]
-
-
-def test_serve_negative_content_length_is_400(server):
-    with socket.create_connection(("127.0.0.1", server), timeout=1) as sock:
-        sock.sendall(b"POST /features HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n{}")
-        try:
-            reply = sock.recv(4096)
-        except TimeoutError:
-            reply = b""
-    time.sleep(0.3)  # let the handler thread finish (it only returns once the client has gone)
-    assert reply.startswith(b"HTTP/1.1 400"), reply
-
-
-def test_serve_keep_alive_latency(server):
-    con = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
-    body = json.dumps({"entity": "customer", "keys": [{"customer_id": "CUST-100"}]})
-    times = []
-    try:
-        for _ in range(12):
-            started = time.perf_counter()
-            con.request("POST", "/features", body, {"Content-Type": "application/json"})
-            con.getresponse().read()
-            times.append(time.perf_counter() - started)
-    finally:
-        con.close()
-    times.sort()
-    assert times[len(times) // 2] < 0.010  # the issue asks p99 <= 2 ms; 10 ms median leaves room for a busy machine
+# `seeknal serve` is tested against a real server process in test_serve.py.
