@@ -121,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(raw.path)
         if _bad_path(raw.path[1:]) or _bad_path(path[1:]) or any(_bad_path(v) for vs in query.values() for v in vs):
             raise UiError("path traversal is not allowed in a request", status=400)
-        if not self._authorized(query):
+        # The stylesheet and script are the wheel's own public files (the browser cannot attach the
+        # token to them); the page and every API route need the token.
+        if not path.startswith("/static/") and not self._authorized(query):
             raise UiError("missing or wrong token: send 'Authorization: Bearer TOKEN' or open the page with "
                           "?token=TOKEN", status=401)
         if path in STATIC:
