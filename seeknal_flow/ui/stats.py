@@ -124,9 +124,11 @@ def _compute(path: Path) -> dict:
             if base in _NUMERIC:
                 col["histogram"] = _histogram(con, _quote(name), f"CAST({_quote(name)} AS DOUBLE)")
             elif base in _TEMPORAL:
-                col["histogram"] = _histogram(con, _quote(name), f"CAST(epoch({_quote(name)}) AS DOUBLE)", temporal=True)
+                col["histogram"] = _histogram(con, _quote(name), f"CAST(epoch({_quote(name)}) AS DOUBLE)",
+                                              temporal=True)
             elif base in _TEXT:
-                top = con.execute(f"SELECT {_quote(name)} AS v, count(*) AS n FROM t WHERE {_quote(name)} IS NOT NULL "
+                q = _quote(name)
+                top = con.execute(f"SELECT {q} AS v, count(*) AS n FROM t WHERE {q} IS NOT NULL "
                                   f"GROUP BY 1 ORDER BY n DESC, v LIMIT {TOP_VALUES}").fetchall()
                 col["top_values"] = [{"value": v, "count": n} for v, n in top]
             columns.append(col)
