@@ -59,8 +59,8 @@ def materialization_key(path: Path) -> str:
 
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    # The UI is a background reader next to runs: keep it to half the cores.
-    con.execute(f"SET threads = {max(1, (os.cpu_count() or 2) // 2)}")
+    # DuckDB draws a progress bar on stdout for long queries: it would scribble over the server's terminal.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -79,6 +79,7 @@ def row_count(path: Path) -> int:
 def preview(path: Path, limit: int) -> dict:
     """The first ``limit`` rows as ``{"columns": [...], "rows": [[...], ...]}``, read with a LIMIT."""
     with _connect() as con:
+        con.execute("SET threads = 1")  # a LIMIT needs the first row group only; more threads decode more ahead
         table = con.sql(f"SELECT * FROM {_scan(path)} LIMIT {int(limit)}").to_arrow_table()
     columns = table.column_names
     values = [table[c].to_pylist() for c in columns]
