@@ -210,7 +210,7 @@ function renderRuns() {
     return `<details class="run"${i === 0 ? " open" : ""}><summary><b>${esc(r.run_id)}</b> <span class="badge ${esc(r.status)}">${esc(r.status)}</span>
       <span class="meta">${esc(shortTime(r.started_at))} · ${fmtSecs(r.elapsed_s)} · ${esc(r.engine ?? "")} · ${counts.map(([s, c]) => `${c} ${s}`).join(", ")}</span></summary>
       ${r.error ? `<p class="error-text">${esc(r.error)}</p>` : ""}
-      ${table(["node", "status", "reason", "rows", "duration", "error"], r.nodes.map((n) => [n.id, n.status, n.reason, n.rows_out, fmtSecs(n.duration_s), n.error]))}</details>`;
+      ${table(["node", "status", "reason", "rows", "duration", "error"], r.nodes.map((n) => [n.id, n.status, n.reason ?? "", n.rows_out ?? "", fmtSecs(n.duration_s), n.error ?? ""]))}</details>`;
   }).join("") : `<p class="meta">no runs recorded yet: run <code>seeknal run</code></p>`;
   $("#last-run").textContent = runs.length ? `last run ${runs[0].run_id} · ${runs[0].status}` : "no runs yet";
 }
@@ -228,6 +228,7 @@ async function loadAll() {
 }
 
 function showView(name) {
+  if (location.hash.startsWith("#view=") || name !== "graph") history.replaceState(null, "", `${location.pathname}${location.search}${name === "graph" ? "" : `#view=${name}`}`);
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
   document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${name}`; });
 }
@@ -242,5 +243,7 @@ async function poll() {
 
 document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
 $("#search").addEventListener("input", renderEntities);
+const startView = location.hash.match(/^#view=(graph|entities|runs)$/);
+if (startView) showView(startView[1]);
 await loadAll();
 setInterval(poll, 2000);
