@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,99 @@ def test_page_renders_the_dag_an_entity_and_a_histogram(ui, tmp_path):
     shot = tmp_path / "ui.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1400,900", url], capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+class Chromium:
+    """Headless Chromium driven over ``--remote-debugging-pipe`` (DevTools protocol on fds 3 and 4,
+    NUL-separated JSON): stdlib only, so the page can be watched while a run happens."""
+
+    def __init__(self, browser: str, profile: Path) -> None:
+        to_child, self._from_child = os.pipe(), os.pipe()
+        ours_w, theirs_r = to_child[1], to_child[0]
+        theirs_w = self._from_child[1]
+
+        def as_fds_3_and_4() -> None:  # in the child, before exec: the protocol's fixed descriptors
+            r, w = os.dup(theirs_r), os.dup(theirs_w)
+            os.dup2(r, 3)
+            os.dup2(w, 4)
+
+        self.proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                                      "--disable-sync", f"--user-data-dir={profile}", "--remote-debugging-pipe",
+                                      "--window-size=1400,900", "about:blank"],
+                                     pass_fds=(3, 4), preexec_fn=as_fds_3_and_4,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(theirs_r)
+        os.close(theirs_w)
+        self._w, self._r = ours_w, self._from_child[0]
+        self._buf, self._id, self.session = b"", 0, None
+
+    def call(self, method: str, **params):
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if self.session:
+            msg["sessionId"] = self.session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buf:
+                chunk = os.read(self._r, 1 << 16)
+                if not chunk:
+                    raise AssertionError(f"Chromium closed the DevTools pipe (exit {self.proc.poll()})")
+                self._buf += chunk
+            raw, self._buf = self._buf.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._id:
+                assert "error" not in reply, reply
+                return reply["result"]
+
+    def open(self, url: str) -> None:
+        target = self.call("Target.createTarget", url=url)["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+
+    def text(self, selector: str) -> str:
+        expr = f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''"
+        return self.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value", "")
+
+    def wait_for(self, selector: str, needle: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text(selector)
+            if needle in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._w)
+        os.close(self._r)
+
+
+def test_page_reloads_when_a_new_run_finishes_and_shows_the_failure(example_project, seeknal, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium found (apt-get install chromium); the browser test is skipped")
+    assert seeknal("run", cwd=example_project).code == 0
+    first = sorted((example_project / "target/runs").glob("*.json"))[-1].stem
+    server = UiProcess(example_project)
+    chrome = Chromium(browser, tmp_path / "profile")
+    try:
+        chrome.open(f"http://127.0.0.1:{server.port}/")
+        assert first in chrome.wait_for("#last-run", first)
+        assert "stale (0)" in chrome.text("#legend")
+        path = example_project / "seeknal/feature_groups/customer_features.py"
+        path.write_text(path.read_text().replace("SUM(revenue)", "SUM(no_such_column)"))
+        assert "failed (0)" in chrome.text("#legend")
+        assert seeknal("run", cwd=example_project).code == 1  # a failed run is recorded too
+        second = sorted((example_project / "target/runs").glob("*.json"))[-1].stem
+        assert second != first
+        assert second in chrome.wait_for("#last-run", second), "the page did not pick up the new run"
+        assert "failed (1)" in chrome.wait_for("#legend", "failed (1)")
+        assert second in chrome.text("#runs") and "no_such_column" in chrome.text("#runs")
+    finally:
+        chrome.close()
+        server.stop()
