@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from seeknal_flow.errors import UiError
+from seeknal_flow.errors import SeeknalError, UiError
 from seeknal_flow.load.project import Project
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.plan_project import plan_project
@@ -54,7 +54,11 @@ class UiApi:
         ws = self._ws()
         dag = ws.dag
         state = RunState.load(self.project.state_path).nodes
-        planned = {n.node_id: n.action for n in plan_project(ws).nodes}
+        plan_error = None
+        try:
+            planned = {n.node_id: n.action for n in plan_project(ws).nodes}
+        except SeeknalError as e:  # e.g. a preflight schema problem: show the graph anyway, and why it may be stale
+            planned, plan_error = {}, str(e).splitlines()[0]
         nodes = []
         for node_id in dag.order:
             spec = dag.nodes[node_id]
@@ -72,7 +76,7 @@ class UiApi:
                           "rows": st.rows if st else None, "duration_s": st.seconds if st else None,
                           "file": spec.location.file})
         edges = [[up, node_id] for node_id in dag.order for up in dag.upstream[node_id]]
-        return {"project": self.project.root.name, "nodes": nodes, "edges": edges}
+        return {"project": self.project.root.name, "nodes": nodes, "edges": edges, "plan_error": plan_error}
 
     # ------------------------------------------------------------------ /api/nodes/<id>
     def node(self, node_id: str) -> dict:

@@ -94,6 +94,7 @@ def test_graph_lists_every_node_with_its_last_run_and_the_edges(ui, ran):
     assert fg["last_run"] and fg["duration_s"] > 0
     assert {n["status"] for n in nodes.values()} == {"ok"}
     assert ["source.transactions", "feature_group.customer_features"] in graph["edges"]
+    assert graph["plan_error"] is None
     assert ["feature_group.customer_daily_agg", "second_order_aggregation.region_metrics"] in graph["edges"]
 
 

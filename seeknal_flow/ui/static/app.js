@@ -220,7 +220,8 @@ async function loadAll() {
   try {
     const [graph, entities, runs] = await Promise.all([api("/api/graph"), api("/api/entities"), api("/api/runs")]);
     Object.assign(state, { graph, entities, runs, newestRun: runs.runs[0]?.run_id ?? null });
-    renderGraph(); renderEntities(); renderRuns(); showError(null);
+    renderGraph(); renderEntities(); renderRuns();
+    showError(graph.plan_error ? `the plan failed, so changed nodes are not marked stale: ${graph.plan_error}` : null);
     const m = location.hash.match(/^#node=(.+)$/);
     const target = state.selected ?? (m ? decodeURIComponent(m[1]) : null);
     if (target) await openNode(target);

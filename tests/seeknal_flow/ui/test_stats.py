@@ -86,3 +86,22 @@ def test_binding_off_loopback_needs_a_token():
         check_binding("0.0.0.0", None)
     with pytest.raises(UiError, match="--token"):
         check_binding("192.168.1.5", "")
+
+
+def test_graph_survives_a_failing_plan(monkeypatch, tmp_path):
+    """A planner error (say a preflight schema problem) leaves the graph usable and says why."""
+    import shutil
+
+    from seeknal_flow.errors import PlanError
+    from seeknal_flow.ui import api as api_module
+    from tests.conftest import EXAMPLE
+
+    shutil.copytree(EXAMPLE, tmp_path / "p", ignore=shutil.ignore_patterns("target"))
+
+    def failing(ws):
+        raise PlanError("second_order_aggregation.x: column 'y' not found\nmore detail")
+
+    monkeypatch.setattr(api_module, "plan_project", failing)
+    graph = api_module.UiApi(Project(tmp_path / "p")).graph()
+    assert graph["plan_error"] == "second_order_aggregation.x: column 'y' not found"
+    assert len(graph["nodes"]) == 11 and {n["status"] for n in graph["nodes"]} == {"never_run"}
