@@ -46,6 +46,14 @@ function renderGraph() {
   const depth = layers(nodes, edges);
   const columns = [];
   for (const n of nodes) (columns[depth.get(n.id)] ||= []).push(n);
+  // Order each layer by the mean row of its inputs (one barycentre sweep): fewer crossing edges.
+  const row = new Map(), ups = new Map(nodes.map((n) => [n.id, []]));
+  for (const [from, to] of edges) ups.get(to).push(from);
+  columns.forEach((col) => {
+    const key = (n) => (ups.get(n.id).length ? ups.get(n.id).reduce((a, u) => a + row.get(u), 0) / ups.get(n.id).length : 0);
+    col.sort((a, b) => key(a) - key(b));
+    col.forEach((n, i) => row.set(n.id, i));
+  });
   const pos = new Map();
   columns.forEach((col, x) => col.forEach((n, y) => pos.set(n.id, { x: PAD + x * (BOX_W + GAP_X), y: PAD + y * (BOX_H + GAP_Y) })));
   const width = PAD * 2 + columns.length * (BOX_W + GAP_X) - GAP_X;
