@@ -10,6 +10,7 @@ Commands::
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
     python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
     python -m benchmarks db --rows 2e6 [--repeat 3]   # PostgreSQL -> Parquet vs psql copy and plain ADBC
+    python -m benchmarks ui --rows 1e7 [--repeat 3]   # seeknal ui: column statistics, cache, preview
 
 ``--append`` adds the printed tables, with the command, to benchmarks/RESULTS.md
 under "Full pipeline and scale (issue 7)".
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--flight-runs", type=int, default=10, help="exchanges per round (median)")
     v.add_argument("--workers", type=int, default=1, help="seeknal serve --workers (and the raw app's)")
 
+    u = sub.add_parser("ui", help="seeknal ui's column statistics (cold, cached) and preview vs DuckDB SUMMARIZE")
+    u.add_argument("--rows", default="1e7")
+    u.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
+
     sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
 
     args = p.parse_args(argv)
@@ -90,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import bench_serve
 
         bench_serve.main(args)
+    elif args.command_name == "ui":
+        from benchmarks import bench_ui
+
+        bench_ui.main(args)
     elif args.command_name == "scale":
         from benchmarks.harness import scale
 

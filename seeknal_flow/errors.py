@@ -14,6 +14,7 @@
     │   └── NodeExecutionError    one node failed while running
     ├── StoreError                the entity store, the online store, saved models
     ├── ServeError                a bad request to `seeknal serve`
+    ├── UiError                   `seeknal ui`: refused to start, or a bad request to its API
     └── ReplError                 a refused or failed REPL statement
 
 The CLI prints ``str(error)`` as one line per problem and exits 1.
@@ -82,6 +83,14 @@ class ServeError(SeeknalError):
     """A request to the feature server is malformed or asks for something unknown."""
 
 
+class UiError(SeeknalError):
+    """``seeknal ui`` refused to start, or its API got a bad request (``status`` is the HTTP code)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class ReplError(SeeknalError):
     """A REPL statement was refused or failed."""
 
@@ -100,4 +109,5 @@ __all__ = [
     "SpecError",
     "StoreError",
     "StoreUnavailableError",
+    "UiError",
 ]

@@ -22,6 +22,7 @@ from seeknal_flow.cli import (
     runs_cmd,
     schema_cmd,
     serve_cmd,
+    ui_cmd,
     validate_cmd,
 )
 from seeknal_flow.version import __version__
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, runs_cmd, lineage_cmd, repl_cmd, entity_cmd,
-               serve_cmd, validate_cmd, schema_cmd):
+               serve_cmd, ui_cmd, validate_cmd, schema_cmd):
     module.register(cli)
 
 
