@@ -76,7 +76,7 @@ class UiApi:
                           "rows": st.rows if st else None, "duration_s": st.seconds if st else None,
                           "file": spec.location.file})
         edges = [[up, node_id] for node_id in dag.order for up in dag.upstream[node_id]]
-        return {"project": self.project.root.name, "nodes": nodes, "edges": edges, "plan_error": plan_error}
+        return {"project": self.project.config.name, "nodes": nodes, "edges": edges, "plan_error": plan_error}
 
     # ------------------------------------------------------------------ /api/nodes/<id>
     def node(self, node_id: str) -> dict:
