@@ -13,7 +13,6 @@ Example::
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from seeknal_flow.errors import SeeknalError, UiError
 from seeknal_flow.load.project import Project
+from seeknal_flow.serve.auth import authorized, is_loopback  # the same bind and bearer rules as `seeknal serve`
 from seeknal_flow.ui.api import PREVIEW_DEFAULT, UiApi
 
 ENV_TOKEN = "SEEKNAL_UI_TOKEN"
@@ -33,20 +33,6 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/style.css": ("style.css", "text/css; charset=utf-8")}
 _NODE = re.compile(r"^/api/nodes/([^/]+)(/preview)?$")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only listens on this machine.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -98,13 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.token
         if token is None:
             return True
-        given = ""
-        header = self.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            given = header[len("Bearer "):].strip()
-        elif query.get("token"):
-            given = query["token"][0]
-        return hmac.compare_digest(given.encode(), token.encode())
+        header = self.headers.get("Authorization")
+        if header is None and query.get("token"):
+            # The page's own first load cannot send a header: it may carry the token in the URL.
+            return hmac.compare_digest(query["token"][0].encode(), token.encode())
+        return authorized(header, token)
 
     def do_GET(self) -> None:
         try:
