@@ -94,6 +94,12 @@ def register(cli: click.Group) -> None:
             with interrupt_guard() as interrupted:
                 summary = run_project(ws, p, open_engine, printer, continue_on_error=continue_on_error,
                                       command=["seeknal", *sys.argv[1:]], started=started, interrupted=interrupted)
+        except Exception:
+            if as_json:  # the run was recorded before the error rose: stdout still gets its document
+                from seeknal_flow.run.results import read_run_results
+
+                emit_json(read_run_results(ws.project))
+            raise
         finally:
             printer.close()
         if as_json:

@@ -112,7 +112,7 @@ def effective_config(config: ProjectConfig, environ: Mapping[str, str]) -> Proje
         changes = {f: getattr(chosen, f) for f in chosen.__struct_fields__ if getattr(chosen, f) is not None}
         config = msgspec.structs.replace(config, profile=name, **changes)
     if threads := environ.get(ENV_THREADS):
-        if not threads.isdigit() or int(threads) < 1:
+        if not threads.isascii() or not threads.isdigit() or int(threads) < 1:
             raise ProjectError(f"{ENV_THREADS}={threads!r}: write a whole number of threads >= 1, e.g. 4")
         config = msgspec.structs.replace(config, threads=int(threads))
     if limit := environ.get(ENV_MEMORY_LIMIT):
@@ -185,6 +185,11 @@ class Project:
     @property
     def tmp(self) -> Path:
         return self.target / "tmp"
+
+    @property
+    def consolidation_pending(self) -> Path:
+        """Exists while feature groups have changed but their entities are not yet rebuilt and published."""
+        return self.target / "consolidation_pending"
 
     @property
     def state_path(self) -> Path:

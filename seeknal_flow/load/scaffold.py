@@ -61,6 +61,8 @@ def write_editor_hints(root: Path) -> None:
             current = json.loads(settings.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             return  # a hand-edited file with comments: leave it alone
+        if not isinstance(current, dict) or not isinstance(current.get("yaml.schemas", {}), dict):
+            return  # not the shape VS Code writes: leave it alone too
     merged = {**current, "yaml.schemas": {**current.get("yaml.schemas", {}), **editor_settings()["yaml.schemas"]}}
     settings.parent.mkdir(exist_ok=True)
     settings.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")

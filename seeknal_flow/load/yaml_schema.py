@@ -34,7 +34,9 @@ def node_schema(kind: Kind | None = None) -> dict:
         model = defs[ref["$ref"].rsplit("/", 1)[1]]
         # `kind` is read before the model is chosen, so the model types it as a plain string:
         # here it is the one value that selects this model, and no other key is allowed.
-        model["properties"]["kind"] = {"const": k.value, "description": f"This file declares a {k.value}."}
+        aliases = ["soa"] if k == Kind.SECOND_ORDER_AGGREGATION else []
+        spellings = sorted({k.value, k.value.replace("_", "-"), *aliases})
+        model["properties"]["kind"] = {"enum": spellings, "description": f"This file declares a {k.value}."}
         model["additionalProperties"] = False
         model["description"] = f"A {k.value.replace('_', ' ')} node file (docs/yaml-reference.md#{k.value})."
     top: dict = {"$schema": SCHEMA_DIALECT}
@@ -60,8 +62,9 @@ def write_schemas(root: Path) -> list[Path]:
 
 def editor_settings() -> dict:
     """``.vscode/settings.json`` content mapping node files (and drafts) to their schema."""
-    mapping = {}
+    # Discovery reads every YAML file under seeknal/ and takes the kind from `kind:`, so the
+    # any-node schema (oneOf the kinds) fits them all; drafts are named after their kind.
+    mapping = {f"./{SCHEMA_DIR.as_posix()}/node.schema.json": ["seeknal/**/*.yml", "seeknal/**/*.yaml"]}
     for kind in YAML_MODELS:
-        mapping[f"./{SCHEMA_DIR.as_posix()}/{kind.value}.schema.json"] = [
-            f"seeknal/{kind.folder}/*.yml", f"seeknal/{kind.folder}/*.yaml", f"draft_{kind.value}_*.yml"]
+        mapping[f"./{SCHEMA_DIR.as_posix()}/{kind.value}.schema.json"] = [f"draft_{kind.value}_*.yml"]
     return {"yaml.schemas": mapping}

@@ -126,28 +126,28 @@ class ReplSession:
         if max_rows <= 0:
             columns, rows = self.query(sql)
             return QueryResult(columns, rows, len(rows))
+        import warnings
+
         import duckdb
-        import pyarrow as pa
 
         self.check_read_only(sql)
         try:
-            rel = self.con.sql(sql)
-            if rel is None:
+            cursor = self.con.execute(sql)
+            if cursor.description is None:
                 return QueryResult([], [], 0)
-            reader = rel.to_arrow_reader(_BATCH_ROWS)
-            kept: list[pa.RecordBatch] = []
-            have = total = 0
-            for batch in reader:
-                total += batch.num_rows
-                if have < max_rows:
-                    part = batch.slice(0, max_rows - have)
-                    kept.append(part)
-                    have += part.num_rows
-            table = pa.Table.from_batches(kept, schema=reader.schema)
+            columns = [d[0] for d in cursor.description]
+            # The rows shown come from DuckDB's own conversion (the same values as --max-rows 0);
+            # the rest only needs counting, which Arrow batches do without Python objects.
+            rows = cursor.fetchmany(max_rows)
+            total = len(rows)
+            if total == max_rows:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "Arrow output on a DB-API result makes an extra copy"
+                    for batch in cursor.to_arrow_reader(_BATCH_ROWS):
+                        total += batch.num_rows
         except duckdb.Error as e:
             raise ReplError(f"SQL error: {_one_line(e)}") from e
-        rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True)) if table.num_columns else []
-        return QueryResult(list(table.column_names), rows, total)
+        return QueryResult(columns, rows, total)
 
     def tables(self) -> list[tuple[str, str]]:
         return [(name, str(path.relative_to(self.project.root))) for name, path in self.views.items()]

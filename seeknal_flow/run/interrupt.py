@@ -15,26 +15,39 @@ Example::
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-@contextmanager
-def interrupt_guard() -> Iterator[threading.Event]:
-    """Within the block, SIGINT and SIGTERM set the returned event and raise KeyboardInterrupt.
+class InterruptFlag(threading.Event):
+    """Set by Ctrl-C. While ``shielded`` (the run's write-up), a signal only sets it."""
 
-    Outside the main thread (signals cannot be caught there) the event is never set.
+    shielded: bool = False
+
+
+@contextmanager
+def interrupt_guard() -> Iterator[InterruptFlag]:
+    """Within the block, SIGINT and SIGTERM set the returned flag and raise KeyboardInterrupt.
+
+    A second signal while the first one is being handled forces the process out (exit 130),
+    so a run whose engine swallowed the first never needs ``kill -9``. Outside the main
+    thread (signals cannot be caught there) the flag is never set.
     """
-    interrupted = threading.Event()
+    interrupted = InterruptFlag()
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
         return
 
     def handler(signum, frame):
+        if interrupted.shielded:
+            interrupted.set()  # recording the run's results: finish that, then stop
+            return
         if interrupted.is_set():
-            return  # a second Ctrl-C must not break the clean-up the first one started
+            os.write(2, b"interrupted again: exiting now\n")
+            os._exit(130)
         interrupted.set()
         raise KeyboardInterrupt
 
@@ -46,4 +59,4 @@ def interrupt_guard() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-__all__ = ["interrupt_guard"]
+__all__ = ["InterruptFlag", "interrupt_guard"]

@@ -130,10 +130,15 @@ def read_run_results(project: Project) -> RunResults | None:
 
 def run_history(project: Project, last: int | None = None) -> list[RunResults]:
     """Recorded runs, newest first (at most ``last``)."""
-    files = sorted(history_dir(project).glob("*.json"), reverse=True)
-    if last is not None:
-        files = files[:last]
-    return [_read(f) for f in files]
+    runs = []
+    for path in sorted(history_dir(project).glob("*.json"), reverse=True):
+        if last is not None and len(runs) >= last:
+            break
+        try:
+            runs.append(_read(path))
+        except RunError:
+            continue  # a file cut short by a crash or a full disk: the other runs still count
+    return runs
 
 
 def _read(path: Path) -> RunResults:

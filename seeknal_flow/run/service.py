@@ -18,12 +18,10 @@ Example (what ``seeknal run`` does)::
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +34,7 @@ from seeknal_flow.plan.manifest import write_manifest
 from seeknal_flow.plan.planner import Action, Plan, seal
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
+from seeknal_flow.run.interrupt import InterruptFlag
 from seeknal_flow.run.results import (
     NodeOutcome,
     NodeRunResult,
@@ -89,7 +88,7 @@ class RunSummary:
 
 def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], reporter: Reporter, *,
                 continue_on_error: bool = False, command: Sequence[str] = (),
-                started: float | None = None, interrupted: threading.Event | None = None) -> RunSummary:
+                started: float | None = None, interrupted: InterruptFlag | None = None) -> RunSummary:
     """Execute every RUN node of ``plan`` on the engine, then consolidate and publish.
 
     ``open_engine`` builds the engine (see :func:`seeknal_flow.run.engines.choose_engine`);
@@ -108,14 +107,17 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
     results = RunResults(run_id=new_run_id(), project=project.config.name, command=list(command),
                          started_at=utc_now())
     summary.results = results
-    flag = interrupted or threading.Event()
+    flag = interrupted or InterruptFlag()
     outcomes: dict[str, NodeRunResult] = {}
     for n in plan.nodes:
         if n.action != Action.RUN:
             outcomes[n.node_id] = NodeRunResult(id=n.node_id, kind=dag.nodes[n.node_id].kind.value,
                                                 status=NodeOutcome.SKIPPED, reason=", ".join(n.reasons))
+    # A run interrupted (or crashed) after its feature groups but before consolidation leaves
+    # this marker: the next run rebuilds and publishes even when no node needs to run.
+    pending = project.consolidation_pending.exists()
     try:
-        if not plan.to_run:
+        if not plan.to_run and not pending:
             _refresh_file_stats(project.state_path, plan, state)
             return summary
         engine = open_engine()
@@ -128,27 +130,39 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
             _run_nodes(ws, plan, state, engine, reporter, summary, outcomes, continue_on_error, flag)
             summary.node_seconds = time.perf_counter() - nodes_began
             write_manifest(project, dag)
-            if not summary.interrupted and any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded):
+            groups_ran = any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded)
+            if not summary.interrupted and (groups_ran or project.consolidation_pending.exists()):
                 # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
                 from seeknal_flow.store.online import publish
 
                 post = time.perf_counter()
+
+                def built(entity: str, catalog: dict) -> None:
+                    publish(project, entity, catalog)
+                    summary.consolidated.append(entity)  # as it happens: an interrupt keeps the true list
+
                 # Each entity is published as soon as it is built: a later entity failing leaves
                 # none built but unpublished.
-                summary.consolidated = engine.consolidate(partial(publish, project))
+                engine.consolidate(built)
+                project.consolidation_pending.unlink(missing_ok=True)
                 summary.consolidation_seconds = time.perf_counter() - post
         finally:
+            flag.shielded = True  # from here on a Ctrl-C only sets the flag: the write-up completes
             engine.close()
             shutil.rmtree(project.tmp, ignore_errors=True)
     except KeyboardInterrupt:
         summary.interrupted = True
     except SeeknalError as e:
-        if flag.is_set():  # an engine that reports Ctrl-C as its own error (DuckDB: "Query interrupted")
+        if flag.is_set() and not flag.shielded:  # an engine reporting Ctrl-C as its own error (DuckDB)
             summary.interrupted = True
         else:
             results.error = str(e)
             raise
+    except BaseException as e:  # recorded as a failure, then raised on: the CLI reports it
+        results.error = f"{type(e).__name__}: {e}"
+        raise
     finally:
+        flag.shielded = True
         summary.seconds = time.perf_counter() - began
         _finish(results, summary, plan, dag, outcomes, project)
         record_run(project, results)
@@ -166,6 +180,7 @@ def _finish(results: RunResults, summary: RunSummary, plan: Plan, dag, outcomes:
             else:
                 outcomes[n.node_id] = NodeRunResult(id=n.node_id, kind=kind, status=NodeOutcome.SKIPPED,
                                                     reason="the run stopped at an earlier failure")
+                summary.skipped.append(n.node_id)
     results.nodes = [outcomes[n.node_id] for n in plan.nodes]
     results.consolidated = list(summary.consolidated)
     results.consolidation_s = round(summary.consolidation_seconds, 4) if summary.consolidated else None
@@ -181,7 +196,7 @@ def _finish(results: RunResults, summary: RunSummary, plan: Plan, dag, outcomes:
 
 def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, reporter: Reporter,
                summary: RunSummary, outcomes: dict[str, NodeRunResult], continue_on_error: bool,
-               interrupted: threading.Event) -> None:
+               interrupted: InterruptFlag) -> None:
     dag, project = ws.dag, ws.project
     state_path = project.state_path
     todo = plan.to_run
@@ -193,6 +208,8 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
     planned = {n.node_id: n.state.fingerprint for n in plan.nodes}
     changed: set[str] = set()
     for index, node_plan in enumerate(todo, start=1):
+        if interrupted.is_set():  # the KeyboardInterrupt was swallowed somewhere: stop all the same
+            raise KeyboardInterrupt
         node_id = node_plan.node_id
         spec = dag.nodes[node_id]
         kind = spec.kind.value
@@ -249,6 +266,9 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
         new.seconds = round(result.seconds, 4)
         new.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         new.schema = result.schema
+        if spec.kind == Kind.FEATURE_GROUP:
+            project.consolidation_pending.parent.mkdir(parents=True, exist_ok=True)
+            project.consolidation_pending.touch()  # before the state says "ok": a crash leaves it
         state.nodes[node_id] = new
         state.save(state_path)
         summary.succeeded.append(node_id)

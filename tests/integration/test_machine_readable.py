@@ -153,9 +153,14 @@ def test_ctrl_c_stops_keeps_finished_work_and_the_next_run_resumes(example_proje
     report = msgspec.json.decode(plan.stdout.encode(), type=PlanReport)
     again = {n.id for n in report.nodes if n.action.value == "RUN"}
     assert "transform.slow_step" in again and not again & set(finished)
+    assert (example_project / "target/consolidation_pending").exists()  # groups ran, entities not yet built
     rerun = subprocess.run([sys.executable, "-m", "seeknal_flow.cli.main", "run"], cwd=example_project,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
+    # the resumed run also rebuilds and publishes what the interrupted one never consolidated
+    assert "Consolidated and published: churn_scoring, customer" in rerun.stdout
+    assert not (example_project / "target/consolidation_pending").exists()
+    assert (example_project / "target/feature_store/customer/features.parquet").is_file()
 
 
 def test_every_json_command_prints_one_parseable_document(seeknal, example_project):
@@ -205,3 +210,37 @@ def test_results_paths_are_relative_to_the_project(seeknal, example_project):
     r = seeknal("run", "--format", "json", cwd=example_project)
     for n in _json(r.out, RunResults).nodes:
         assert n.output is None or not Path(n.output).is_absolute()
+
+
+def test_a_crash_is_recorded_as_failed_and_json_still_gets_its_document(seeknal, example_project, monkeypatch):
+    from seeknal_flow.run.local import LocalEngine
+
+    def disk_full(self, job, progress):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(LocalEngine, "compute", disk_full)
+    r = seeknal("run", "--format", "json", cwd=example_project)
+    assert r.code == 2 and "internal error: OSError" in r.err
+    results = _json(r.out, RunResults)
+    assert results.status == RunStatus.FAILED and "No space left on device" in results.error
+
+
+def test_unicode_digit_threads_is_a_user_error(seeknal, example_project, monkeypatch):
+    monkeypatch.setenv("SEEKNAL_THREADS", "²")
+    r = seeknal("plan", cwd=example_project)
+    assert r.code == 1 and "SEEKNAL_THREADS" in r.err
+
+
+def test_init_leaves_an_odd_vscode_settings_alone(seeknal, tmp_path):
+    (tmp_path / "p/.vscode").mkdir(parents=True)
+    (tmp_path / "p/.vscode/settings.json").write_text("[]")
+    r = seeknal("init", "--name", "p", "--path", str(tmp_path / "p"), cwd=tmp_path)
+    assert r.code == 0, r.text
+    assert (tmp_path / "p/.vscode/settings.json").read_text() == "[]"
+
+
+def test_a_truncated_history_file_does_not_hide_the_others(seeknal, example_project):
+    assert seeknal("run", "--quiet", cwd=example_project).code == 0
+    (example_project / "target/runs/29990101T000000.000Z-dead.json").write_text('{"version": 1, "run')
+    history = _json(seeknal("runs", "--format", "json", cwd=example_project).out, RunHistory)
+    assert len(history.runs) == 1

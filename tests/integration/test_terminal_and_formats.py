@@ -73,8 +73,8 @@ def test_init_writes_schemas_and_editor_settings(seeknal, tmp_path):
     r = seeknal("init", "--name", "shop", "--path", str(tmp_path / "shop"), cwd=tmp_path)
     assert r.code == 0, r.text
     settings = json.loads((tmp_path / "shop/.vscode/settings.json").read_text())
-    target = "./.seeknal/schema/source.schema.json"
-    assert "seeknal/sources/*.yml" in settings["yaml.schemas"][target]
+    assert "seeknal/**/*.yml" in settings["yaml.schemas"]["./.seeknal/schema/node.schema.json"]
+    assert settings["yaml.schemas"]["./.seeknal/schema/source.schema.json"] == ["draft_source_*.yml"]
     assert json.loads((tmp_path / "shop/.seeknal/schema/source.schema.json").read_text())["title"]
 
 
