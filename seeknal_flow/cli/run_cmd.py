@@ -30,6 +30,26 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
     return params
 
 
+def _recorded_command(argv: list[str]) -> list[str]:
+    """The command line for run_results.json, with ``--params`` values hidden (they may be secrets).
+
+    >>> _recorded_command(["run", "--params", "token=abc", "--params=x=1", "--full"])
+    ['seeknal', 'run', '--params', 'token=***', '--params=x=***', '--full']
+    """
+    out, hide_next = ["seeknal"], False
+    for arg in argv:
+        if hide_next:
+            key, sep, _ = arg.partition("=")
+            arg, hide_next = (f"{key}=***" if sep else "***"), False
+        elif arg == "--params":
+            hide_next = True
+        elif arg.startswith("--params="):
+            key, sep, _ = arg[len("--params="):].partition("=")
+            arg = f"--params={key}=***" if sep else "--params=***"
+        out.append(arg)
+    return out
+
+
 def register(cli: click.Group) -> None:
     @cli.command("plan")
     @click.option("--full", is_flag=True, help="Show the plan of a full run.")
@@ -93,7 +113,7 @@ def register(cli: click.Group) -> None:
         try:
             with interrupt_guard() as interrupted:
                 summary = run_project(ws, p, open_engine, printer, continue_on_error=continue_on_error,
-                                      command=["seeknal", *sys.argv[1:]], started=started, interrupted=interrupted)
+                                      command=_recorded_command(sys.argv[1:]), started=started, interrupted=interrupted)
         except Exception:
             if as_json:  # the run was recorded before the error rose: stdout still gets its document
                 from seeknal_flow.run.results import read_run_results
