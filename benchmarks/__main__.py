@@ -19,8 +19,20 @@ under "Full pipeline and scale (issue 7)".
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
+
+# Each subcommand's module; its main(args) runs it (imported only when chosen: each pulls heavy deps).
+_MODULES = {
+    "run": "benchmarks.harness.run",
+    "incremental": "benchmarks.harness.incremental",
+    "compare": "benchmarks.harness.compare",
+    "scale": "benchmarks.harness.scale",
+    "db": "benchmarks.bench_db",
+    "serve": "benchmarks.bench_serve",
+    "ui": "benchmarks.bench_ui",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,34 +87,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = p.parse_args(argv)
     args.command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in argv)
-    if args.command_name == "run":
-        from benchmarks.harness import run
-
-        run.main(args)
-    elif args.command_name == "incremental":
-        from benchmarks.harness import incremental
-
-        incremental.main(args)
-    elif args.command_name == "compare":
-        from benchmarks.harness import compare
-
-        compare.main(args)
-    elif args.command_name == "db":
-        from benchmarks import bench_db
-
-        bench_db.main(args)
-    elif args.command_name == "serve":
-        from benchmarks import bench_serve
-
-        bench_serve.main(args)
-    elif args.command_name == "ui":
-        from benchmarks import bench_ui
-
-        bench_ui.main(args)
-    elif args.command_name == "scale":
-        from benchmarks.harness import scale
-
-        scale.main(args)
+    module = _MODULES.get(args.command_name)
+    if module is not None:
+        importlib.import_module(module).main(args)
     else:
         from benchmarks.harness.systems import install_seeknal213
 

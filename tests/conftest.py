@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +44,17 @@ def seeknal(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def ran_project(tmp_path_factory) -> Path:
+    """examples/ml-path after a real `seeknal run` process, shared by one module's read-only tests."""
+    dest = tmp_path_factory.mktemp("ran") / "ml-path"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target", "__pycache__"))
+    r = subprocess.run([sys.executable, "-m", "seeknal_flow.cli.main", "run"], cwd=dest, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return dest
 
 
 @pytest.fixture

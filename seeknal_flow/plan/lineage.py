@@ -54,14 +54,14 @@ def node_lineage(dag: Dag, node_id: str | None = None, direction: Direction = Di
     else:
         keep = {node_id}
         if direction in (Direction.UPSTREAM, Direction.BOTH):
-            keep |= _reach(dag.upstream, node_id)
+            keep |= dag.ancestors(node_id)
         if direction in (Direction.DOWNSTREAM, Direction.BOTH):
-            keep |= _reach(dag.downstream, node_id)
+            keep |= dag.descendants(node_id)
     nodes = [LineageNode(id=n, kind=dag.nodes[n].kind.value) for n in dag.order if n in keep]
     edges = [(up, n) for n in dag.order if n in keep for up in dag.upstream[n] if up in keep]
     if node_id is not None and direction == Direction.BOTH:
         # Only edges on a path through the node: siblings' other inputs are not its lineage.
-        ups, downs = _reach(dag.upstream, node_id) | {node_id}, _reach(dag.downstream, node_id) | {node_id}
+        ups, downs = dag.ancestors(node_id) | {node_id}, dag.descendants(node_id) | {node_id}
         edges = [(a, b) for a, b in edges if (a in ups and b in ups) or (a in downs and b in downs)]
     return Lineage(node=node_id, direction=direction, nodes=nodes, edges=edges)
 
@@ -112,17 +112,6 @@ def render_dot(lineage: Lineage) -> str:
     lines += [f"  {json.dumps(a)} -> {json.dumps(b)};" for a, b in lineage.edges]
     lines.append("}")
     return "\n".join(lines)
-
-
-def _reach(edges: dict[str, list[str]], start: str) -> set[str]:
-    seen: set[str] = set()
-    stack = list(edges[start])
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(edges[n])
-    return seen
 
 
 def _tree(edges: dict[str, list[str]], root: str, marks: tuple[str, ...]) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -93,25 +92,16 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("serve") / "ml-path"
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target", "__pycache__"))
-    result = run_cli("run", project=dest)
-    assert result.returncode == 0, result.stderr
-    return dest
-
-
-@pytest.fixture(scope="module")
-def server(shared):
-    srv = Server(shared)
+def server(ran_project):
+    srv = Server(ran_project)
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def strict(shared):
+def strict(ran_project):
     """Token, a 1 s timeout, Arrow Flight, no access log."""
-    srv = Server(shared, "--token", TOKEN, "--timeout", "1", "--quiet", flight=True)
+    srv = Server(ran_project, "--token", TOKEN, "--timeout", "1", "--quiet", flight=True)
     yield srv
     srv.stop()
 
@@ -336,16 +326,16 @@ def test_token_is_required_except_on_health(strict):
     assert strict.json("POST", "/features", REQUEST, AUTH)[0] == 200
 
 
-def test_non_loopback_without_token_refuses_to_start(shared):
-    result = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), project=shared,
+def test_non_loopback_without_token_refuses_to_start(ran_project):
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), project=ran_project,
                      env={"SEEKNAL_SERVE_TOKEN": ""})
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--token" in lines[0] and "SEEKNAL_SERVE_TOKEN" in lines[0], result.stderr
 
 
-def test_token_from_environment(shared):
-    srv = Server(shared, "--quiet", env={"SEEKNAL_SERVE_TOKEN": "from-env"})
+def test_token_from_environment(ran_project):
+    srv = Server(ran_project, "--quiet", env={"SEEKNAL_SERVE_TOKEN": "from-env"})
     try:
         assert srv.json("GET", "/ready")[0] == 401
         assert srv.json("GET", "/ready", headers={"Authorization": "Bearer from-env"})[0] == 200
@@ -398,8 +388,8 @@ def test_flight_needs_the_token_and_reports_bad_commands(strict):
         _exchange(strict.flight_port, {"entity": "customer"}, [pa.table({"id": ["CUST-101"]})])
 
 
-def test_two_workers_serve_and_stop(shared):
-    srv = Server(shared, "--workers", "2", "--quiet")
+def test_two_workers_serve_and_stop(ran_project):
+    srv = Server(ran_project, "--workers", "2", "--quiet")
     try:
         for _ in range(4):
             status, body = srv.json("POST", "/features", REQUEST)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser
 
@@ -67,24 +67,14 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory) -> Path:
-    """examples/ml-path after `seeknal run` (shared by the read-only tests of this module)."""
-    dest = tmp_path_factory.mktemp("ui") / "ml-path"
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target", "__pycache__"))
-    r = _cli("run", cwd=dest)
-    assert r.returncode == 0, r.stderr
-    return dest
-
-
-@pytest.fixture(scope="module")
-def ui(ran):
-    server = UiProcess(ran)
+def ui(ran_project):
+    server = UiProcess(ran_project)
     yield server
     server.stop()
 
 
 # ------------------------------------------------------------------ the API
-def test_graph_lists_every_node_with_its_last_run_and_the_edges(ui, ran):
+def test_graph_lists_every_node_with_its_last_run_and_the_edges(ui, ran_project):
     graph = ui.get("/api/graph")
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert len(nodes) == 11
@@ -98,7 +88,7 @@ def test_graph_lists_every_node_with_its_last_run_and_the_edges(ui, ran):
     assert ["feature_group.customer_daily_agg", "second_order_aggregation.region_metrics"] in graph["edges"]
 
 
-def test_node_detail_has_code_schema_statistics_and_history(ui, ran):
+def test_node_detail_has_code_schema_statistics_and_history(ui, ran_project):
     d = ui.get("/api/nodes/feature_group.customer_features")
     assert d["kind"] == "feature_group" and d["upstream"] == ["source.transactions"] and d["downstream"] == []
     assert "total_revenue" in d["code"] and "@feature_group" in d["code"]
@@ -118,13 +108,13 @@ def test_node_detail_has_code_schema_statistics_and_history(ui, ran):
     assert d["history"][0]["run_id"] == ui.get("/api/runs")["runs"][0]["run_id"]
 
 
-def test_statistics_are_cached_per_materialization(ui, ran):
+def test_statistics_are_cached_per_materialization(ui, ran_project):
     ui.get("/api/nodes/source.transactions")
-    cache = sorted((ran / "target/ui_cache").glob("stats-*.json"))
+    cache = sorted((ran_project / "target/ui_cache").glob("stats-*.json"))
     assert cache
     before = {p: p.stat().st_mtime_ns for p in cache}
     ui.get("/api/nodes/source.transactions")
-    assert {p: p.stat().st_mtime_ns for p in (ran / "target/ui_cache").glob("stats-*.json")} == before
+    assert {p: p.stat().st_mtime_ns for p in (ran_project / "target/ui_cache").glob("stats-*.json")} == before
 
 
 def test_preview_reads_the_first_rows_and_caps_the_limit(ui):
@@ -147,9 +137,9 @@ def test_entities_have_keys_groups_features_and_freshness(ui):
     assert groups["customer_features"]["last_updated"]
 
 
-def test_runs_are_the_recorded_run_results(ui, ran):
+def test_runs_are_the_recorded_run_results(ui, ran_project):
     runs = ui.get("/api/runs")["runs"]
-    assert [r["run_id"] + ".json" for r in runs] == [p.name for p in (ran / "target/runs").glob("*.json")]
+    assert [r["run_id"] + ".json" for r in runs] == [p.name for p in (ran_project / "target/runs").glob("*.json")]
     assert runs[0]["status"] == "ok" and len(runs[0]["nodes"]) == 11
     assert {n["status"] for n in runs[0]["nodes"]} == {"ran"}
 
@@ -215,16 +205,16 @@ def test_a_non_number_limit_is_a_400(ui):
     assert status == 400 and "limit" in body["error"]
 
 
-def test_off_loopback_without_a_token_refuses_to_start(ran):
-    r = _cli("ui", "--host", "0.0.0.0", "--port", "0", cwd=ran)
+def test_off_loopback_without_a_token_refuses_to_start(ran_project):
+    r = _cli("ui", "--host", "0.0.0.0", "--port", "0", cwd=ran_project)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--token" in lines[0] and "SEEKNAL_UI_TOKEN" in lines[0], r.stderr
 
 
-def test_a_token_when_given_is_required_and_never_printed(ran):
+def test_a_token_when_given_is_required_and_never_printed(ran_project):
     secret = "s3cret-token-for-the-test"
-    server = UiProcess(ran, env={"SEEKNAL_UI_TOKEN": secret})
+    server = UiProcess(ran_project, env={"SEEKNAL_UI_TOKEN": secret})
     try:
         assert secret not in server.banner
         status, body = server.request("/api/graph")
