@@ -48,14 +48,13 @@ def register(cli: click.Group) -> None:
             return
         stopped = None
         for result in group_run.results():
-            line = result.line(mode)
-            report.checks.append(CheckLine(check=result.label, verdict=line.rsplit(" ", 1)[1]))
+            report.checks.append(CheckLine(check=result.label, verdict=result.verdict(mode)))
             if result.passed:
                 report.passed += 1
             else:
                 report.failed += 1
             if not as_json:
-                click.echo(line)
+                click.echo(result.line(mode))
             if not result.passed and mode == "fail":
                 stopped = RunError(f"{node_id}: check failed: {result.label}")
                 break

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +11,7 @@ from operators.memory import MemoryConfig, parse_size
 from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover
-from seeknal_flow.load.project import ENV_MEMORY_LIMIT, PROJECT_FILE, Project
+from seeknal_flow.load.project import Project
 
 
 @dataclass
@@ -29,19 +28,13 @@ class Workspace:
         return Dag(discover(self.project))
 
     def memory(self, memory_limit: str | None = None, threads: int | None = None) -> MemoryConfig:
-        """CLI flags win over ``seeknal_project.yml``."""
+        """CLI flags win over the environment and ``seeknal_project.yml`` (already checked as it loaded)."""
         config = self.project.config
         limit = memory_limit or config.memory_limit
         try:
             limit_bytes = parse_size(limit) if limit else None
-        except EngineError as e:
-            if memory_limit:
-                where = "--memory-limit"
-            elif os.environ.get(ENV_MEMORY_LIMIT):
-                where = ENV_MEMORY_LIMIT
-            else:
-                where = PROJECT_FILE
-            raise ProjectError(f"{where}: {e}") from e
+        except EngineError as e:  # only the flag can be malformed here
+            raise ProjectError(f"--memory-limit: {e}") from e
         return MemoryConfig(
             memory_limit=limit_bytes,
             threads=threads or config.threads,

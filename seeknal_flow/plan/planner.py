@@ -65,10 +65,6 @@ class Plan(msgspec.Struct, kw_only=True):
         to_run = sum(1 for n in nodes if n.action == Action.RUN)
         return PlanReport(project=project, to_run=to_run, to_skip=len(nodes) - to_run, nodes=nodes)
 
-    def describe(self, dag: Dag) -> str:
-        """One line per node in run order: action, id, its inputs and why."""
-        return render_plan(self.report(dag, "")).split("\n", 1)[1] if self.nodes else ""
-
 
 class PartitionPlan(msgspec.Struct, kw_only=True):
     """A partitioned node's share of the plan: partitions to compute and to delete."""

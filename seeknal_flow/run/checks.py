@@ -35,9 +35,11 @@ class CheckResult:
     passed: bool
     on_run: OnRun | None
 
+    def verdict(self, mode: OnRun | str = OnRun.FAIL) -> str:
+        return "PASS" if self.passed else ("WARN" if mode == OnRun.WARN else "FAIL")
+
     def line(self, mode: OnRun | str = OnRun.FAIL) -> str:
-        verdict = "PASS" if self.passed else ("WARN" if mode == OnRun.WARN else "FAIL")
-        return f"{self.label} {verdict}"
+        return f"{self.label} {self.verdict(mode)}"
 
 
 def checks_for(spec: FeatureGroupSpec) -> list:

@@ -284,10 +284,11 @@ def _cancel(state: RunState, state_path, summary: RunSummary, outcomes: dict, no
             began: float, progress: _Recorder) -> None:
     """The node in flight when Ctrl-C came: keep its previous output and any finished partitions."""
     summary.cancelled.append(node_id)
+    finished = progress.finished_partitions()
     outcomes[node_id] = NodeRunResult(id=node_id, kind=kind, status=NodeOutcome.CANCELLED,
                                       reason="run interrupted", duration_s=round(time.perf_counter() - began, 4),
-                                      partitions=progress.finished_partitions())
-    if progress.finished_partitions() is not None:
+                                      partitions=finished)
+    if finished is not None:
         state.save(state_path)  # the partitions finished before the interrupt count for the next run
 
 
