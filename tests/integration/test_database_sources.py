@@ -126,6 +126,21 @@ def test_incremental_fetches_only_new_rows_and_full_rereads(seeknal, tmp_path, m
     assert "edited" in pq.read_table(out_dir).column("customer").to_pylist()
 
 
+def test_decimal_watermark_moves_past_a_longer_number(seeknal, tmp_path, monkeypatch, pg_server, table):
+    """A numeric watermark advances by value: 9.75 -> 10.25 (as text "10.25" < "9.75")."""
+    monkeypatch.setenv("SHOP_PG_URL", pg_server.url)
+    pg_server.psql(f"DELETE FROM {table} WHERE price > 9.75")  # ids 1..39, price 0.25..9.75
+    root = _project(seeknal, tmp_path, f"table: {table}\nincremental:\n  column: price", transform=False)
+    assert seeknal("run", cwd=root).code == 0
+    pg_server.psql(f"INSERT INTO {table} SELECT g, 'new', 1, g * 0.25, 1, date '2026-06-01', now(), true, '{{}}' "
+                   "FROM generate_series(40, 41) g")
+    first = seeknal("run", cwd=root)
+    assert "fetched 2 rows" in first.out and "watermark now 10.25" in first.out, first.out
+    again = seeknal("run", cwd=root)
+    assert "fetched 0 rows" in again.out, again.out  # the watermark moved: nothing fetched twice
+    assert pq.read_table(root / "target" / "intermediate" / "source_orders.parquet").num_rows == 41
+
+
 def test_incremental_predicate_is_sent_to_the_database(pg_server, table):
     from operators.db_scan import DbRead, DbScanOperator
     from operators.errors import EngineError
