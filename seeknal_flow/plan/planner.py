@@ -154,10 +154,19 @@ def make_plan(
         files: dict[str, dict] = {}
         data = source = ""
         if spec.kind == Kind.SOURCE and spec.is_database:
-            connection = expand(spec)
-            if spec.format.value == "sqlite":
-                connection = resolve_sqlite(connection, project.root)
-            source = digest(identity(spec, connection))
+            try:
+                connection = expand(spec)
+            except PlanError:
+                # A source --nodes leaves out never connects: its ${VAR} may be unset here.
+                if select is None or node_id in forced:
+                    raise
+                connection = None
+            if connection is None:
+                source = old.source if old is not None else ""
+            else:
+                if spec.format.value == "sqlite":
+                    connection = resolve_sqlite(connection, project.root)
+                source = digest(identity(spec, connection))
             if old is not None and old.fingerprint:
                 data, files = old.data, {k: dict(v) for k, v in old.files.items()}
         elif spec.kind == Kind.SOURCE:

@@ -181,6 +181,21 @@ def test_missing_variable_is_one_line_naming_it_and_the_node(seeknal, tmp_path, 
         in line
 
 
+
+def test_unselected_source_needs_no_variable(seeknal, tmp_path, monkeypatch):
+    """--nodes that leaves a database source out plans and runs without its ${VAR}."""
+    monkeypatch.delenv("SHOP_PG_URL", raising=False)
+    root = _project(seeknal, tmp_path, "table: t", transform=False)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "x.csv").write_text("a,b\n1,2\n")
+    (root / "seeknal" / "sources" / "local.yml").write_text("kind: source\nname: local\nsource: csv\ntable: data/x.csv\n")
+    plan = seeknal("plan", "--nodes", "source.local", cwd=root)
+    assert plan.code == 0, plan.text
+    assert re.search(r"SKIP\s+source\.orders\s+\(not selected\)", plan.out), plan.out
+    assert seeknal("run", "--nodes", "source.local", cwd=root).code == 0
+    everything = seeknal("plan", cwd=root)  # the whole project still needs it
+    assert everything.code == 1 and "environment variable SHOP_PG_URL is not set" in everything.err
+
 @pytest.mark.parametrize("case", ["unreachable", "password", "table", "incremental column", "query"])
 def test_bad_input_is_one_line_and_keeps_the_previous_output(seeknal, tmp_path, monkeypatch, pg_server, table, case):
     monkeypatch.setenv("SHOP_PG_URL", pg_server.url)
