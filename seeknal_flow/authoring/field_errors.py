@@ -56,6 +56,8 @@ def explain_in(data: object, model: type, error: msgspec.ValidationError) -> tup
     """
     path, message = explain(error)
     text = str(error)
+    if message == "unknown field" and len(path) == 1 and isinstance(path[0], str):
+        return path, message + _suggestion(path[0], model)
     if "[...]" not in text or not isinstance(data, dict):
         return path, message
     field = text.split("- at `$.", 1)[-1].split("[...]", 1)[0]
@@ -70,6 +72,22 @@ def explain_in(data: object, model: type, error: msgspec.ValidationError) -> tup
             sub, message = explain(inner)
             return [field, key, *sub], message
     return path, message
+
+
+def _suggestion(field: str, model: type) -> str:
+    """``; did you mean 'table'?`` for a near miss, else the fields the model has.
+
+    >>> class A(msgspec.Struct):
+    ...     table: str
+    ...     query: str
+    >>> _suggestion("tabel", A), _suggestion("path", A)
+    ("; did you mean 'table'?", '; valid fields: query, table')
+    """
+    import difflib
+
+    names = sorted(f.encode_name for f in msgspec.structs.fields(model))
+    close = difflib.get_close_matches(field, names, n=1, cutoff=0.7)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid fields: {', '.join(names)}"
 
 
 def _dict_value_type(model: type, field: str):

@@ -64,7 +64,7 @@ def test_unknown_yaml_field_and_wrong_type(seeknal, ran):
     project, _ = ran
     _write(project / "seeknal/transforms/bad.yml", "kind: transform\nname: bad\nsqll: SELECT 1\n")
     r = seeknal("plan", cwd=project)
-    _assert_one_line_error(r, "seeknal/transforms/bad.yml:3: field 'sqll': unknown field")
+    _assert_one_line_error(r, "seeknal/transforms/bad.yml:3: field 'sqll': unknown field; did you mean 'sql'?")
     _write(project / "seeknal/transforms/bad.yml", "kind: transform\nname: bad\nsql: SELECT 1\ntags: 7\n")
     r = seeknal("plan", cwd=project)
     _assert_one_line_error(r, "seeknal/transforms/bad.yml:4: field 'tags': expected `array`, got `int`")

@@ -125,7 +125,7 @@ def test_parse_yaml_maps_key_paths_to_lines():
 
 
 def test_unknown_field(tmp_path):
-    _error(tmp_path, "kind: transform\nname: t\n\nsqll: SELECT 1\nsql: SELECT 1\n", f"{REL}:4: field 'sqll': unknown field")
+    _error(tmp_path, "kind: transform\nname: t\n\nsqll: SELECT 1\nsql: SELECT 1\n", f"{REL}:4: field 'sqll': unknown field; did you mean 'sql'?")
 
 
 def test_unknown_nested_field(tmp_path):
