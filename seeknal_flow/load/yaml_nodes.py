@@ -84,6 +84,7 @@ def load_yaml_file(path: Path, root: Path) -> list:
     model = YAML_MODELS.get(kind)
     if model is None:
         raise SpecError(f"{rel}:{kind_line}: kind '{kind.value}' is not supported in YAML yet")
+    _null_check_type(data)
     try:
         args = msgspec.convert(data, model)
     except msgspec.ValidationError as e:
@@ -93,6 +94,17 @@ def load_yaml_file(path: Path, root: Path) -> list:
     location = Location(rel, lines.get(("name",), 1))
     refs = tuple(_sql_refs(text, spans.get(("sql",)), rel)) if sql else ()
     return [node_builders.build(kind.value, args, location=location, refs=refs, sql=sql, extra={"lines": lines})]
+
+
+def _null_check_type(data: dict) -> None:
+    """Read ``type: null`` in a check as the null-check.
+
+    YAML reads a bare ``null`` as no value; ``type`` is required, so the only check a
+    user can mean by it is the one named "null".
+    """
+    for check in data.get("validation") or ():
+        if isinstance(check, dict) and "type" in check and check["type"] is None:
+            check["type"] = "null"
 
 
 def parse_yaml(text: str, rel: str) -> tuple[Any, dict[tuple, int]]:

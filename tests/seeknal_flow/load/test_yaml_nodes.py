@@ -84,6 +84,15 @@ def test_feature_group_node(tmp_path):
     assert spec.refs == (Ref("source.orders", Location(REL, 8)),)
 
 
+def test_bare_null_check_type_is_the_null_check(tmp_path):
+    text = ("kind: feature_group\nname: cust\nentity: {name: customer, join_keys: [cid]}\nevent_time_col: ts\n"
+            "sql: SELECT cid, ts FROM ref('source.orders')\nvalidation:\n"
+            "  - {type: %s, columns: [cid], on_run: fail}\n")
+    bare, quoted = _load(tmp_path, text % "null"), _load(tmp_path, text % '"null"')
+    assert type(bare.validation[0]).__name__ == "NullCheck"
+    assert bare.validation == quoted.validation
+
+
 def test_on_key_and_yes_no_values_are_not_booleans(tmp_path):
     spec = _load(
         tmp_path,
