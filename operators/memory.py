@@ -41,6 +41,26 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
+# Below this, DuckDB and DataFusion fail on their first buffers with errors that do not say why.
+MIN_MEMORY_LIMIT = 64 * 2**20
+
+
+def parse_memory_limit(text: str | int) -> int:
+    """A memory limit in bytes: a size (:func:`parse_size`) of at least 64MB.
+
+    >>> parse_memory_limit("1GB")
+    1073741824
+    >>> parse_memory_limit("1KB")
+    Traceback (most recent call last):
+    ...
+    operators.errors.EngineError: memory limit '1KB' is below the 64MB a run needs; use e.g. '2GB'
+    """
+    size = parse_size(text)
+    if size < MIN_MEMORY_LIMIT:
+        raise EngineError(f"memory limit {text!r} is below the 64MB a run needs; use e.g. '2GB'")
+    return size
+
+
 @dataclass(frozen=True)
 class MemoryConfig:
     """Engine resources shared by every operator of a run.

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from operators.errors import EngineError
-from operators.memory import parse_size
+from operators.memory import parse_memory_limit
 from seeknal_flow.authoring.specs import Isolation, Kind
 from seeknal_flow.errors import ProjectError, SpecError
 
@@ -119,7 +119,7 @@ def effective_config(config: ProjectConfig, environ: Mapping[str, str]) -> Proje
         config = msgspec.structs.replace(config, memory_limit=limit)
     if config.memory_limit:
         try:  # checked here so `seeknal plan` reports it too, not only `seeknal run`
-            parse_size(config.memory_limit)
+            parse_memory_limit(config.memory_limit)
         except EngineError as e:
             where = ENV_MEMORY_LIMIT if environ.get(ENV_MEMORY_LIMIT) else f"{PROJECT_FILE}: memory_limit"
             raise ProjectError(f"{where}: {e}") from e

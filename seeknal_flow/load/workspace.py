@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from operators.errors import EngineError
-from operators.memory import MemoryConfig, parse_size
+from operators.memory import MemoryConfig, parse_memory_limit
 from seeknal_flow.errors import ProjectError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.discovery import discover
@@ -32,7 +32,7 @@ class Workspace:
         config = self.project.config
         limit = memory_limit or config.memory_limit
         try:
-            limit_bytes = parse_size(limit) if limit else None
+            limit_bytes = parse_memory_limit(limit) if limit else None
         except EngineError as e:  # only the flag can be malformed here
             raise ProjectError(f"--memory-limit: {e}") from e
         return MemoryConfig(

@@ -97,6 +97,10 @@ def test_environment_overrides_the_project_file(seeknal, example_project, monkey
     monkeypatch.setenv("SEEKNAL_MEMORY_LIMIT", "plenty")
     r = seeknal("run", cwd=tmp_path)
     assert r.code == 1 and r.err.startswith("error: SEEKNAL_MEMORY_LIMIT: memory limit 'plenty' is not a size")
+    monkeypatch.delenv("SEEKNAL_MEMORY_LIMIT")
+    r = seeknal("run", "--memory-limit", "1KB", cwd=tmp_path)
+    assert r.code == 1 and r.err == "error: --memory-limit: memory limit '1KB' is below the 64MB a run needs; " \
+        "use e.g. '2GB'\n", r.err
 
 
 def test_entity_json_matches_its_structs(seeknal, ran):
