@@ -183,8 +183,18 @@ class Project:
         return self.target / "intermediate"
 
     @property
-    def tmp(self) -> Path:
+    def tmp_root(self) -> Path:
+        """``target/tmp/``: one folder per run (see :attr:`tmp`)."""
         return self.target / "tmp"
+
+    @property
+    def tmp(self) -> Path:
+        """This process's temp/spill folder, ``target/tmp/run-<pid>/``.
+
+        Per process, so a run never deletes another's spill files; a folder whose
+        process is gone is removed by the next run or ``seeknal clean``.
+        """
+        return self.tmp_root / f"run-{os.getpid()}"
 
     @property
     def consolidation_pending(self) -> Path:

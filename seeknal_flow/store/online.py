@@ -309,11 +309,21 @@ class OnlineFeaturesDuckDB:
     def __init__(self, entity: str, features: list[str] | None = None, project: str | Path | None = None) -> None:
         self.project = Project.find(Path(project) if project else None)
         self.store = open_online_store(self.project, entity)
-        self.columns = self.store.resolve_features(features)
+        self.features = features
+        self._resolve()
+
+    def _resolve(self) -> None:
+        self.columns = self.store.resolve_features(self.features)
         bare = [c.split(".", 1)[1] for c in self.columns]
         self.names = [b if bare.count(b) == 1 else c for b, c in zip(bare, self.columns, strict=True)]
+        self._version = self.store.version
 
     def get_features_arrow(self, keys: list[dict], now: datetime | None = None) -> pa.Table:
+        # A later run may have published new groups/features (or removed some): re-resolve the
+        # asked features against the newest snapshot, so no restart is needed and a removed
+        # feature is an "unknown feature" error, never a stale value.
+        if self.store.refresh() or self.store.version != self._version:
+            self._resolve()
         table = self.store.lookup(keys, self.columns, now)
         return table.rename_columns(self.store.join_keys + self.names)
 
