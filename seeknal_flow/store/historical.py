@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import SeeknalError, StoreError
+from seeknal_flow.frames import reads
 from seeknal_flow.frames.frame import frame_for
 from seeknal_flow.frames.pit import pit_join, spine_table
 from seeknal_flow.load.workspace import Workspace
@@ -96,6 +97,7 @@ class HistoricalFeaturesDuckDB:
                 f"FeatureLookup source '{lookup.source}' is not a node of the project; feature groups: "
                 f"{', '.join(groups) or 'none'}"
             ) from e
+        reads.check_read(node_id)  # inside a node: the group must be an upstream (an edge)
         spec = ws.dag.nodes[node_id]
         if spec.kind != Kind.FEATURE_GROUP:
             raise StoreError(f"FeatureLookup source '{lookup.source}' is a {spec.kind.value}, not a feature group")

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from operators.durations import parse_duration
 from seeknal_flow.errors import StoreError
+from seeknal_flow.frames import reads
 from seeknal_flow.load.project import OnlineStoreType, Project
 
 POINTER = "CURRENT"
@@ -314,6 +315,8 @@ class OnlineFeaturesDuckDB:
 
     def _resolve(self) -> None:
         self.columns = self.store.resolve_features(self.features)
+        for group in dict.fromkeys(c.split(".", 1)[0] for c in self.columns):
+            reads.check_read(f"feature_group.{group}")  # inside a node: each group must be an upstream
         bare = [c.split(".", 1)[1] for c in self.columns]
         self.names = [b if bare.count(b) == 1 else c for b, c in zip(bare, self.columns, strict=True)]
         self._version = self.store.version
