@@ -46,8 +46,15 @@ def build_chain(
     memory: MemoryConfig,
     isolation: Isolation = Isolation.AUTO,
     source_path: Path | None = None,
+    target: Path | None = None,
 ) -> Chain:
-    """Build the operator chain that computes ``spec`` from its upstream frames."""
+    """Build the operator chain that computes ``spec`` from its upstream frames.
+
+    ``target`` replaces ``root/target`` as the folder a node may write to (``ctx.save_model``,
+    isolated environments): ``seeknal dry-run`` passes a temp folder, so it writes nothing
+    under the project.
+    """
+    target = target if target is not None else root / "target"
     if spec.kind == Kind.SOURCE and spec.is_database:
         return Chain(database_scan(spec, root))
     if spec.kind == Kind.SOURCE:
@@ -62,37 +69,37 @@ def build_chain(
             )
         )
     if spec.kind == Kind.SECOND_ORDER_AGGREGATION:
-        return _soa_chain(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
+        return _soa_chain(spec, inputs, root=root, params=params, memory=memory, isolation=isolation, target=target)
     if getattr(spec, "sql", None) is not None:
         views = {
             ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
         }
         return Chain(SqlOperator(spec.sql, views, memory=memory))
     if getattr(spec, "python", None) is not None:
-        return Chain(*_python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation))
+        return Chain(*_python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target))
     raise RunError(f"{spec.id} ({spec.location}): no operator computes it (neither SQL nor Python)")
 
 
-def _soa_chain(spec, inputs, *, root, params, memory, isolation) -> Chain:
+def _soa_chain(spec, inputs, *, root, params, memory, isolation, target: Path) -> Chain:
     spine = _frame_data(inputs[spec.spine]) if spec.spine else None
     if spec.python is None:
         return Chain(SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory))
     # Decorator form: the function returns the input table (it may join or filter first).
-    call, ctx = _python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
+    call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
     return _SOAChain(SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory), ctx, call)
 
 
-def _python_call(spec, inputs, *, root: Path, params, memory: MemoryConfig, isolation: Isolation):
+def _python_call(spec, inputs, *, params, memory: MemoryConfig, isolation: Isolation, target: Path):
     """The operator calling a node function: in this process, or isolated by uv (PEP 723)."""
     code = spec.python
     mode = getattr(spec, "isolation", None) or isolation
     if should_isolate(code, mode):
         op = IsolatedCallOperator(code, node_id=spec.id, inputs=inputs, params=params,
-                                  cache_dir=root / "target" / "isolated", target=root / "target",
+                                  cache_dir=target / "isolated", target=target,
                                   memory=memory)
         return op, None
     fn = load_function(Path(code.path), code.function)
-    ctx = Context(spec.id, inputs, params, memory, target=root / "target")
+    ctx = Context(spec.id, inputs, params, memory, target=target)
     return PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx
 
 
