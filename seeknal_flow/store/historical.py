@@ -21,6 +21,7 @@ from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import SeeknalError, StoreError
 from seeknal_flow.frames import reads
 from seeknal_flow.frames.frame import frame_for
+from seeknal_flow.frames.pandas_types import pandas_frame
 from seeknal_flow.frames.pit import pit_join, spine_table
 from seeknal_flow.load.workspace import Workspace
 
@@ -73,8 +74,8 @@ class HistoricalFeaturesDuckDB:
         return self._fill(result, added)
 
     def to_dataframe(self, spine: Any, date_col: str, keep_cols: list[str] | None = None, max_age: Any = None):
-        """The training set as a pandas DataFrame."""
-        return self.to_arrow(spine, date_col, keep_cols, max_age).to_pandas()
+        """The training set as a pandas DataFrame (dtypes: ``seeknal_flow.frames.pandas_types``, as online)."""
+        return pandas_frame(self.to_arrow(spine, date_col, keep_cols, max_age))
 
     def using_spine(self, spine: Any, date_col: str, keep_cols: list[str] | None = None,
                     max_age: Any = None) -> HistoricalFeaturesDuckDB:
