@@ -10,7 +10,8 @@ from operators.memory import MemoryConfig
 from operators.python_call import PythonCallOperator, load_function
 from operators.scan import ScanOperator
 from operators.soa.execute import SOAOperator
-from operators.sql import SqlOperator
+from operators.sql import SqlOperator, single_select
+from operators.sql_text import quote_ident
 from seeknal_flow.authoring.specs import Isolation, Kind
 from seeknal_flow.errors import RunError
 from seeknal_flow.frames.frame import FeatureFrame
@@ -74,10 +75,29 @@ def build_chain(
         views = {
             ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
         }
-        return Chain(SqlOperator(spec.sql, views, memory=memory))
+        op = SqlOperator(spec.sql, views, memory=memory)
+        _define_order(spec, op)
+        return Chain(op)
     if getattr(spec, "python", None) is not None:
         return Chain(*_python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target))
     raise RunError(f"{spec.id} ({spec.location}): no operator computes it (neither SQL nor Python)")
+
+
+def _define_order(spec, op: SqlOperator) -> None:
+    """Give a feature group's SQL a defined row order: its join keys, then its event time.
+
+    Without it DuckDB returns GROUP BY results in whatever order its threads finish, and two
+    clean runs of the same project could write the same rows in another order. Only a lone
+    SELECT that returns those columns is wrapped (anything else keeps its own order).
+    """
+    entity = getattr(spec, "entity", None)
+    if spec.kind != Kind.FEATURE_GROUP or entity is None or not single_select(spec.sql):
+        return
+    order = [*entity.join_keys, spec.event_time_col]
+    if not set(order) <= set(op.schema.names):  # consolidation reports the missing columns
+        return
+    body = spec.sql.strip().rstrip(";")
+    op.sql = f"SELECT * FROM (\n{body}\n) AS __seeknal_rows ORDER BY {', '.join(quote_ident(c) for c in order)}"
 
 
 def _soa_chain(spec, inputs, *, root, params, memory, isolation, target: Path) -> Chain:
