@@ -69,9 +69,6 @@ def _single_select(sql: str) -> bool:
     return len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
 
 
-single_select = _single_select  # public: the run stage asks it before wrapping a feature group's SQL
-
-
 class SqlOperator:
     """Run one DuckDB query over named inputs and stream the result.
 

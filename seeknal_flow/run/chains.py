@@ -10,14 +10,14 @@ from operators.memory import MemoryConfig
 from operators.python_call import PythonCallOperator, load_function
 from operators.scan import ScanOperator
 from operators.soa.execute import SOAOperator
-from operators.sql import SqlOperator, single_select
-from operators.sql_text import quote_ident
+from operators.sql import SqlOperator
 from seeknal_flow.authoring.specs import Isolation, Kind
 from seeknal_flow.errors import RunError
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.run.context import Context
 from seeknal_flow.run.db_sources import database_scan
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
+from seeknal_flow.run.ordering import SortedOperator, ordered_sql
 
 
 class Chain:
@@ -79,34 +79,39 @@ def build_chain(
         _define_order(spec, op)
         return Chain(op)
     if getattr(spec, "python", None) is not None:
-        return Chain(*_python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target))
+        call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
+        if spec.kind == Kind.FEATURE_GROUP and getattr(spec, "entity", None) is not None:
+            call = SortedOperator(call, _leading_columns(spec), memory)  # keys and time, as a SQL group
+        return Chain(call, ctx)
     raise RunError(f"{spec.id} ({spec.location}): no operator computes it (neither SQL nor Python)")
 
 
 def _define_order(spec, op: SqlOperator) -> None:
-    """Give a feature group's SQL a defined row order: its join keys, then its event time.
+    """Give a SQL node's rows a defined order (``run/ordering.py``): a feature group's join keys and
+    event time first, then every column; a query with its own ``ORDER BY`` keeps it."""
+    op.sql = ordered_sql(spec.sql, op.schema.names, _leading_columns(spec))
 
-    Without it DuckDB returns GROUP BY results in whatever order its threads finish, and two
-    clean runs of the same project could write the same rows in another order. Only a lone
-    SELECT that returns those columns is wrapped (anything else keeps its own order).
-    """
+
+def _leading_columns(spec) -> list[str]:
+    """The columns a node's rows are ordered by first: keys and time of a feature group or SOA."""
     entity = getattr(spec, "entity", None)
-    if spec.kind != Kind.FEATURE_GROUP or entity is None or not single_select(spec.sql):
-        return
-    order = [*entity.join_keys, spec.event_time_col]
-    if not set(order) <= set(op.schema.names):  # consolidation reports the missing columns
-        return
-    body = spec.sql.strip().rstrip(";")
-    op.sql = f"SELECT * FROM (\n{body}\n) AS __seeknal_rows ORDER BY {', '.join(quote_ident(c) for c in order)}"
+    if spec.kind == Kind.FEATURE_GROUP and entity is not None:
+        return [*entity.join_keys, spec.event_time_col]
+    if spec.kind == Kind.SECOND_ORDER_AGGREGATION:
+        q = spec.query
+        return [c for c in (q.spine_id_col, q.id_col, q.application_date_col, q.spine_date_col) if c]
+    return []
 
 
 def _soa_chain(spec, inputs, *, root, params, memory, isolation, target: Path) -> Chain:
     spine = _frame_data(inputs[spec.spine]) if spec.spine else None
     if spec.python is None:
-        return Chain(SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory))
+        soa = SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory)
+        return Chain(SortedOperator(soa, _leading_columns(spec), memory))
     # Decorator form: the function returns the input table (it may join or filter first).
     call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
-    return _SOAChain(SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory), ctx, call)
+    soa = SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory)
+    return _SOAChain(SortedOperator(soa, _leading_columns(spec), memory), ctx, call)
 
 
 def _python_call(spec, inputs, *, params, memory: MemoryConfig, isolation: Isolation, target: Path):
