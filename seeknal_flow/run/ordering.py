@@ -59,8 +59,11 @@ def sort_columns(schema_names: list[str], first: list[str], schema: pa.Schema | 
 
 
 def ordered_sql(sql: str, schema_names: list[str], first: list[str]) -> str:
-    """``sql`` with a defined order, unless it already has its own (or is not one SELECT)."""
-    if has_top_level_order(sql) is not False:
+    """``sql`` with a defined order, unless it already has its own (or is not one SELECT).
+
+    Duplicate output names are left alone: a subquery would rename the second one (``x_1``).
+    """
+    if len(set(schema_names)) != len(schema_names) or has_top_level_order(sql) is not False:
         return sql
     body = sql.strip().rstrip(";")
     cols = ", ".join(quote_ident(c) for c in sort_columns(schema_names, first))
@@ -91,6 +94,9 @@ class SortedOperator:
         import duckdb
 
         schema = self.schema
+        if len(set(schema.names)) != len(schema.names):  # DuckDB would rename a duplicate: keep the rows as they are
+            yield from self.inner.batches()
+            return
         cols = ", ".join(quote_ident(c) for c in sort_columns(schema.names, self.first, schema))
         con = duckdb_connection(self.memory)
         try:
