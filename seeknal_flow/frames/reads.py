@@ -30,18 +30,29 @@ from seeknal_flow.errors import FrameError
 from seeknal_flow.load.project import output_node_id
 
 _current: tuple[str, frozenset[str]] | None = None
+_root: Path | None = None  # the running node's project folder
 
 
-def enter(node_id: str, inputs: set[str] | frozenset[str]) -> None:
-    """A node's function starts: it may read ``inputs`` (its upstream nodes) and itself."""
-    global _current
+def enter(node_id: str, inputs: set[str] | frozenset[str], target: Path | None = None) -> None:
+    """A node's function starts: it may read ``inputs`` (its upstream nodes) and itself.
+
+    ``target`` is the project's ``target/`` folder: readers created without ``project=`` read
+    that project, not whatever project the current folder is in (``seeknal run --project``).
+    """
+    global _current, _root
     _current = (node_id, frozenset(inputs))
+    _root = target.parent if target is not None and Path(target).name == "target" else None
 
 
 def leave(node_id: str) -> None:
-    global _current
+    global _current, _root
     if _current is not None and _current[0] == node_id:
-        _current = None
+        _current = _root = None
+
+
+def running_project() -> Path | None:
+    """The project folder of the node running in this process, or None outside a node run."""
+    return _root
 
 
 def check_read(target: str) -> None:
@@ -68,4 +79,4 @@ def check_path_read(path) -> None:
             check_read(target)
 
 
-__all__ = ["check_path_read", "check_read", "enter", "leave"]
+__all__ = ["check_path_read", "check_read", "enter", "leave", "running_project"]

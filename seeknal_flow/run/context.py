@@ -45,7 +45,7 @@ class Context:
         self._memory = memory or MemoryConfig()
         self._duckdb: DuckDBSession | None = None
         if target is not None:  # a node run (not a bare Context): its reads must be edges
-            reads.enter(node_id, set(inputs))
+            reads.enter(node_id, set(inputs), Path(target))
 
     def ref(self, node_id: str) -> FeatureFrame:
         """The output of an upstream node as a lazy FeatureFrame."""

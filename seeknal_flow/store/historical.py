@@ -89,7 +89,7 @@ class HistoricalFeaturesDuckDB:
         return self.to_dataframe(*self._spine)
 
     def _frame(self, lookup: FeatureLookup):
-        ws = Workspace.open(self.project)
+        ws = Workspace.open(self.project or reads.running_project())  # inside a node: the node's project
         try:
             node_id = ws.dag.resolve(lookup.source)
         except SeeknalError as e:

@@ -309,7 +309,8 @@ class OnlineFeaturesDuckDB:
     """
 
     def __init__(self, entity: str, features: list[str] | None = None, project: str | Path | None = None) -> None:
-        self.project = Project.find(Path(project) if project else None)
+        # Inside a node, default to the node's project (not the current folder's).
+        self.project = Project.find(Path(project) if project else reads.running_project())
         self.store = open_online_store(self.project, entity)
         self.features = features
         self._resolve()

@@ -106,3 +106,12 @@ def test_online_features_of_an_entity_depend_on_all_its_groups(seeknal, example_
     plan = _plan(seeknal, example_project)
     assert {"feature_group.customer_features", "feature_group.product_preferences"} <= set(
         plan["transform.scores"]["upstream"])
+
+
+def test_readers_in_a_node_default_to_the_running_project(seeknal, example_project, tmp_path):
+    (example_project / "seeknal/transforms/training.py").write_text(TRAINING)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = seeknal("run", "--project", str(example_project), cwd=elsewhere)  # not run from inside the project
+    assert r.code == 0, r.text
+    assert pq.read_table(example_project / "target/intermediate/transform_training.parquet").num_rows == 6
