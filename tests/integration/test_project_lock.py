@@ -153,3 +153,33 @@ def test_clean_removes_temp_files_of_dead_processes(example_project, seeknal):
     assert r.code == 0 and f"Deleted target/tmp/run-{dead}" in r.out
     assert not stale.exists() and not folder.exists()
     assert seeknal("clean", cwd=example_project).out.strip() == "Nothing to clean."
+
+
+def test_online_readers_see_a_whole_version_while_runs_publish(example_project, seeknal):
+    """A reader polling during runs that flip the data sees the old or the new values, never a mix."""
+    from seeknal_flow import OnlineFeaturesDuckDB
+
+    root = example_project
+    assert seeknal("run", cwd=root).code == 0
+    csv = root / "data/transactions.csv"
+    original = csv.read_text()
+    lines = original.splitlines()
+    i = lines[0].split(",").index("revenue")
+    doubled = [lines[0]] + [",".join(c if n != i else str(round(float(c) * 2, 2)) for n, c in enumerate(line.split(",")))
+                            for line in lines[1:]]
+    keys = [{"customer_id": f"CUST-{n}"} for n in range(100, 106)]
+    online = OnlineFeaturesDuckDB(entity="customer", features=["customer_features.total_revenue"], project=root)
+    base = online.get_features_arrow(keys).column("total_revenue").to_pylist()
+    versions = {tuple(base), tuple(round(v * 2, 2) for v in base)}
+    seen = set()
+    for text in ("\n".join(doubled) + "\n", original, "\n".join(doubled) + "\n"):
+        csv.write_text(text)
+        proc = _start(root, "run")
+        while proc.poll() is None:
+            got = tuple(round(v, 2) for v in online.get_features_arrow(keys).column("total_revenue").to_pylist())
+            assert got in versions, got
+            seen.add(got)
+            time.sleep(0.01)
+        assert proc.returncode == 0, proc.communicate()
+    got = tuple(round(v, 2) for v in online.get_features_arrow(keys).column("total_revenue").to_pylist())
+    assert got == tuple(round(v * 2, 2) for v in base) and len(seen) == 2
