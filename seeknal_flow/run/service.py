@@ -114,14 +114,14 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
         if n.action != Action.RUN:
             outcomes[n.node_id] = NodeRunResult(id=n.node_id, kind=dag.nodes[n.node_id].kind.value,
                                                 status=NodeOutcome.SKIPPED, reason=", ".join(n.reasons))
-    # A run interrupted (or crashed) after its feature groups but before consolidation leaves
-    # this marker: the next run rebuilds and publishes even when no node needs to run.
     try:
         # The caller holds the project lock: no other writer runs, so what a killed one left goes now.
         delete_paths(stale_temp_files(project))
-        if plan.removed:
+        if plan.removed:  # may mark entities for consolidation (a removed group leaves them)
             _remove(ws, plan, reporter, results)
             state = RunState.load(project.state_path)
+        # A run interrupted (or crashed) after its feature groups but before consolidation leaves
+        # this marker: the next run rebuilds and publishes even when no node needs to run.
         pending = project.consolidation_pending.exists()
         if not plan.to_run and not pending:
             _refresh_file_stats(project.state_path, plan, state)
