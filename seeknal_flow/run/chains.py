@@ -89,7 +89,7 @@ def build_chain(
 def _define_order(spec, op: SqlOperator) -> None:
     """Give a SQL node's rows a defined order (``run/ordering.py``): a feature group's join keys and
     event time first, then every column; a query with its own ``ORDER BY`` keeps it."""
-    op.sql = ordered_sql(spec.sql, op.schema.names, _leading_columns(spec))
+    op.sql = ordered_sql(spec.sql, op.schema.names, _leading_columns(spec), op.schema)
 
 
 def _leading_columns(spec) -> list[str]:

@@ -58,7 +58,7 @@ def sort_columns(schema_names: list[str], first: list[str], schema: pa.Schema | 
     return lead + rest
 
 
-def ordered_sql(sql: str, schema_names: list[str], first: list[str]) -> str:
+def ordered_sql(sql: str, schema_names: list[str], first: list[str], schema: pa.Schema | None = None) -> str:
     """``sql`` with a defined order, unless it already has its own (or is not one SELECT).
 
     Duplicate output names are left alone: a subquery would rename the second one (``x_1``).
@@ -66,7 +66,7 @@ def ordered_sql(sql: str, schema_names: list[str], first: list[str]) -> str:
     if len(set(schema_names)) != len(schema_names) or has_top_level_order(sql) is not False:
         return sql
     body = sql.strip().rstrip(";")
-    cols = ", ".join(quote_ident(c) for c in sort_columns(schema_names, first))
+    cols = ", ".join(quote_ident(c) for c in sort_columns(schema_names, first, schema))
     return f"SELECT * FROM (\n{body}\n) AS __seeknal_rows ORDER BY {cols}"
 
 
