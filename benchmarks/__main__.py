@@ -11,6 +11,7 @@ Commands::
     python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
     python -m benchmarks db --rows 2e6 [--repeat 3]   # PostgreSQL -> Parquet vs psql copy and plain ADBC
     python -m benchmarks ui --rows 1e7 [--repeat 3]   # seeknal ui: column statistics, cache, preview
+    python -m benchmarks ordering --before DIR [--rows 1e7] [--runs 3]   # cost of the defined row order
 
 ``--append`` adds the printed tables, with the command, to benchmarks/RESULTS.md
 under "Full pipeline and scale (issue 7)".
@@ -32,6 +33,7 @@ _MODULES = {
     "db": "benchmarks.bench_db",
     "serve": "benchmarks.bench_serve",
     "ui": "benchmarks.bench_ui",
+    "ordering": "benchmarks.bench_ordering",
 }
 
 
@@ -82,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     u = sub.add_parser("ui", help="seeknal ui's column statistics (cold, cached) and preview vs DuckDB SUMMARIZE")
     u.add_argument("--rows", default="1e7")
     u.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
+
+    o = sub.add_parser("ordering", help="seeknal run --full with and without the defined row order (issue 14)")
+    o.add_argument("--before", required=True, help="a seeknal-flow tree without the change")
+    o.add_argument("--rows", default="1e7")
+    o.add_argument("--runs", type=int, default=3, help="alternating runs after a warm-up pair; medians reported")
+    o.add_argument("--memory-limit", default="2GB")
 
     sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
 

@@ -31,6 +31,9 @@ class _Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     description: str | None = None
     tags: list[str] = []
     params: dict[str, Any] = {}
+    # Extra upstream nodes ("kind.name") this node reads in a way discovery cannot see
+    # (a computed name): the node re-runs when they change, and may read them.
+    depends_on: list[str] = []
 
 
 class SourceArgs(_Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -113,6 +116,7 @@ def source(
     query: str | None = None,
     incremental: dict[str, str] | None = None,
     partition_on: dict[str, Any] | None = None,
+    depends_on: list[str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Declare a raw data source: a file (CSV, Parquet file or directory, JSON, JSONL) or a database.
 
@@ -146,8 +150,12 @@ def transform(
     params: dict[str, Any] | None = None,
     partitioned: bool = False,
     isolation: str | None = None,
+    depends_on: list[str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Declare a transform: ``fn(ctx)`` returns a table built from ``ctx.ref(...)`` inputs.
+
+    ``depends_on=["kind.name", ...]`` declares upstream nodes read in a way discovery cannot
+    see (e.g. a ``FeatureLookup`` whose source is computed); literal reads need none.
 
     >>> @transform(name="big_orders")
     ... def big_orders(ctx):
@@ -170,6 +178,7 @@ def feature_group(
     params: dict[str, Any] | None = None,
     partitioned: bool = False,
     isolation: str | None = None,
+    depends_on: list[str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Declare a feature group: per-entity features with an event time.
 
@@ -196,6 +205,7 @@ def second_order_aggregation(
     spine: str | None = None,
     spine_date_col: str | None = None,
     spine_id_col: str | None = None,
+    depends_on: list[str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Declare a second-order aggregation; the function returns its input table.
 

@@ -86,8 +86,13 @@ class Location(msgspec.Struct, frozen=True):
         return f"{self.file}:{self.line}"
 
 
+# A Ref target ``entity:<name>`` stands for every feature group of that entity (a read of
+# its published features, e.g. ``OnlineFeaturesDuckDB(entity="customer")``); the DAG expands it.
+ENTITY_REF = "entity:"
+
+
 class Ref(msgspec.Struct, frozen=True):
-    """A literal reference to another node, found in code or SQL."""
+    """A literal reference to another node, found in code or SQL (or ``entity:<name>``)."""
 
     target: str
     location: Location

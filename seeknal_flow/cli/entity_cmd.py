@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seeknal_flow.cli.options import project_option
+from seeknal_flow.cli.options import lock_note, no_wait_option, project_option
 from seeknal_flow.cli.output import emit_json, format_option, is_json
 
 
@@ -49,12 +49,15 @@ def register(cli: click.Group) -> None:
     @cli.command("consolidate")
     @click.option("--prune", is_flag=True, help="Drop groups no longer in the project, and empty entities.")
     @click.option("--force", is_flag=True, help="Rebuild every entity, stale or not.")
+    @no_wait_option
     @project_option
-    def consolidate_cmd(prune: bool, force: bool, project_dir: str | None) -> None:
+    def consolidate_cmd(prune: bool, force: bool, no_wait: bool, project_dir: str | None) -> None:
         """Rebuild the entity tables of stale entities (and publish them online)."""
         from seeknal_flow.load.workspace import Workspace
+        from seeknal_flow.run.lock import project_lock
         from seeknal_flow.store.consolidation import consolidate_and_publish
 
         ws = Workspace.open(project_dir)
-        rebuilt = consolidate_and_publish(ws.project, ws.dag, ws.memory(), prune=prune, force=force)
+        with project_lock(ws.project, "seeknal consolidate", wait=not no_wait, note=lock_note):
+            rebuilt = consolidate_and_publish(ws.project, ws.dag, ws.memory(), prune=prune, force=force)
         click.echo(f"Consolidated: {', '.join(rebuilt)}" if rebuilt else "Every entity is up to date.")

@@ -12,6 +12,7 @@ import click
 
 from seeknal_flow.cli import (
     apply_cmd,
+    clean_cmd,
     draft_cmd,
     dry_run_cmd,
     entity_cmd,
@@ -39,8 +40,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, run_cmd, runs_cmd, lineage_cmd, repl_cmd, entity_cmd,
-               serve_cmd, ui_cmd, validate_cmd, schema_cmd):
+for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, clean_cmd, run_cmd, runs_cmd, lineage_cmd, repl_cmd,
+               entity_cmd, serve_cmd, ui_cmd, validate_cmd, schema_cmd):
     module.register(cli)
 
 

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from seeknal_flow.cli.options import project_option
+from seeknal_flow.cli.options import lock_note, no_wait_option, project_option
 from seeknal_flow.cli.output import emit_json, format_option, is_json
 from seeknal_flow.cli.progress import RunPrinter
 from seeknal_flow.errors import RunError
@@ -87,10 +87,11 @@ def register(cli: click.Group) -> None:
                   help="Spark master, e.g. local[*], spark://host:7077, yarn (implies --engine spark).")
     @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (failures still print).")
     @click.option("-v", "--verbose", is_flag=True, help="Add each node's timing, rate and why it ran.")
+    @no_wait_option
     @format_option
     @project_option
     def run(full, nodes, tags, params, memory_limit, threads, continue_on_error, engine, spark_master, quiet,
-            verbose, output_format, project_dir) -> None:
+            verbose, no_wait, output_format, project_dir) -> None:
         """Run what changed (or --full / --nodes / --tags), writing target/intermediate/.
 
         Every run is recorded in target/run_results.json and target/runs/ (see `seeknal runs`).
@@ -99,29 +100,14 @@ def register(cli: click.Group) -> None:
         """
         started = time.perf_counter()
         from seeknal_flow.load.workspace import Workspace
-        from seeknal_flow.plan.plan_project import plan_project
-        from seeknal_flow.run.engines import choose_engine
-        from seeknal_flow.run.interrupt import interrupt_guard
-        from seeknal_flow.run.service import run_project
+        from seeknal_flow.run.lock import project_lock
 
         as_json = is_json(output_format)
         ws = Workspace.open(project_dir)
-        open_engine = choose_engine(ws, ws.memory(memory_limit, threads), engine=engine, spark_master=spark_master)
-        p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params))
-        printer = RunPrinter(quiet=quiet, verbose=verbose, to_stderr=as_json,
-                             reasons={n.node_id: ", ".join(n.reasons) for n in p.nodes})
-        try:
-            with interrupt_guard() as interrupted:
-                summary = run_project(ws, p, open_engine, printer, continue_on_error=continue_on_error,
-                                      command=_recorded_command(sys.argv[1:]), started=started, interrupted=interrupted)
-        except Exception:
-            if as_json:  # the run was recorded before the error rose: stdout still gets its document
-                from seeknal_flow.run.results import read_run_results
-
-                emit_json(read_run_results(ws.project))
-            raise
-        finally:
-            printer.close()
+        # One writer at a time: the plan, the run and the state it saves all happen under the lock.
+        with project_lock(ws.project, "seeknal run", wait=not no_wait, note=lock_note):
+            summary, printer = _run_locked(ws, full, nodes, tags, params, memory_limit, threads, continue_on_error,
+                                           engine, spark_master, quiet, verbose, as_json, started)
         if as_json:
             emit_json(summary.results)
         if summary.interrupted:
@@ -129,7 +115,7 @@ def register(cli: click.Group) -> None:
             click.echo(f"interrupted: {len(summary.succeeded)} node(s) finished ({finished}); "
                        f"{len(summary.cancelled)} cancelled. Run `seeknal run` again to finish the rest.", err=True)
             sys.exit(130)
-        if summary.nothing_to_run:
+        if summary.nothing_to_run and not summary.consolidated:
             printer.summary("Nothing to run: every node is up to date.")
             return
         if summary.consolidated:
@@ -142,3 +128,29 @@ def register(cli: click.Group) -> None:
         )
         if summary.errors:
             raise RunError("\n".join(str(e) for e in summary.errors))
+
+
+def _run_locked(ws, full, nodes, tags, params, memory_limit, threads, continue_on_error, engine, spark_master, quiet,
+                verbose, as_json, started):
+    from seeknal_flow.plan.plan_project import plan_project
+    from seeknal_flow.run.engines import choose_engine
+    from seeknal_flow.run.interrupt import interrupt_guard
+    from seeknal_flow.run.service import run_project
+
+    open_engine = choose_engine(ws, ws.memory(memory_limit, threads), engine=engine, spark_master=spark_master)
+    p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params))
+    printer = RunPrinter(quiet=quiet, verbose=verbose, to_stderr=as_json,
+                         reasons={n.node_id: ", ".join(n.reasons) for n in p.nodes})
+    try:
+        with interrupt_guard() as interrupted:
+            summary = run_project(ws, p, open_engine, printer, continue_on_error=continue_on_error,
+                                  command=_recorded_command(sys.argv[1:]), started=started, interrupted=interrupted)
+    except Exception:
+        if as_json:  # the run was recorded before the error rose: stdout still gets its document
+            from seeknal_flow.run.results import read_run_results
+
+            emit_json(read_run_results(ws.project))
+        raise
+    finally:
+        printer.close()
+    return summary, printer

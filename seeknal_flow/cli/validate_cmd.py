@@ -7,7 +7,7 @@ import sys
 import click
 import msgspec
 
-from seeknal_flow.cli.options import project_option
+from seeknal_flow.cli.options import lock_note, project_option
 from seeknal_flow.cli.output import emit_json, format_option, is_json
 from seeknal_flow.errors import RunError
 
@@ -32,14 +32,31 @@ def register(cli: click.Group) -> None:
     @click.argument("group")
     @click.option("--mode", type=click.Choice(["warn", "fail"]), default="fail", show_default=True,
                   help="fail: exit 1 at the first failing check; warn: run all, exit 0.")
+    @click.option("--accept-schema", is_flag=True,
+                  help="Record the group's current output schema as the accepted one (after an intended change).")
     @format_option
     @project_option
-    def validate_features(group: str, mode: str, output_format: str, project_dir: str | None) -> None:
-        """Run a feature group's checks (declared + built-in) against its output."""
+    def validate_features(group: str, mode: str, accept_schema: bool, output_format: str,
+                          project_dir: str | None) -> None:
+        """Run a feature group's checks (declared + built-in) against its output.
+
+        Groups with an entity always compare their output's schema with the last accepted one
+        (kept in the entity catalog): each dropped, renamed or retyped column fails with its old
+        and new type. After an intended change, record the new schema with --accept-schema.
+        """
         from seeknal_flow.load.workspace import Workspace
         from seeknal_flow.run.checks import group_checks
 
-        group_run = group_checks(Workspace.open(project_dir), group)
+        ws = Workspace.open(project_dir)
+        if accept_schema:
+            from seeknal_flow.run.checks import accept_schema as accept
+            from seeknal_flow.run.lock import project_lock
+
+            with project_lock(ws.project, "seeknal validate-features --accept-schema", note=lock_note):
+                node_id, schema = accept(ws, group)
+            click.echo(f"{node_id}: accepted schema ({', '.join(f'{c} {t}' for c, t in schema.items())})")
+            return
+        group_run = group_checks(ws, group)
         node_id, checks = group_run.node_id, group_run.checks
         as_json = is_json(output_format)
         report = ValidationReport(node=node_id, mode=mode, passed=0, failed=0, checks=[])
@@ -48,6 +65,9 @@ def register(cli: click.Group) -> None:
             return
         stopped = None
         for result in group_run.results():
+            if stopped is not None and not (str(stopped).startswith(f"{node_id}: check failed: schema ")
+                                            and result.label.startswith("schema ")):
+                break  # fail mode stops at the first failing check (a schema check's lines all show)
             report.checks.append(CheckLine(check=result.label, verdict=result.verdict(mode)))
             if result.passed:
                 report.passed += 1
@@ -55,9 +75,8 @@ def register(cli: click.Group) -> None:
                 report.failed += 1
             if not as_json:
                 click.echo(result.line(mode))
-            if not result.passed and mode == "fail":
+            if not result.passed and mode == "fail" and stopped is None:
                 stopped = RunError(f"{node_id}: check failed: {result.label}")
-                break
         if as_json:
             emit_json(report)
             if stopped is not None:

@@ -17,6 +17,7 @@ from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig
 from operators.scan import BATCH_ROWS
 from seeknal_flow.authoring.specs import FeatureGroupSpec
+from seeknal_flow.frames import reads
 
 Data = Path | list[Path] | pa.Table
 
@@ -44,6 +45,8 @@ class FeatureFrame:
         event_time_col: str | None = None,
         memory: MemoryConfig | None = None,
     ) -> None:
+        if not isinstance(data, pa.Table):
+            reads.check_path_read(data)  # inside a node: another node's output must be an upstream
         self._data = data
         self.memory = memory  # the run's MemoryConfig, for joins that may spill
         self.node_id = node_id

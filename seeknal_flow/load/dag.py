@@ -6,6 +6,7 @@ import difflib
 import heapq
 from collections.abc import Iterable
 
+from seeknal_flow.authoring.specs import ENTITY_REF
 from seeknal_flow.errors import DagError
 
 
@@ -29,10 +30,22 @@ class Dag:
                 continue
             self.nodes[spec.id] = spec
         self.upstream: dict[str, list[str]] = {}
+        by_entity: dict[str, list[str]] = {}
+        for node_id, spec in self.nodes.items():
+            entity = getattr(spec, "entity", None)
+            if entity is not None:
+                by_entity.setdefault(entity.name, []).append(node_id)
         for node_id, spec in self.nodes.items():
             ups = []
             for ref in spec.refs:
-                if ref.target in self.nodes:
+                if ref.target.startswith(ENTITY_REF):
+                    entity = ref.target[len(ENTITY_REF):]
+                    if entity not in by_entity:
+                        known = ", ".join(sorted(by_entity)) or "none"
+                        problems.append(f"{ref.location}: {node_id} reads entity '{entity}', which no feature "
+                                        f"group describes (entities: {known})")
+                    ups += [g for g in by_entity.get(entity, []) if g != node_id and g not in ups]
+                elif ref.target in self.nodes:
                     if ref.target != node_id and ref.target not in ups:
                         ups.append(ref.target)
                     elif ref.target == node_id:

@@ -52,13 +52,16 @@ def build(
     """Build the spec of ``kind`` from its validated argument record."""
     if (problem := check_name(args.name)) is not None:
         raise SpecError(f"{location}: {problem}")
+    lines = (extra or {}).get("lines", {})
+    declared = tuple(Ref(t, Location(location.file, lines.get(("depends_on",), location.line)))
+                     for t in args.depends_on)
     common = dict(
         name=args.name,
         location=location,
         description=description or args.description or "",
         tags=tuple(args.tags),
         params=dict(args.params),
-        refs=refs,
+        refs=refs + declared,
     )
     return _BUILDERS[kind](args, common, python, sql, extra or {})
 

@@ -126,6 +126,24 @@ def effective_config(config: ProjectConfig, environ: Mapping[str, str]) -> Proje
     return config
 
 
+def output_node_id(path: str | Path) -> str | None:
+    """The node whose output ``.../target/intermediate/<kind>_<name>.parquet`` is, or None.
+
+    >>> output_node_id("target/intermediate/feature_group_customer_features.parquet")
+    'feature_group.customer_features'
+    >>> output_node_id("data/x.parquet") is None
+    True
+    """
+    p = Path(path)
+    if p.parent.name != "intermediate" or p.parent.parent.name != "target" or p.suffix != ".parquet":
+        return None
+    for kind in sorted(Kind, key=lambda k: -len(k.value)):
+        prefix = kind.value + "_"
+        if p.stem.startswith(prefix) and len(p.stem) > len(prefix):
+            return f"{kind.value}.{p.stem[len(prefix):]}"
+    return None
+
+
 @dataclass(frozen=True)
 class Project:
     """A seeknal-flow project rooted at ``root``.
@@ -183,8 +201,18 @@ class Project:
         return self.target / "intermediate"
 
     @property
-    def tmp(self) -> Path:
+    def tmp_root(self) -> Path:
+        """``target/tmp/``: one folder per run (see :attr:`tmp`)."""
         return self.target / "tmp"
+
+    @property
+    def tmp(self) -> Path:
+        """This process's temp/spill folder, ``target/tmp/run-<pid>/``.
+
+        Per process, so a run never deletes another's spill files; a folder whose
+        process is gone is removed by the next run or ``seeknal clean``.
+        """
+        return self.tmp_root / f"run-{os.getpid()}"
 
     @property
     def consolidation_pending(self) -> Path:

@@ -17,10 +17,11 @@ import msgspec
 
 from seeknal_flow.authoring.decorators import ARGS_BY_DECORATOR
 from seeknal_flow.authoring.field_errors import explain_in, format_problem
-from seeknal_flow.authoring.specs import Location, PythonCode, Ref
+from seeknal_flow.authoring.specs import ENTITY_REF, Location, PythonCode, Ref
 from seeknal_flow.errors import SpecError
 from seeknal_flow.load import node_builders
 from seeknal_flow.load.pep723 import read_script_metadata
+from seeknal_flow.load.project import output_node_id
 
 SQL_REF = re.compile(r"""\bref\(\s*['"]([^'"]+)['"]\s*\)""")
 
@@ -148,10 +149,50 @@ def _refs(fn: ast.AST, rel: str) -> list[Ref]:
         ):
             arg = node.args[1] if len(node.args) >= 2 else next(k.value for k in node.keywords if k.arg == "features")
             refs.extend(_feature_refs(arg, rel))
+        elif isinstance(node, ast.Call) and _decorator_name(node.func) in _READERS:
+            refs.extend(_reader_refs(node, rel))
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             for m in SQL_REF.finditer(node.value):
                 refs.append(Ref(m.group(1), Location(rel, node.lineno)))
+            for m in OUTPUT_PATH.finditer(node.value):  # a node's output read by path
+                if (target := output_node_id(m.group(0))) is not None:
+                    refs.append(Ref(target, Location(rel, node.lineno)))
     return refs
+
+
+# Readers of other nodes' outputs whose literal arguments name what they read.
+_READERS = ("FeatureLookup", "OnlineFeaturesDuckDB")
+OUTPUT_PATH = re.compile(r"target/intermediate/\w+\.parquet")
+
+
+def _literal(call: ast.Call, position: int, keyword: str):
+    """The literal value of an argument (positional or keyword), or None when absent or computed."""
+    node = call.args[position] if len(call.args) > position else next(
+        (k.value for k in call.keywords if k.arg == keyword), None)
+    if node is None:
+        return None
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return None  # computed: the run-time check (frames/reads.py) catches an undeclared read
+
+
+def _reader_refs(call: ast.Call, rel: str) -> list[Ref]:
+    """``FeatureLookup(source="fg")`` -> the group; ``OnlineFeaturesDuckDB(entity=, features=)`` -> its groups."""
+    where = Location(rel, call.lineno)
+    if _decorator_name(call.func) == "FeatureLookup":
+        source = _literal(call, 0, "source")
+        if isinstance(source, str) and source:
+            return [Ref(source if "." in source else f"feature_group.{source}", where)]
+        return []
+    features = _literal(call, 1, "features")
+    if isinstance(features, list | tuple) and features:
+        groups = dict.fromkeys(str(f).split(".", 1)[0] for f in features if isinstance(f, str))
+        return [Ref(f"feature_group.{g}", where) for g in groups]
+    entity = _literal(call, 0, "entity")
+    if isinstance(entity, str) and entity:
+        return [Ref(f"{ENTITY_REF}{entity}", where)]  # every group of the entity (load/dag.py)
+    return []
 
 
 def _feature_refs(arg: ast.expr, rel: str) -> list[Ref]:

@@ -28,6 +28,7 @@ class Action(str, enum.Enum):
 
     RUN = "RUN"
     SKIP = "SKIP"
+    REMOVE = "REMOVE"  # in run state but no longer in the project: its outputs are deleted
 
 
 class NodePlan(msgspec.Struct, kw_only=True):
@@ -46,6 +47,8 @@ class NodePlan(msgspec.Struct, kw_only=True):
 
 class Plan(msgspec.Struct, kw_only=True):
     nodes: list[NodePlan]
+    # Nodes that ran before but whose file was deleted or renamed (Action.REMOVE); not in the DAG.
+    removed: list[NodePlan] = []
 
     @property
     def to_run(self) -> list[NodePlan]:
@@ -63,7 +66,11 @@ class Plan(msgspec.Struct, kw_only=True):
                                      reasons=list(n.reasons), upstream=list(dag.upstream[n.node_id]),
                                      partitions=parts))
         to_run = sum(1 for n in nodes if n.action == Action.RUN)
-        return PlanReport(project=project, to_run=to_run, to_skip=len(nodes) - to_run, nodes=nodes)
+        for n in self.removed:
+            nodes.append(PlannedNode(id=n.node_id, kind=n.node_id.partition(".")[0], action=n.action,
+                                     reasons=list(n.reasons), upstream=[]))
+        return PlanReport(project=project, to_run=to_run, to_skip=len(nodes) - to_run - len(self.removed),
+                          to_remove=len(self.removed), nodes=nodes)
 
 
 class PartitionPlan(msgspec.Struct, kw_only=True):
@@ -90,11 +97,13 @@ class PlanReport(msgspec.Struct, kw_only=True):
     to_run: int
     to_skip: int
     nodes: list[PlannedNode]
+    to_remove: int = 0
 
 
 def render_plan(report: PlanReport) -> str:
     """The text of ``seeknal plan``: a header, then one line per node."""
-    lines = [f"Plan for {report.project}: {report.to_run} to run, {report.to_skip} to skip"]
+    removing = f", {report.to_remove} to remove" if report.to_remove else ""
+    lines = [f"Plan for {report.project}: {report.to_run} to run, {report.to_skip} to skip{removing}"]
     width = max((len(n.id) for n in report.nodes), default=0)
     for n in report.nodes:
         arrow = f"  <- {', '.join(n.upstream)}" if n.upstream else ""
@@ -226,7 +235,10 @@ def make_plan(
         plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params,
                                   partitions_run=partitions_run, partitions_remove=partitions_remove,
                                   conditional=conditional)
-    return Plan(nodes=[plans[n] for n in dag.order])
+    removed = [NodePlan(node_id=n, action=Action.REMOVE, state=old,
+                        reasons=["node file removed or renamed: its output, features and state are deleted"])
+               for n, old in sorted(state.nodes.items()) if n not in dag.nodes]
+    return Plan(nodes=[plans[n] for n in dag.order], removed=removed)
 
 
 def seal(node_id: str, spec, new: NodeState, dag: Dag, states: dict[str, NodeState]) -> None:

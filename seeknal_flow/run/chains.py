@@ -17,6 +17,7 @@ from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.run.context import Context
 from seeknal_flow.run.db_sources import database_scan
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
+from seeknal_flow.run.ordering import SortedOperator, ordered_sql
 
 
 class Chain:
@@ -46,8 +47,15 @@ def build_chain(
     memory: MemoryConfig,
     isolation: Isolation = Isolation.AUTO,
     source_path: Path | None = None,
+    target: Path | None = None,
 ) -> Chain:
-    """Build the operator chain that computes ``spec`` from its upstream frames."""
+    """Build the operator chain that computes ``spec`` from its upstream frames.
+
+    ``target`` replaces ``root/target`` as the folder a node may write to (``ctx.save_model``,
+    isolated environments): ``seeknal dry-run`` passes a temp folder, so it writes nothing
+    under the project.
+    """
+    target = target if target is not None else root / "target"
     if spec.kind == Kind.SOURCE and spec.is_database:
         return Chain(database_scan(spec, root))
     if spec.kind == Kind.SOURCE:
@@ -62,37 +70,61 @@ def build_chain(
             )
         )
     if spec.kind == Kind.SECOND_ORDER_AGGREGATION:
-        return _soa_chain(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
+        return _soa_chain(spec, inputs, root=root, params=params, memory=memory, isolation=isolation, target=target)
     if getattr(spec, "sql", None) is not None:
         views = {
             ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
         }
-        return Chain(SqlOperator(spec.sql, views, memory=memory))
+        op = SqlOperator(spec.sql, views, memory=memory)
+        _define_order(spec, op)
+        return Chain(op)
     if getattr(spec, "python", None) is not None:
-        return Chain(*_python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation))
+        call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
+        if spec.kind == Kind.FEATURE_GROUP and getattr(spec, "entity", None) is not None:
+            call = SortedOperator(call, _leading_columns(spec), memory)  # keys and time, as a SQL group
+        return Chain(call, ctx)
     raise RunError(f"{spec.id} ({spec.location}): no operator computes it (neither SQL nor Python)")
 
 
-def _soa_chain(spec, inputs, *, root, params, memory, isolation) -> Chain:
+def _define_order(spec, op: SqlOperator) -> None:
+    """Give a SQL node's rows a defined order (``run/ordering.py``): a feature group's join keys and
+    event time first, then every column; a query with its own ``ORDER BY`` keeps it."""
+    op.sql = ordered_sql(spec.sql, op.schema.names, _leading_columns(spec), op.schema)
+
+
+def _leading_columns(spec) -> list[str]:
+    """The columns a node's rows are ordered by first: keys and time of a feature group or SOA."""
+    entity = getattr(spec, "entity", None)
+    if spec.kind == Kind.FEATURE_GROUP and entity is not None:
+        return [*entity.join_keys, spec.event_time_col]
+    if spec.kind == Kind.SECOND_ORDER_AGGREGATION:
+        q = spec.query
+        return [c for c in (q.spine_id_col, q.id_col, q.application_date_col, q.spine_date_col) if c]
+    return []
+
+
+def _soa_chain(spec, inputs, *, root, params, memory, isolation, target: Path) -> Chain:
     spine = _frame_data(inputs[spec.spine]) if spec.spine else None
     if spec.python is None:
-        return Chain(SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory))
+        soa = SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory)
+        return Chain(SortedOperator(soa, _leading_columns(spec), memory))
     # Decorator form: the function returns the input table (it may join or filter first).
-    call, ctx = _python_call(spec, inputs, root=root, params=params, memory=memory, isolation=isolation)
-    return _SOAChain(SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory), ctx, call)
+    call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
+    soa = SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory)
+    return _SOAChain(SortedOperator(soa, _leading_columns(spec), memory), ctx, call)
 
 
-def _python_call(spec, inputs, *, root: Path, params, memory: MemoryConfig, isolation: Isolation):
+def _python_call(spec, inputs, *, params, memory: MemoryConfig, isolation: Isolation, target: Path):
     """The operator calling a node function: in this process, or isolated by uv (PEP 723)."""
     code = spec.python
     mode = getattr(spec, "isolation", None) or isolation
     if should_isolate(code, mode):
         op = IsolatedCallOperator(code, node_id=spec.id, inputs=inputs, params=params,
-                                  cache_dir=root / "target" / "isolated", target=root / "target",
+                                  cache_dir=target / "isolated", target=target,
                                   memory=memory)
         return op, None
     fn = load_function(Path(code.path), code.function)
-    ctx = Context(spec.id, inputs, params, memory, target=root / "target")
+    ctx = Context(spec.id, inputs, params, memory, target=target)
     return PythonCallOperator(fn, ctx, label=spec.id, path=Path(code.path)), ctx
 
 

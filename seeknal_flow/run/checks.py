@@ -6,6 +6,8 @@ take well under a second; nothing is loaded into Python.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +27,10 @@ from seeknal_flow.authoring.specs import (
     UniqueCheck,
 )
 from seeknal_flow.errors import RunError
+from seeknal_flow.load.project import Project
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.run_state import RunState
+from seeknal_flow.store.consolidation import ACCEPTED_SCHEMA, read_catalog
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,14 @@ class CheckResult:
 
 
 def checks_for(spec: FeatureGroupSpec) -> list:
-    """Declared checks plus the built-ins of groups with an entity (keys not null; keys+time unique)."""
+    """Declared checks plus the built-ins of groups with an entity (keys not null; keys+time unique;
+    the schema against the accepted one)."""
     checks = list(spec.validation)
     if spec.entity is not None:
         checks.append(NullCheck(columns=spec.entity.join_keys, max_fraction=0.0))
         checks.append(UniqueCheck(columns=(*spec.entity.join_keys, spec.event_time_col)))
+        if not any(isinstance(c, SchemaCheck) for c in checks):
+            checks.append(SchemaCheck())
     return checks
 
 
@@ -69,7 +76,10 @@ def run_checks(
         con.execute(f"CREATE TEMP VIEW fg AS SELECT * FROM read_parquet({quote_literal(str(path))})")
         columns = output_schema(path)
         for check in checks:
-            yield _evaluate(con, spec, check, columns, previous_schema, now or datetime.now(UTC))
+            if isinstance(check, SchemaCheck):
+                yield from schema_results(spec, columns, previous_schema, check.on_run)
+            else:
+                yield _evaluate(con, spec, check, columns, previous_schema, now or datetime.now(UTC))
     finally:
         con.close()
 
@@ -130,16 +140,28 @@ def _evaluate(con, spec, check, columns, previous_schema, now) -> CheckResult:
         return CheckResult(
             f"freshness {spec.event_time_col}: newest {newest:%Y-%m-%d %H:%M}, {_age(age)} old "
             f"{'≤' if ok else '>'} {check.max_age}", ok, on_run)
-    if isinstance(check, SchemaCheck):
-        if previous_schema is None:
-            return CheckResult("schema: no earlier successful run to compare with", True, on_run)
-        dropped = [c for c in previous_schema if c not in columns]
-        retyped = [f"{c} {previous_schema[c]} -> {columns[c]}" for c in previous_schema
-                   if c in columns and columns[c] != previous_schema[c]]
-        changes = [f"dropped {c}" for c in dropped] + [f"retyped {r}" for r in retyped]
-        return CheckResult(f"schema: {'; '.join(changes) if changes else 'no column dropped or retyped'}",
-                           not changes, on_run)
     raise RunError(f"{spec.id}: unsupported check {check!r}")  # the Check union is closed
+
+
+def schema_results(spec: FeatureGroupSpec, columns: dict[str, str], accepted: dict[str, str] | None,
+                   on_run: OnRun | None = None) -> list[CheckResult]:
+    """The schema check: one failing line per accepted column dropped (or renamed) or retyped.
+
+    >>> from seeknal_flow.authoring.specs import FeatureGroupSpec, Location
+    >>> fg = FeatureGroupSpec(name="g", location=Location("g.yml", 1), sql="SELECT 1")
+    >>> [r.line() for r in schema_results(fg, {"a": "string"}, {"a": "double", "b": "int64"})]
+    ['schema g.a: double -> string (retyped) FAIL', 'schema g.b: int64 -> missing (dropped or renamed) FAIL']
+    """
+    if accepted is None:
+        return [CheckResult("schema: no accepted schema yet to compare with", True, on_run)]
+    out = []
+    for col, old in accepted.items():
+        new = columns.get(col)
+        if new is None:
+            out.append(CheckResult(f"schema {spec.name}.{col}: {old} -> missing (dropped or renamed)", False, on_run))
+        elif new != old:
+            out.append(CheckResult(f"schema {spec.name}.{col}: {old} -> {new} (retyped)", False, on_run))
+    return out or [CheckResult("schema: no column dropped or retyped", True, on_run)]
 
 
 def _num(value: float | None, unbounded: str) -> str:
@@ -203,5 +225,37 @@ def group_checks(ws: Workspace, group: str) -> GroupChecks:
     path = ws.project.intermediate_path(spec.output_name)
     if not path.exists():
         raise RunError(f"{node_id} has no output yet; run `seeknal run` first")
-    previous = RunState.load(ws.project.state_path).nodes.get(node_id)
-    return GroupChecks(node_id, spec, path, checks_for(spec), previous.schema if previous else None, ws.memory())
+    accepted = accepted_schema(ws.project, spec)
+    if accepted is None and spec.entity is None:  # no catalog: compare with the last successful run
+        previous = RunState.load(ws.project.state_path).nodes.get(node_id)
+        accepted = previous.schema if previous else None
+    return GroupChecks(node_id, spec, path, checks_for(spec), accepted, ws.memory())
+
+
+def accepted_schema(project: Project, spec: FeatureGroupSpec) -> dict[str, str] | None:
+    """The group's last accepted schema (column -> Arrow type), kept in its entity catalog."""
+    if spec.entity is None:
+        return None
+    catalog = read_catalog(project, spec.entity.name)
+    if catalog is None:
+        return None
+    return catalog.get(ACCEPTED_SCHEMA, {}).get(spec.name)
+
+
+def accept_schema(ws: Workspace, group: str) -> tuple[str, dict[str, str]]:
+    """``validate-features --accept-schema``: record the group's current output schema as accepted."""
+    checks = group_checks(ws, group)
+    spec = checks.spec
+    if spec.entity is None:
+        raise RunError(f"{checks.node_id} has no entity, so no catalog to keep an accepted schema in; its schema "
+                       "check compares with its last successful run")
+    catalog = read_catalog(ws.project, spec.entity.name)
+    if catalog is None:
+        raise RunError(f"entity '{spec.entity.name}' is not consolidated yet; run `seeknal run` first")
+    schema = output_schema(checks.path)
+    catalog.setdefault(ACCEPTED_SCHEMA, {})[spec.name] = schema
+    path = ws.project.entity_catalog(spec.entity.name)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return checks.node_id, schema

@@ -11,6 +11,7 @@ from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql import register_input, rewrite_refs
 from operators.sql_text import quote_ident
 from seeknal_flow.errors import RunError
+from seeknal_flow.frames import reads
 from seeknal_flow.frames.frame import FeatureFrame
 from seeknal_flow.store.models import save_model
 
@@ -43,6 +44,8 @@ class Context:
         self.params: dict[str, Any] = dict(params or {})
         self._memory = memory or MemoryConfig()
         self._duckdb: DuckDBSession | None = None
+        if target is not None:  # a node run (not a bare Context): its reads must be edges
+            reads.enter(node_id, set(inputs), Path(target))
 
     def ref(self, node_id: str) -> FeatureFrame:
         """The output of an upstream node as a lazy FeatureFrame."""
@@ -92,6 +95,7 @@ class Context:
         return self._duckdb
 
     def close(self) -> None:
+        reads.leave(self.node_id)
         if self._duckdb is not None:
             self._duckdb.close()
             self._duckdb = None

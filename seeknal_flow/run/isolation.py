@@ -62,10 +62,9 @@ def satisfied_here(requirement: str) -> bool:
         version = metadata.version(name)
     except metadata.PackageNotFoundError:
         return False
-    try:
-        from packaging.requirements import InvalidRequirement, Requirement
-    except ImportError:  # without packaging, any installed version counts
-        return True
+    # A declared dependency; imported here because only a node with PEP 723 dependencies asks.
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         return Requirement(requirement).specifier.contains(version, prereleases=True)
     except InvalidRequirement:

@@ -1,11 +1,15 @@
 """``seeknal dry-run``: validate a node file and preview its first rows, writing nothing.
 
 Upstream nodes that have an output in ``target/`` are read from it; those that
-have none are computed in memory for this preview only.
+have none are computed in memory for this preview only. Whatever the node writes
+(``ctx.save_model``, spill files, an isolated environment) goes to a temp folder
+that is deleted afterwards: a dry run never touches ``target/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,20 +53,22 @@ def load_draft(ws: Workspace, file: Path) -> tuple[list, Dag]:
 def preview_file(ws: Workspace, file: Path, limit: int = 10) -> list[Preview]:
     """Compute the first ``limit`` rows of every node in ``file``."""
     specs, dag = load_draft(ws, file)
-    memory = ws.memory()
-    computed: dict[str, pa.Table] = {}
-    previews = []
-    for spec in specs:
-        needed = [n for n in dag.order if n in dag.ancestors(spec.id)]
-        for node_id in needed:
-            out = ws.project.output_of(dag.nodes[node_id])
-            if node_id not in computed and not out.exists():
-                computed[node_id] = _compute(ws, dag, node_id, computed, memory, None).table
-        previews.append(_compute(ws, dag, spec.id, computed, memory, limit))
-    return previews
+    with tempfile.TemporaryDirectory(prefix="seeknal-dry-run-") as scratch:
+        target = Path(scratch)
+        memory = dataclasses.replace(ws.memory(), spill_dir=target / "tmp")
+        computed: dict[str, pa.Table] = {}
+        previews = []
+        for spec in specs:
+            needed = [n for n in dag.order if n in dag.ancestors(spec.id)]
+            for node_id in needed:
+                out = ws.project.output_of(dag.nodes[node_id])
+                if node_id not in computed and not out.exists():
+                    computed[node_id] = _compute(ws, dag, node_id, computed, memory, None, target).table
+            previews.append(_compute(ws, dag, spec.id, computed, memory, limit, target))
+        return previews
 
 
-def _compute(ws, dag, node_id, computed, memory, limit) -> Preview:
+def _compute(ws, dag, node_id, computed, memory, limit, target: Path) -> Preview:
     spec = dag.nodes[node_id]
     inputs = {}
     for up in dag.upstream[node_id]:
@@ -73,7 +79,7 @@ def _compute(ws, dag, node_id, computed, memory, limit) -> Preview:
     chain = None
     try:
         chain = build_chain(spec, inputs, root=ws.project.root, params=effective_params(spec, {}), memory=memory,
-                            isolation=ws.project.config.isolation)
+                            isolation=ws.project.config.isolation, target=target)
         op = chain.operator
         schema = op.schema  # before batches(): a SQL operator then binds its inputs once
         batches, rows = [], 0

@@ -76,6 +76,7 @@ class RunResults(msgspec.Struct, kw_only=True):
     nodes: list[NodeRunResult] = []
     consolidated: list[str] = []  # entities rebuilt and published
     consolidation_s: float | None = None
+    removed: list[str] = []  # nodes whose file was gone: outputs, features and state deleted
     error: str | None = None  # a failure outside any node (e.g. consolidation)
 
     def count(self, outcome: NodeOutcome) -> int:

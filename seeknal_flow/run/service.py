@@ -35,6 +35,7 @@ from seeknal_flow.plan.planner import Action, Plan, seal
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
 from seeknal_flow.run.interrupt import InterruptFlag
+from seeknal_flow.run.removal import delete_paths, remove_nodes, stale_temp_files
 from seeknal_flow.run.results import (
     NodeOutcome,
     NodeRunResult,
@@ -113,12 +114,19 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
         if n.action != Action.RUN:
             outcomes[n.node_id] = NodeRunResult(id=n.node_id, kind=dag.nodes[n.node_id].kind.value,
                                                 status=NodeOutcome.SKIPPED, reason=", ".join(n.reasons))
-    # A run interrupted (or crashed) after its feature groups but before consolidation leaves
-    # this marker: the next run rebuilds and publishes even when no node needs to run.
-    pending = project.consolidation_pending.exists()
     try:
+        # The caller holds the project lock: no other writer runs, so what a killed one left goes now.
+        delete_paths(stale_temp_files(project))
+        if plan.removed:  # may mark entities for consolidation (a removed group leaves them)
+            _remove(ws, plan, reporter, results)
+            state = RunState.load(project.state_path)
+        # A run interrupted (or crashed) after its feature groups but before consolidation leaves
+        # this marker: the next run rebuilds and publishes even when no node needs to run.
+        pending = project.consolidation_pending.exists()
         if not plan.to_run and not pending:
             _refresh_file_stats(project.state_path, plan, state)
+            if plan.removed:
+                write_manifest(project, dag)
             return summary
         engine = open_engine()
         summary.engine = results.engine = engine.name
@@ -167,6 +175,15 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
         _finish(results, summary, plan, dag, outcomes, project)
         record_run(project, results)
     return summary
+
+
+def _remove(ws: Workspace, plan: Plan, reporter: Reporter, results: RunResults) -> None:
+    """Delete what the REMOVE nodes left (outputs, entity membership, online copy, state)."""
+    removal = remove_nodes(ws.project, ws.dag, [n.node_id for n in plan.removed])
+    results.removed = list(removal.nodes)
+    if removal.nodes:
+        dropped = f"; entities dropped: {', '.join(removal.entities_dropped)}" if removal.entities_dropped else ""
+        reporter.note(f"removed {', '.join(removal.nodes)} (node file gone){dropped}")
 
 
 def _finish(results: RunResults, summary: RunSummary, plan: Plan, dag, outcomes: dict, project) -> None:

@@ -32,6 +32,8 @@ from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.load.project import Project
 from seeknal_flow.store.online import publish, remove_published
 
+ACCEPTED_SCHEMA = "accepted_schema"  # catalog key: group -> {column: Arrow type}
+
 
 @dataclass(frozen=True)
 class GroupInput:
@@ -220,6 +222,11 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
     if previous is not None:
         old_layout = {g: info["schema"] for g, info in previous.get("groups", {}).items()}
         version = previous.get("schema_version", 1) + (0 if old_layout == layout else 1)
+    # Each group's accepted schema (what `validate-features` compares with): the first one seen,
+    # until `validate-features --accept-schema` records a new one. A group that left forgets it.
+    accepted = {g: s for g, s in (previous or {}).get(ACCEPTED_SCHEMA, {}).items() if g in group_info}
+    for g, info in group_info.items():
+        accepted.setdefault(g, info["schema"])
     catalog = {
         "entity": entity,
         "join_keys": list(keys),
@@ -227,6 +234,7 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
         "row_count": row_count,
         "consolidated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema_version": version,
+        ACCEPTED_SCHEMA: accepted,
     }
     path = project.entity_catalog(entity)
     tmp_cat = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -19,7 +19,9 @@ import pyarrow.compute as pc
 
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import SeeknalError, StoreError
+from seeknal_flow.frames import reads
 from seeknal_flow.frames.frame import frame_for
+from seeknal_flow.frames.pandas_types import pandas_frame
 from seeknal_flow.frames.pit import pit_join, spine_table
 from seeknal_flow.load.workspace import Workspace
 
@@ -72,8 +74,8 @@ class HistoricalFeaturesDuckDB:
         return self._fill(result, added)
 
     def to_dataframe(self, spine: Any, date_col: str, keep_cols: list[str] | None = None, max_age: Any = None):
-        """The training set as a pandas DataFrame."""
-        return self.to_arrow(spine, date_col, keep_cols, max_age).to_pandas()
+        """The training set as a pandas DataFrame (dtypes: ``seeknal_flow.frames.pandas_types``, as online)."""
+        return pandas_frame(self.to_arrow(spine, date_col, keep_cols, max_age))
 
     def using_spine(self, spine: Any, date_col: str, keep_cols: list[str] | None = None,
                     max_age: Any = None) -> HistoricalFeaturesDuckDB:
@@ -87,7 +89,7 @@ class HistoricalFeaturesDuckDB:
         return self.to_dataframe(*self._spine)
 
     def _frame(self, lookup: FeatureLookup):
-        ws = Workspace.open(self.project)
+        ws = Workspace.open(self.project or reads.running_project())  # inside a node: the node's project
         try:
             node_id = ws.dag.resolve(lookup.source)
         except SeeknalError as e:
@@ -96,6 +98,7 @@ class HistoricalFeaturesDuckDB:
                 f"FeatureLookup source '{lookup.source}' is not a node of the project; feature groups: "
                 f"{', '.join(groups) or 'none'}"
             ) from e
+        reads.check_read(node_id)  # inside a node: the group must be an upstream (an edge)
         spec = ws.dag.nodes[node_id]
         if spec.kind != Kind.FEATURE_GROUP:
             raise StoreError(f"FeatureLookup source '{lookup.source}' is a {spec.kind.value}, not a feature group")

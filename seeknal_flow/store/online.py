@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 
 from operators.durations import parse_duration
 from seeknal_flow.errors import StoreError
+from seeknal_flow.frames import reads
+from seeknal_flow.frames.pandas_types import pandas_frame
 from seeknal_flow.load.project import OnlineStoreType, Project
 
 POINTER = "CURRENT"
@@ -307,22 +309,36 @@ class OnlineFeaturesDuckDB:
     """
 
     def __init__(self, entity: str, features: list[str] | None = None, project: str | Path | None = None) -> None:
-        self.project = Project.find(Path(project) if project else None)
+        # Inside a node, default to the node's project (not the current folder's).
+        self.project = Project.find(Path(project) if project else reads.running_project())
         self.store = open_online_store(self.project, entity)
-        self.columns = self.store.resolve_features(features)
+        self.features = features
+        self._resolve()
+
+    def _resolve(self) -> None:
+        self.columns = self.store.resolve_features(self.features)
+        for group in dict.fromkeys(c.split(".", 1)[0] for c in self.columns):
+            reads.check_read(f"feature_group.{group}")  # inside a node: each group must be an upstream
         bare = [c.split(".", 1)[1] for c in self.columns]
         self.names = [b if bare.count(b) == 1 else c for b, c in zip(bare, self.columns, strict=True)]
+        self._version = self.store.version
 
     def get_features_arrow(self, keys: list[dict], now: datetime | None = None) -> pa.Table:
+        # A later run may have published new groups/features (or removed some): re-resolve the
+        # asked features against the newest snapshot, so no restart is needed and a removed
+        # feature is an "unknown feature" error, never a stale value.
+        if self.store.refresh() or self.store.version != self._version:
+            self._resolve()
         table = self.store.lookup(keys, self.columns, now)
         return table.rename_columns(self.store.join_keys + self.names)
 
     def get_features(self, keys: list[dict], now: datetime | None = None):
-        """One pandas row per requested key, in request order."""
+        """One pandas row per requested key, in request order; dtypes as ``HistoricalFeaturesDuckDB.to_dataframe``
+        (``seeknal_flow.frames.pandas_types``: nullable integers, dates as datetime64) even for unknown keys."""
         table = self.get_features_arrow(keys, now)
         # A few rows convert fastest on this thread: the thread pool's hand-off costs
         # more than the copy (0.19 ms vs 0.30 ms for one key; Python lists: 0.27 ms).
-        return table.to_pandas(use_threads=table.num_rows > 1000)
+        return pandas_frame(table, use_threads=table.num_rows > 1000)  # the offline store's dtypes
 
 
 __all__ = ["OnlineFeaturesDuckDB", "OnlineStore", "open_online_store", "publish", "published_entities"]

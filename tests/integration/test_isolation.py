@@ -173,5 +173,5 @@ def test_isolated_node_runs_under_the_runs_memory_configuration(seeknal, example
     assert pid != str(os.getpid())
     assert limit.replace(" ", "").upper().startswith(("300MB", "286.1MIB", "314.5MB")), limit
     assert threads == "1"
-    assert spill == str((example_project / "target" / "tmp").resolve())
+    assert spill == str((example_project / "target" / "tmp" / f"run-{os.getpid()}").resolve())  # the run's own folder
     assert cutoff == "2026-01-01 10:00:00"  # a --params datetime arrives as str(), as in-process nodes print it

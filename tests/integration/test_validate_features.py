@@ -73,15 +73,42 @@ def test_fail_mode_stops_at_the_first_failure(seeknal, tmp_path):
     assert r.code == 1 and "null score" in r.out and "unique (segment)" not in r.out
 
 
-def test_schema_check_compares_with_the_last_successful_run(seeknal, tmp_path):
-    root = _project(seeknal, tmp_path, '[{"type": "schema"}]')
+def test_schema_drift_fails_per_column_until_accepted(seeknal, tmp_path):
+    # no schema check declared: a group with an entity always compares with its accepted schema
+    root = _project(seeknal, tmp_path, "[]")
     assert seeknal("run", cwd=root).code == 0
+    assert "schema: no column dropped or retyped PASS" in seeknal("validate-features", "scores", cwd=root).out
     path = root / "seeknal/feature_groups/scores.py"
-    path.write_text(path.read_text().replace("SELECT * FROM", "SELECT customer_id, score, event_time FROM"))
+    path.write_text(path.read_text().replace(
+        "SELECT * FROM", "SELECT customer_id, CAST(score AS VARCHAR) AS score, event_time, segment AS seg FROM"))
     assert seeknal("run", cwd=root).code == 0
-    # the state now holds the new schema; compare the new output with it: unchanged
+    # the run state now holds the new schema; the accepted one (entity catalog) does not
     r = seeknal("validate-features", "scores", cwd=root)
+    assert r.code == 1
+    assert "schema scores.score: decimal128(4, 1) -> string (retyped) FAIL" in r.out
+    assert "schema scores.segment: string -> missing (dropped or renamed) FAIL" in r.out
+    assert r.err.count("error:") == 1 and "Traceback" not in r.text
+    warn = seeknal("validate-features", "scores", "--mode", "warn", cwd=root)
+    assert warn.code == 0 and "schema scores.score: decimal128(4, 1) -> string (retyped) WARN" in warn.out
+    assert "null customer_id: 0.0% ≤ 0.0% PASS" in warn.out  # data checks keep working
+
+    r = seeknal("validate-features", "scores", "--accept-schema", cwd=root)
+    assert r.code == 0, r.text
+    assert "feature_group.scores: accepted schema (customer_id string, score string, event_time" in r.out
+    r = seeknal("validate-features", "scores", cwd=root)
+    assert r.code == 0, r.text
     assert "schema: no column dropped or retyped PASS" in r.out
+    assert seeknal("run", "--full", cwd=root).code == 0  # a rebuilt catalog keeps the accepted schema
+    assert seeknal("validate-features", "scores", cwd=root).code == 0
+
+
+def test_accept_schema_needs_an_entity(seeknal, tmp_path):
+    root = _project(seeknal, tmp_path, "[]")
+    path = root / "seeknal/feature_groups/scores.py"
+    path.write_text(path.read_text().replace(', entity="customer"', ""))
+    assert seeknal("run", cwd=root).code == 0
+    r = seeknal("validate-features", "scores", "--accept-schema", cwd=root)
+    assert r.code == 1 and "feature_group.scores has no entity" in r.err
 
 
 def test_on_run_fail_keeps_previous_output_and_warn_reports(seeknal, tmp_path):
@@ -96,7 +123,7 @@ def test_on_run_fail_keeps_previous_output_and_warn_reports(seeknal, tmp_path):
     path.write_text(path.read_text().replace("SELECT * FROM", "SELECT customer_id, event_time, segment FROM"))
     r = seeknal("run", cwd=root)
     assert r.code == 1
-    assert "check failed: schema: dropped score" in r.err
+    assert "check failed: schema scores.score: decimal128(4, 1) -> missing (dropped or renamed) FAIL" in r.err
     assert out.read_bytes() == before  # the rejected output never replaced the good one
 
 
