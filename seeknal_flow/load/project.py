@@ -187,11 +187,6 @@ class Project:
         return self.target / "tmp"
 
     @property
-    def consolidation_pending(self) -> Path:
-        """Exists while feature groups have changed but their entities are not yet rebuilt and published."""
-        return self.target / "consolidation_pending"
-
-    @property
     def state_path(self) -> Path:
         return self.target / "run_state.json"
 

@@ -19,6 +19,7 @@ from seeknal_flow.plan.fingerprint import (
     data_hash,
     digest,
 )
+from seeknal_flow.plan.outputs import output_signature
 from seeknal_flow.plan.partitions import is_partitioned, source_partitions
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 
@@ -46,10 +47,16 @@ class NodePlan(msgspec.Struct, kw_only=True):
 
 class Plan(msgspec.Struct, kw_only=True):
     nodes: list[NodePlan]
+    # Post-run steps (plan/post_steps.py: StepPlan), planned after the nodes by plan_project.
+    steps: list = []
 
     @property
     def to_run(self) -> list[NodePlan]:
         return [n for n in self.nodes if n.action == Action.RUN]
+
+    @property
+    def steps_to_run(self) -> list:
+        return [s for s in self.steps if s.action == Action.RUN]
 
     def report(self, dag: Dag, project: str) -> PlanReport:
         """The plan as a document: what ``seeknal plan --format json`` prints."""
@@ -63,7 +70,9 @@ class Plan(msgspec.Struct, kw_only=True):
                                      reasons=list(n.reasons), upstream=list(dag.upstream[n.node_id]),
                                      partitions=parts))
         to_run = sum(1 for n in nodes if n.action == Action.RUN)
-        return PlanReport(project=project, to_run=to_run, to_skip=len(nodes) - to_run, nodes=nodes)
+        steps = [PlannedStep(id=s.id, kind=s.kind.value, entity=s.entity, action=s.action, reasons=list(s.reasons))
+                 for s in self.steps]
+        return PlanReport(project=project, to_run=to_run, to_skip=len(nodes) - to_run, nodes=nodes, steps=steps)
 
 
 class PartitionPlan(msgspec.Struct, kw_only=True):
@@ -83,13 +92,24 @@ class PlannedNode(msgspec.Struct, kw_only=True):
     partitions: PartitionPlan | None = None
 
 
+class PlannedStep(msgspec.Struct, kw_only=True):
+    """A post-run step in the plan: ``consolidate.<entity>`` or ``publish.<entity>``."""
+
+    id: str
+    kind: str
+    entity: str
+    action: Action
+    reasons: list[str]
+
+
 class PlanReport(msgspec.Struct, kw_only=True):
-    """``seeknal plan --format json``: every node in run order, RUN or SKIP, and why."""
+    """``seeknal plan --format json``: every node in run order, RUN or SKIP, and why; then the post-run steps."""
 
     project: str
     to_run: int
     to_skip: int
     nodes: list[PlannedNode]
+    steps: list[PlannedStep] = []
 
 
 def render_plan(report: PlanReport) -> str:
@@ -105,6 +125,10 @@ def render_plan(report: PlanReport) -> str:
             removed = f"; removed: {', '.join(p.removed[:3])}" if p.removed else ""
             parts = f" RUN {len(p.run)}/{p.total} partitions (changed: {', '.join(changed) or 'none'}{removed})"
         lines.append(f"  {n.action.value:<4}  {n.id:<{width}}  ({', '.join(n.reasons)}){parts}{arrow}")
+    if report.steps:
+        lines.append("Post-run steps:")
+        width = max(len(s.id) for s in report.steps)
+        lines += [f"  {s.action.value:<4}  {s.id:<{width}}  ({', '.join(s.reasons)})" for s in report.steps]
     return "\n".join(lines)
 
 
@@ -179,9 +203,13 @@ def make_plan(
         partitioned = is_partitioned(spec)
         output_exists = project.output_of(spec).exists()
         reasons = _reasons(old, new, output_exists)
+        tampered = output_tampered(project, spec, old) if output_exists and not reasons else False
+        if tampered:
+            reasons = ["output changed outside seeknal"]
         conditional: list[str] = []
         partitions_run, partitions_remove = None, []
-        if partitioned and old is not None and old.fingerprint and output_exists and select is None and not full:
+        if (partitioned and old is not None and old.fingerprint and output_exists and select is None and not full
+                and not tampered):
             # Only the partitions whose fingerprint changed (each covers code, spec,
             # params, whole inputs and its own input partition) are recomputed.
             partitions_run = [p for p, fp in new.partitions.items() if old.partitions.get(p) != fp]
@@ -273,6 +301,17 @@ def _database_reasons(spec, old: NodeState | None, new: NodeState, reasons: list
     if spec.incremental is not None:
         return ["incremental: no watermark yet (the table was empty), read all rows"]
     return ["database source: re-read every run (no file to compare; dependents run only if the data changed)"]
+
+
+def output_tampered(project: Project, spec, old: NodeState | None) -> bool:
+    """Was the node's output rewritten since its run recorded it (size + mtime differ)?
+
+    Sources read in place are covered by their data fingerprint; states from before
+    the signature was recorded (``output == ""``) are trusted.
+    """
+    if old is None or not old.output or old.status != NodeStatus.OK or project.reads_in_place(spec):
+        return False
+    return output_signature(project.output_of(spec)) != old.output
 
 
 def _reasons(old: NodeState | None, new: NodeState, output_exists: bool) -> list[str]:

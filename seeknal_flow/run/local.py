@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,12 +76,12 @@ class LocalEngine:
             raise
         return replace(result, output=note + result.output) if note else result
 
-    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]:
+    def consolidate(self, entities: Sequence[str], on_built: Callable[[str, dict], None]) -> list[str]:
         # Imported here: consolidation brings DuckDB and the online store's pyarrow.compute,
         # which a run that changed no feature group never needs.
         from seeknal_flow.store.consolidation import consolidate
 
-        return consolidate(self.project, self.dag, self.memory, on_built=on_built)
+        return consolidate(self.project, self.dag, self.memory, entities=entities, on_built=on_built)
 
     def close(self) -> None:
         pass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -73,9 +73,10 @@ def consolidate(
     *,
     prune: bool = False,
     force: bool = False,
+    entities: Collection[str] | None = None,
     on_built: Callable[[str, dict], None] | None = None,
 ) -> list[str]:
-    """Rebuild every stale entity (all with ``force``); return the rebuilt entity names.
+    """Rebuild every stale entity (all with ``force``; exactly ``entities`` if given); return their names.
 
     Without ``prune``, groups that left the project but whose output still exists
     stay in their entity; with it they are dropped, and entities left without
@@ -84,21 +85,23 @@ def consolidate(
     entity never leaves an earlier one built but unpublished.
     """
     rebuilt = []
-    entities = entity_groups(dag)
-    for entity, (keys, specs) in sorted(entities.items()):
+    by_entity = entity_groups(dag)
+    for entity, (keys, specs) in sorted(by_entity.items()):
+        if entities is not None and entity not in entities:
+            continue
         catalog = read_catalog(project, entity)
         groups = entity_inputs(project, dag, specs, catalog, prune=prune)
         if not groups:
             continue
-        if force or is_stale(project, catalog, groups, keys):
+        if force or entities is not None or is_stale(project, catalog, groups, keys):
             built = build_entity(project, entity, keys, groups, memory, catalog)
             rebuilt.append(entity)
             if on_built is not None:
                 on_built(entity, built)
     if prune:
         for catalog in list_catalogs(project):
-            if catalog["entity"] not in entities or not any(
-                project.intermediate_path(s.output_name).exists() for s in entities[catalog["entity"]][1]
+            if catalog["entity"] not in by_entity or not any(
+                project.intermediate_path(s.output_name).exists() for s in by_entity[catalog["entity"]][1]
             ):
                 shutil.rmtree(project.entity_dir(catalog["entity"]), ignore_errors=True)
                 remove_published(project, catalog["entity"])

@@ -12,7 +12,7 @@ by the local engine (:func:`seeknal_flow.store.online.publish` reads the directo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pyarrow as pa
 
@@ -57,15 +57,18 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     return join_latest_rows(ctes, [quote_spark_ident(k) for k in keys], names, order)
 
 
-def consolidate_spark(spark, project: Project, dag: Dag,
+def consolidate_spark(spark, project: Project, dag: Dag, entities: Collection[str] | None = None,
                       on_built: Callable[[str, dict], None] | None = None) -> list[str]:
-    """Rebuild every stale entity on Spark (as :func:`seeknal_flow.store.consolidation.consolidate`, no prune);
+    """Rebuild ``entities`` on Spark (None: every stale one; as
+    :func:`seeknal_flow.store.consolidation.consolidate`, no prune);
     ``on_built(entity, catalog)`` runs right after each entity is written."""
     rebuilt = []
     for entity, (keys, specs) in sorted(entity_groups(dag).items()):
+        if entities is not None and entity not in entities:
+            continue
         catalog = read_catalog(project, entity)
         groups = entity_inputs(project, dag, specs, catalog)
-        if groups and is_stale(project, catalog, groups, keys):
+        if groups and (entities is not None or is_stale(project, catalog, groups, keys)):
             built = build_entity_spark(spark, project, entity, keys, groups, catalog)
             rebuilt.append(entity)
             if on_built is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -114,8 +114,8 @@ class SparkEngine:
             self._session.stop()
             self._session = None
 
-    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]:
-        return consolidate_spark(self.spark, self.project, self.dag, on_built)
+    def consolidate(self, entities: Sequence[str], on_built: Callable[[str, dict], None]) -> list[str]:
+        return consolidate_spark(self.spark, self.project, self.dag, entities, on_built)
 
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
         """Compute one node and replace its output; failures become :class:`NodeExecutionError`."""
