@@ -14,7 +14,7 @@ import msgspec
 from operators.errors import EngineError
 from operators.memory import parse_size
 from seeknal_flow.authoring.specs import Isolation, Kind
-from seeknal_flow.errors import ProjectError, SpecError
+from seeknal_flow.errors import ProjectError, SpecError, os_error_text
 
 PROJECT_FILE = "seeknal_project.yml"
 ENTITY_TABLE = "features.parquet"
@@ -161,7 +161,14 @@ class Project:
         from seeknal_flow.load.yaml_nodes import parse_yaml
 
         path = self.root / PROJECT_FILE
-        data, lines = parse_yaml(path.read_text(encoding="utf-8"), PROJECT_FILE)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise SpecError(f"{PROJECT_FILE}: not UTF-8 text ({e.reason} at offset {e.start}); "
+                            "save the file as UTF-8") from e
+        except OSError as e:
+            raise ProjectError(f"{PROJECT_FILE}: cannot read: {os_error_text(e)}") from e
+        data, lines = parse_yaml(text, PROJECT_FILE)
         try:
             config = msgspec.convert(data or {}, ProjectConfig)
         except msgspec.ValidationError as e:

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import msgspec
 
-from seeknal_flow.errors import NodeExecutionError, SeeknalError
+from seeknal_flow.errors import NodeExecutionError, SeeknalError, os_error_text
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.manifest import write_manifest
 from seeknal_flow.plan.outputs import output_signature
@@ -226,7 +226,10 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
         progress = _Recorder(state, state_path, job, reporter)
         began = time.perf_counter()
         try:
-            result = engine.compute(job, progress)
+            try:
+                result = engine.compute(job, progress)
+            except OSError as e:  # disk full, read-only target, permissions: this node's failure, said as such
+                raise NodeExecutionError(job.where, os_error_text(e)) from e
         except KeyboardInterrupt:
             _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
             raise
