@@ -13,7 +13,7 @@ import msgspec
 
 from operators.errors import EngineError
 from operators.memory import parse_size
-from seeknal_flow.authoring.specs import Isolation, Kind
+from seeknal_flow.authoring.specs import NAME_RE, Isolation, Kind
 from seeknal_flow.errors import ProjectError, SpecError, os_error_text
 
 PROJECT_FILE = "seeknal_project.yml"
@@ -211,7 +211,7 @@ class Project:
 
     def entity_dir(self, entity: str) -> Path:
         """``target/feature_store/<entity>/``: the consolidated table and its catalog."""
-        return self.feature_store / entity
+        return _child(self.feature_store, entity, "entity")
 
     def entity_table(self, entity: str) -> Path:
         return self.entity_dir(entity) / ENTITY_TABLE
@@ -221,10 +221,10 @@ class Project:
 
     def online_dir(self, entity: str) -> Path:
         """``target/online/<entity>/``: published snapshots and the CURRENT pointer."""
-        return self.target / "online" / entity
+        return _child(self.target / "online", entity, "entity")
 
     def intermediate_path(self, output_name: str) -> Path:
-        return self.intermediate / f"{output_name}.parquet"
+        return _child(self.intermediate, output_name, "output", ".parquet")
 
     def output_of(self, spec) -> Path:
         """Where a node's output is read from.
@@ -244,3 +244,18 @@ class Project:
 
     def kind_folder(self, kind: Kind) -> Path:
         return self.nodes_dir / kind.folder
+
+
+def _child(base: Path, name: str, what: str, suffix: str = "") -> Path:
+    """``base/<name><suffix>`` for a plain name only: every path the engine writes or deletes stays inside
+    the project whatever a catalog or manifest on disk says (names are checked at load time too).
+
+    >>> _child(Path("t"), "../x", "entity")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    seeknal_flow.errors.ProjectError: entity name '../x' is not a plain name ...
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ProjectError(f"{what} name {name!r} is not a plain name (letters, digits, _); "
+                           f"refusing a path outside {base}")
+    return base / f"{name}{suffix}"

@@ -25,7 +25,7 @@ from operators.atomic import replace_path
 from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql_text import quote_ident, quote_literal
-from seeknal_flow.authoring.specs import FeatureGroupSpec
+from seeknal_flow.authoring.specs import NAME_RE, FeatureGroupSpec
 from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
@@ -57,7 +57,10 @@ def list_catalogs(project: Project) -> list[dict]:
     store = project.feature_store
     if not store.is_dir():
         return []
-    return [c for d in sorted(store.iterdir()) if d.is_dir() and (c := read_catalog(project, d.name))]
+    # A folder that is not a plain name was not made by seeknal: not a catalog (and never a path to follow).
+    return [c for d in sorted(store.iterdir())
+            if d.is_dir() and NAME_RE.match(d.name) and (c := read_catalog(project, d.name))
+            and c.get("entity") == d.name]
 
 
 def consolidate_and_publish(project: Project, dag: Dag, memory: MemoryConfig, *, prune: bool = False,
