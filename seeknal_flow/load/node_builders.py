@@ -161,6 +161,7 @@ def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
         features=tuple(args.features) if args.features is not None else None,
         validation=tuple(args.validation),
         ttl=args.ttl,
+        nulls=args.nulls,
     )
 
 

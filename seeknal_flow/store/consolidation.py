@@ -151,7 +151,8 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     """The DuckDB query that builds an entity table (pure; tested as text).
 
     The latest row per key wins; ties on event time go to the row written last
-    (file row number), matching the PIT join's rule.
+    (file row number), matching the PIT join's rule. Rows with a NULL key or event
+    time are left out (the group's ``nulls`` policy counted or refused them).
     """
     key_list = ", ".join(quote_ident(k) for k in keys)
     ctes = []
@@ -167,11 +168,20 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
             source, last = f"read_parquet({quote_literal(path)}, file_row_number = true)", "file_row_number DESC"
         ctes.append(
             f"g{i} AS (SELECT {key_list}, CAST({quote_ident(g.event_time_col)} AS TIMESTAMP) AS __et, "
-            f"struct_pack({fields}) AS __s FROM {source} "
+            f"struct_pack({fields}) AS __s FROM {source} WHERE {not_null(keys, g.event_time_col, quote_ident)} "
             f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote_ident(g.event_time_col)} "
             f"DESC NULLS LAST, {last}) = 1)"
         )
     return join_latest_rows(ctes, [quote_ident(k) for k in keys], [quote_ident(g.name) for g in groups], key_list)
+
+
+def not_null(keys: tuple[str, ...], event_time_col: str, quote) -> str:
+    """Rows with a NULL join key or event time never reach an entity (the group said how many: run/data_checks.py).
+
+    >>> not_null(("id",), "t", quote_ident)
+    '"id" IS NOT NULL AND "t" IS NOT NULL'
+    """
+    return " AND ".join(f"{quote(c)} IS NOT NULL" for c in (*keys, event_time_col))
 
 
 def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: str) -> str:

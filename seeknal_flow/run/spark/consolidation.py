@@ -29,6 +29,7 @@ from seeknal_flow.store.consolidation import (
     entity_inputs,
     is_stale,
     join_latest_rows,
+    not_null,
     read_catalog,
     write_catalog,
 )
@@ -40,7 +41,7 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     Each view must carry ``ORDER_COL``. Mirrors ``consolidation_sql`` clause by clause.
 
     >>> print(consolidation_spark_sql(("id",), [("g", "v", "t", ["id", "x", "t"])]))  # doctest: +ELLIPSIS
-    WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v ...
+    WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v WHERE ...
     """
     key_list = ", ".join(quote_spark_ident(k) for k in keys)
     ctes = []
@@ -49,7 +50,8 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
         event = quote_spark_ident(event_col)
         ctes.append(
             f"g{i} AS (SELECT {key_list}, CAST({event} AS TIMESTAMP_NTZ) AS __et, struct({fields}) AS __s "
-            f"FROM {view} QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {event} "
+            f"FROM {view} WHERE {not_null(keys, event_col, quote_spark_ident)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {event} "
             f"DESC NULLS LAST, {ORDER_COL} DESC) = 1)"
         )
     order = ", ".join(f"{quote_spark_ident(k)} NULLS LAST" for k in keys)  # DuckDB's default; Spark's is NULLS FIRST
