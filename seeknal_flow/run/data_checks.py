@@ -43,11 +43,38 @@ def check_source_output(spec: SourceSpec, tmp: Path, data: Path, display: str, p
         where = _find_bad_utf8(data, display) or f"'{display}', column '{binary[0]}': bytes that are not UTF-8"
         raise RunError(f"{where}; save the file as UTF-8, or give its encoding (params: {{encoding: latin1}})")
     rows = pq.read_metadata(tmp).num_rows
+    lines = _mixed_offsets(tmp, schema, display) if spec.format in _TEXT_FORMATS and rows else []
     if rows == 0 and previous_rows > 0:
         raise RunError(f"'{display}' has no data rows (a header only?) where the last run read {previous_rows:,}; "
                        "the previous output is kept: fix the file (to accept an empty source, delete the node's "
                        "output under target/intermediate/ first)")
-    return []
+    return lines
+
+
+_TIME = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"
+_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def _mixed_offsets(tmp: Path, schema: pa.Schema, display: str) -> list[str]:
+    """Warn about text columns of times, some with a UTC offset and some without: they stay text."""
+    import pyarrow.compute as pc
+
+    names = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    if not names:
+        return []
+    first = pq.ParquetFile(tmp).read_row_group(0, columns=names)  # a sample: one row group
+    lines = []
+    for name in names:
+        values = first.column(name).drop_null()
+        if not len(values) or not pc.all(pc.match_substring_regex(values, _TIME)).as_py():
+            continue
+        with_offset = pc.match_substring_regex(values, _OFFSET)
+        if pc.any(with_offset).as_py() and not pc.all(with_offset).as_py():
+            plain = values.filter(pc.invert(with_offset))[0].as_py()
+            lines.append(f"warning: '{display}' column '{name}': times with and without a UTC offset "
+                         f"(e.g. '{plain}') stay text; write every time with its offset, or CAST the column "
+                         "(e.g. CAST(x AS TIMESTAMPTZ)) where it is used")
+    return lines
 
 
 def check_partition_types(out_dir: Path, partition: str, tmp: Path, display: str) -> None:

@@ -120,12 +120,12 @@ class LocalEngine:
                 # Bad data stops here, at the node that meets it; the previous output stays.
                 if spec.kind == Kind.SOURCE:
                     display = spec.table if partition is None else f"{spec.table.rstrip('/')}/{partition}"
-                    if partition is not None:
-                        check_partition_types(project.intermediate_path(spec.output_name), partition, tmp,
-                                              spec.table)
                     previous = job.previous.rows if job.previous and partition is None and job.previous_schema else 0
                     check_lines.extend(check_source_output(spec, tmp, source_path or project.root / spec.table,
                                                            display, previous))
+                    if partition is not None:
+                        check_partition_types(project.intermediate_path(spec.output_name), partition, tmp,
+                                              spec.table)
                 elif spec.kind == Kind.FEATURE_GROUP:
                     check_lines.extend(check_group_output(spec, tmp, memory))
                 check_lines.extend(apply_on_run_checks(spec, tmp, job.previous_schema, memory))
