@@ -219,14 +219,14 @@ def test_results_paths_are_relative_to_the_project(seeknal, example_project):
 def test_a_crash_is_recorded_as_failed_and_json_still_gets_its_document(seeknal, example_project, monkeypatch):
     from seeknal_flow.run.local import LocalEngine
 
-    def disk_full(self, job, progress):
-        raise OSError(28, "No space left on device")
+    def crash(self, job, progress):  # a bug (an environment failure is a node failure: test_environment_errors)
+        raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(LocalEngine, "compute", disk_full)
+    monkeypatch.setattr(LocalEngine, "compute", crash)
     r = seeknal("run", "--format", "json", cwd=example_project)
-    assert r.code == 2 and "internal error: OSError" in r.err
+    assert r.code == 2 and "internal error: RuntimeError" in r.err
     results = _json(r.out, RunResults)
-    assert results.status == RunStatus.FAILED and "No space left on device" in results.error
+    assert results.status == RunStatus.FAILED and "engine bug" in results.error
 
 
 def test_unicode_digit_threads_is_a_user_error(seeknal, example_project, monkeypatch):
