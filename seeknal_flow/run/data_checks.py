@@ -14,7 +14,7 @@ Each raises :class:`~seeknal_flow.errors.RunError` (the engine adds the node), s
 the previous output stays.
 
 >>> utf8_problem(b"a,b\\n1,caf\\xe9\\n", "x.csv")
-"'x.csv' line 2, column 'b': bytes that are not UTF-8 (0xe9 at byte 3 of the line)"
+"'x.csv' line 2, column 'b': bytes that are not UTF-8 (0xe9 at byte 5 of the line)"
 """
 
 from __future__ import annotations
