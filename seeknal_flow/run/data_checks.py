@@ -125,7 +125,8 @@ def check_group_output(spec: FeatureGroupSpec, tmp: Path, memory: MemoryConfig) 
         null_key = " OR ".join(f"{quote_ident(k)} IS NULL" for k in keys)
         keys_null, et_null = con.execute(
             f"SELECT count(*) FILTER (WHERE {null_key}), count(*) FILTER (WHERE {quote_ident(et)} IS NULL) "
-            f"FROM read_parquet({quote_literal(str(tmp))})").fetchone()
+            f"FROM read_parquet({quote_literal(str(tmp / '**' / '*.parquet') if tmp.is_dir() else str(tmp))})"
+        ).fetchone()
     finally:
         con.close()
     if not keys_null and not et_null:

@@ -63,6 +63,7 @@ from seeknal_flow.load.project import Project
 from seeknal_flow.plan.partitions import is_partitioned
 from seeknal_flow.run.checks import apply_on_run_checks, output_schema
 from seeknal_flow.run.context import Context
+from seeknal_flow.run.data_checks import check_group_output
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
 from seeknal_flow.run.local import LocalEngine, register_in_place
@@ -268,6 +269,8 @@ class _Node:
     def before_commit(self, memory: MemoryConfig):
         def check(tmp: Path) -> None:
             self.schema.update(output_schema(tmp))
+            if self.spec.kind == Kind.FEATURE_GROUP:  # event time type, NULL keys/times (run/data_checks.py)
+                self.check_lines.extend(check_group_output(self.spec, tmp, memory))
             self.check_lines.extend(apply_on_run_checks(self.spec, tmp, self.previous_schema, memory))
 
         return check
