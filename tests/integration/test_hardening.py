@@ -101,3 +101,12 @@ def test_repl_output_is_refused_under_target(seeknal, repl_project, tmp_path):
     elsewhere = tmp_path / "result.parquet"
     r = seeknal("repl", "-e", "SELECT * FROM entity_customer", "--output", str(elsewhere), cwd=repl_project)
     assert r.code == 0 and elsewhere.exists(), r.text
+
+
+def test_partition_values_with_quotes_are_refused_naming_the_file(seeknal, example_project):
+    folder = example_project / "data/tx/day=it's"
+    folder.mkdir(parents=True)
+    (folder / "part.csv").write_text("id,amount\n1,10\n")
+    (example_project / "seeknal/sources/tx.yml").write_text(
+        "kind: source\nname: tx\nsource: csv\ntable: data/tx/\npartition_by: [day]\n")
+    _error(seeknal("plan", cwd=example_project), "source.tx", "file 'day=it's/part.csv'", "rename the folder")
