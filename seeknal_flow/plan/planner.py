@@ -114,7 +114,9 @@ class PlanReport(msgspec.Struct, kw_only=True):
 
 def render_plan(report: PlanReport) -> str:
     """The text of ``seeknal plan``: a header, then one line per node."""
-    lines = [f"Plan for {report.project}: {report.to_run} to run, {report.to_skip} to skip"]
+    steps = sum(1 for s in report.steps if s.action == Action.RUN)
+    tail = f"; {steps} post-run step{'s' if steps != 1 else ''} to run" if steps else ""
+    lines = [f"Plan for {report.project}: {report.to_run} to run, {report.to_skip} to skip{tail}"]
     width = max((len(n.id) for n in report.nodes), default=0)
     for n in report.nodes:
         arrow = f"  <- {', '.join(n.upstream)}" if n.upstream else ""
