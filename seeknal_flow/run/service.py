@@ -229,7 +229,8 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
             try:
                 result = engine.compute(job, progress)
             except OSError as e:  # disk full, read-only target, permissions: this node's failure, said as such
-                raise NodeExecutionError(job.where, os_error_text(e)) from e
+                # Paths relative to the project, as every other message names files.
+                raise NodeExecutionError(job.where, os_error_text(e).replace(f"{project.root}/", "")) from e
         except KeyboardInterrupt:
             _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
             raise
