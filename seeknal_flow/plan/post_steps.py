@@ -180,8 +180,11 @@ def _consolidate_reasons(project: Project, entity: str, old: StepState | None, f
             reasons.append(f"group {name} removed")
         elif old.inputs[name] != inputs[name]:
             reasons.append(f"group {name} changed")
-    if not project.entity_table(entity).exists() or not project.entity_catalog(entity).exists():
+    table = project.entity_table(entity)
+    if not table.exists() or not project.entity_catalog(entity).exists():
         reasons.append("entity table missing")
+    elif old.output and output_signature(table) != old.output and old.status == StepStatus.OK:
+        reasons.append("entity table changed outside seeknal")
     if not reasons and old.fingerprint != fingerprint:
         reasons.append("spec changed")
     return reasons

@@ -53,6 +53,7 @@ class StepState(msgspec.Struct, kw_only=True):
     fingerprint: str = ""
     # consolidate: group name -> "node fingerprint|output signature" of every group it read
     inputs: dict[str, str] = {}
+    output: str = ""  # consolidate: the entity table's signature (plan/outputs.py) when it finished
     status: StepStatus = StepStatus.OK
     seconds: float = 0.0
     finished_at: str = ""

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.project import Project
+from seeknal_flow.plan.outputs import output_signature
 from seeknal_flow.plan.planner import Action
 from seeknal_flow.plan.post_steps import StepKind, StepPlan, consolidate_inputs, plan_steps
 from seeknal_flow.plan.run_state import RunState, StepState, StepStatus
@@ -84,8 +85,10 @@ class _recording:
     def __exit__(self, kind, error, tb) -> bool:
         record = self.state.steps[self.step.id]
         if kind is None:
+            table = self.project.entity_table(self.step.entity)
             self.state.steps[self.step.id] = StepState(
                 fingerprint=self.step.fingerprint, inputs=self.inputs, status=StepStatus.OK,
+                output=output_signature(table) if self.step.kind == StepKind.CONSOLIDATE else "",
                 seconds=round(time.perf_counter() - self.began, 4),
                 finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
             self.state.save(self.project.state_path)

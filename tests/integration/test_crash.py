@@ -212,3 +212,17 @@ def test_kill_9_at_a_random_point_then_rerun_equals_a_clean_run(clean_outputs, f
         cli(root, "run")
         assert outputs(root) == expected
         assert "Nothing to run" in cli(root, "run").stdout
+
+
+def test_an_entity_table_rewritten_behind_the_planners_back_is_rebuilt(tmp_path):
+    root = make_project(tmp_path / "p", slow=False)
+    cli(root, "run")
+    table = root / "target/feature_store/customer/features.parquet"
+    pq.write_table(pq.read_table(table).slice(0, 1), table)
+    steps, _ = plan_steps(root)
+    assert steps["consolidate.customer"].reasons == ["entity table changed outside seeknal"]
+    assert steps["publish.customer"].action.value == "RUN"
+    cli(root, "run")
+    assert pq.read_table(table).num_rows == 2
+    steps, _ = plan_steps(root)
+    assert {s.action.value for s in steps.values()} == {"SKIP"}
