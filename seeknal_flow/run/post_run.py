@@ -96,3 +96,22 @@ class _recording:
             record.status, record.error = StepStatus.FAILED, str(error).splitlines()[0] if str(error) else kind.__name__
             self.state.save(self.project.state_path)
         return False
+
+
+def record_steps(project: Project, dag: Dag, entities: list[str]) -> None:
+    """``seeknal consolidate`` built and published ``entities`` outside a run: record their steps as done,
+    so the next run neither rebuilds them nor takes their new tables for outside changes."""
+    if not entities:
+        return
+    state = RunState.load(project.state_path)
+    fingerprints = {node_id: ns.fingerprint for node_id, ns in state.nodes.items()}
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for step in plan_steps(project, dag, state):
+        if step.entity not in entities:
+            continue
+        consolidate = step.kind == StepKind.CONSOLIDATE
+        state.steps[step.id] = StepState(
+            fingerprint=step.fingerprint, status=StepStatus.OK, finished_at=now,
+            inputs=consolidate_inputs(project, step.groups, fingerprints) if consolidate else {},
+            output=output_signature(project.entity_table(step.entity)) if consolidate else "")
+    state.save(project.state_path)

@@ -226,3 +226,12 @@ def test_an_entity_table_rewritten_behind_the_planners_back_is_rebuilt(tmp_path)
     assert pq.read_table(table).num_rows == 2
     steps, _ = plan_steps(root)
     assert {s.action.value for s in steps.values()} == {"SKIP"}
+
+
+def test_seeknal_consolidate_records_its_steps_so_the_next_run_does_not_redo_them(tmp_path):
+    root = make_project(tmp_path / "p", slow=False)
+    cli(root, "run")
+    assert "Consolidated: customer, region" in cli(root, "consolidate", "--force").stdout
+    steps, _ = plan_steps(root)
+    assert {s.action.value for s in steps.values()} == {"SKIP"}
+    assert "Nothing to run" in cli(root, "run").stdout
