@@ -104,7 +104,9 @@ def entity_values(root: Path, entity: str, key: str) -> list[dict]:
 
 def outputs(root: Path) -> dict:
     """Everything a run leaves for readers, as plain values (no file times)."""
-    inter = {p.name: pq.read_table(p).to_pylist() for p in sorted((root / "target/intermediate").glob("*.parquet"))}
+    # Rows sorted: a GROUP BY may emit them in any order, run to run.
+    inter = {p.name: sorted(pq.read_table(p).to_pylist(), key=repr)
+             for p in sorted((root / "target/intermediate").glob("*.parquet"))}
     return {"intermediate": inter, "customer": entity_values(root, "customer", "customer_id"),
             "region": entity_values(root, "region", "region"), "online": online_values(root)}
 
