@@ -120,7 +120,8 @@ class LocalEngine:
                 # Bad data stops here, at the node that meets it; the previous output stays.
                 if spec.kind == Kind.SOURCE:
                     display = spec.table if partition is None else f"{spec.table.rstrip('/')}/{partition}"
-                    previous = job.previous.rows if job.previous and partition is None and job.previous_schema else 0
+                    # The last successful run's rows: a failed attempt since keeps them in its record.
+                    previous = job.previous.rows if job.previous and partition is None else 0
                     check_lines.extend(check_source_output(spec, tmp, source_path or project.root / spec.table,
                                                            display, previous))
                     if partition is not None:

@@ -55,6 +55,7 @@ def test_a_header_only_csv_never_replaces_rows(seeknal, tmp_path):
     before = _hash(out)
     (root / "data/o.csv").write_bytes(b"id,amount,ts\n")
     _failed(seeknal("run", cwd=root), "source.o", "'data/o.csv' has no data rows", "the last run read 2")
+    _failed(seeknal("run", cwd=root), "source.o", "'data/o.csv' has no data rows")  # and again after a failure
     assert _hash(out) == before
     assert pq.read_table(root / "target/feature_store/c/features.parquet").num_rows == 2
 
