@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from operators.sql_text import quote_ident, quote_literal
-from seeknal_flow.errors import ReplError
+from seeknal_flow.errors import ReplError, SeeknalError
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.manifest import read_outputs
 from seeknal_flow.repl.table_format import render_table
@@ -65,6 +65,16 @@ class ReplSession:
         self._register()
         self._sandbox()
 
+    def _in_place_sources(self) -> set[Path]:
+        # Imported here: loading the node files costs a discovery, needed only when a view points elsewhere.
+        from seeknal_flow.load.discovery import discover
+
+        try:
+            specs = discover(self.project)
+        except SeeknalError:  # a broken node file: nothing outside the project is shown
+            return set()
+        return {(self.project.root / s.table).resolve() for s in specs if self.project.reads_in_place(s)}
+
     def _sandbox(self) -> None:
         """Lock DuckDB to the project folder: no other file, no URL, no setting changed back."""
         root = self.project.root.resolve()
@@ -98,9 +108,14 @@ class ReplSession:
                 entity_file = folder / "features.parquet"
                 if entity_file.exists():
                     found[f"entity_{folder.name}"] = entity_file
+        found = {name: path.resolve() for name, path in found.items()}  # the allow-list compares resolved paths
+        root = self.project.root.resolve()
+        if any(not p.is_relative_to(root) for p in found.values()):
+            # Outside the project, only what the project's own Parquet sources read in place: an edited
+            # manifest must not widen the sandbox.
+            declared = self._in_place_sources()
+            found = {n: p for n, p in found.items() if p.is_relative_to(root) or p in declared}
         for name, path in found.items():
-            path = path.resolve()  # the sandbox's allow-list compares resolved paths
-            found[name] = path
             pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
             self.con.execute(
                 f"CREATE VIEW {quote_ident(name)} AS "

@@ -110,3 +110,34 @@ def test_partition_values_with_quotes_are_refused_naming_the_file(seeknal, examp
     (example_project / "seeknal/sources/tx.yml").write_text(
         "kind: source\nname: tx\nsource: csv\ntable: data/tx/\npartition_by: [day]\n")
     _error(seeknal("plan", cwd=example_project), "source.tx", "file 'day=it's/part.csv'", "rename the folder")
+
+
+def test_an_edited_manifest_cannot_widen_the_repl_sandbox(seeknal, example_project, tmp_path):
+    assert seeknal("run", "--quiet", cwd=example_project).code == 0
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "s.csv").write_text("token\nhunter2\n")
+    manifest_path = example_project / "target/manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["nodes"]["x"] = {"view": "stolen", "output": str(secret / "s.parquet")}
+    manifest_path.write_text(json.dumps(manifest))
+    (secret / "s.parquet").write_bytes((example_project / "target/intermediate/source_churn_labels.parquet")
+                                       .read_bytes())
+    _error(seeknal("repl", "-e", "SELECT * FROM stolen", cwd=example_project), "stolen")
+    _error(seeknal("repl", "-e", f"SELECT * FROM read_csv('{secret / 's.csv'}')", cwd=example_project),
+           "Permission Error")
+
+
+def test_a_parquet_source_outside_the_project_stays_readable_in_the_repl(seeknal, example_project, tmp_path):
+    outside = tmp_path / "shared" / "labels.parquet"
+    outside.parent.mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"customer_id": ["CUST-100"], "score": [0.5]}), outside)
+    (example_project / "seeknal/sources/shared.yml").write_text(
+        f"kind: source\nname: shared\nsource: parquet\ntable: {outside}\n")
+    assert seeknal("run", "--quiet", cwd=example_project).code == 0
+    r = seeknal("repl", "-e", "SELECT score FROM source_shared", "--format", "json", cwd=example_project)
+    assert r.code == 0, r.text
+    assert json.loads(r.out) == [{"score": 0.5}]
