@@ -65,3 +65,16 @@ def test_a_params_alias_bomb_is_refused(seeknal, example_project):
     value = "{a: &a [x, x, x, x, x, x, x, x, x, x], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], " \
             "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]}"
     _one_line(seeknal("plan", "--params", f"x={value}", cwd=example_project), "--params x", "10,000")
+
+
+def test_an_unreadable_node_file_names_it_and_the_os_reason(seeknal, example_project, monkeypatch):
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "churn_labels.yml":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    _one_line(seeknal("plan", cwd=example_project), "seeknal/sources/churn_labels.yml: cannot read",
+              "Permission denied [EACCES]", "permissions")
