@@ -22,7 +22,32 @@ The CLI prints ``str(error)`` as one line per problem and exits 1.
 
 from __future__ import annotations
 
+import errno
+
 from operators.errors import EngineError, SeeknalError
+
+# What the user can do about an environment failure (the OS says what happened).
+_OS_HINTS = {
+    errno.ENOSPC: "free some disk space and run again",
+    errno.EDQUOT: "free some space within your disk quota and run again",
+    errno.EROFS: "the file system is mounted read-only; make the project's target/ writable",
+    errno.EACCES: "check the owner and permissions of that path",
+    errno.EPERM: "check the owner and permissions of that path",
+    errno.EMFILE: "raise the open-files limit (ulimit -n)",
+}
+
+
+def os_error_text(error: OSError) -> str:
+    """One line for an environment failure: the path, the OS reason and its errno name, a hint.
+
+    >>> os_error_text(OSError(errno.ENOSPC, "No space left on device", "target/run_state.json"))
+    'target/run_state.json: No space left on device [ENOSPC]; free some disk space and run again'
+    """
+    name = errno.errorcode.get(error.errno or 0, "")
+    reason = error.strerror or (str(error).splitlines() or [type(error).__name__])[0]
+    where = f"{error.filename}: " if error.filename else ""
+    hint = _OS_HINTS.get(error.errno or 0)
+    return f"{where}{reason}" + (f" [{name}]" if name else "") + (f"; {hint}" if hint else "")
 
 
 class ProjectError(SeeknalError):
@@ -110,4 +135,5 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "UiError",
+    "os_error_text",
 ]

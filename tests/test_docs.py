@@ -45,11 +45,11 @@ def _documented_structs():
     from seeknal_flow.cli.dry_run_cmd import DryRunReport, NodePreview, PreviewColumn
     from seeknal_flow.cli.validate_cmd import CheckLine, ValidationReport
     from seeknal_flow.plan.lineage import Lineage, LineageNode
-    from seeknal_flow.plan.planner import PartitionPlan, PlannedNode, PlanReport
+    from seeknal_flow.plan.planner import PartitionPlan, PlannedNode, PlannedStep, PlanReport
     from seeknal_flow.run.results import NodeRunResult, RunHistory, RunResults
     from seeknal_flow.store.entity_info import EntityDetail, EntityList, EntityRow, FeatureInfo, GroupInfo
 
-    return [RunResults, NodeRunResult, RunHistory, PlanReport, PlannedNode, PartitionPlan, DryRunReport,
+    return [RunResults, NodeRunResult, RunHistory, PlanReport, PlannedNode, PlannedStep, PartitionPlan, DryRunReport,
             NodePreview, PreviewColumn, EntityList, EntityRow, EntityDetail, GroupInfo, FeatureInfo, Lineage,
             LineageNode, ValidationReport, CheckLine]
 

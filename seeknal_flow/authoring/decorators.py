@@ -22,7 +22,15 @@ import msgspec
 
 from operators.soa.spec import SOAFeature
 from seeknal_flow.authoring.field_errors import explain_in, format_problem
-from seeknal_flow.authoring.specs import Check, Incremental, Isolation, PartitionOn, SourceFormat, check_name
+from seeknal_flow.authoring.specs import (
+    Check,
+    Incremental,
+    Isolation,
+    NullPolicy,
+    PartitionOn,
+    SourceFormat,
+    check_name,
+)
 from seeknal_flow.errors import SpecError
 
 
@@ -63,6 +71,7 @@ class FeatureGroupArgs(TransformArgs, frozen=True, kw_only=True, forbid_unknown_
     features: list[str] | None = None
     validation: list[Check] = []
     ttl: str | None = None
+    nulls: NullPolicy = NullPolicy.DROP
 
 
 class SOAArgs(_Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -179,11 +188,14 @@ def feature_group(
     partitioned: bool = False,
     isolation: str | None = None,
     depends_on: list[str] | None = None,
+    nulls: str = "drop",
 ) -> Callable[[Callable], Callable]:
     """Declare a feature group: per-entity features with an event time.
 
     ``entity="customer"`` means join key ``customer_id``; pass
-    ``{"name": ..., "join_keys": [...]}`` for other keys.
+    ``{"name": ..., "join_keys": [...]}`` for other keys. ``nulls``: rows with a NULL
+    join key or event time are kept out of the entity with a counted warning
+    (``"drop"``) or fail the node (``"fail"``).
 
     >>> @feature_group(name="customer_features", entity="customer")
     ... def customer_features(ctx):

@@ -245,6 +245,13 @@ class SchemaCheck(_Check, frozen=True, kw_only=True, tag="schema"):
 Check = NullCheck | RangeCheck | UniqueCheck | FreshnessCheck | SchemaCheck
 
 
+class NullPolicy(str, enum.Enum):
+    """What a feature group does with rows whose join key or event time is NULL (``nulls:``)."""
+
+    DROP = "drop"  # keep them out of the entity and say how many under the node
+    FAIL = "fail"  # fail the node; its previous output stays
+
+
 class FeatureGroupSpec(TransformSpec, frozen=True, kw_only=True, tag="feature_group"):
     kind = Kind.FEATURE_GROUP
     entity: Entity | None = None
@@ -252,6 +259,7 @@ class FeatureGroupSpec(TransformSpec, frozen=True, kw_only=True, tag="feature_gr
     features: tuple[str, ...] | None = None
     validation: tuple[Check, ...] = ()
     ttl: str | None = None
+    nulls: NullPolicy = NullPolicy.DROP
 
 
 class SOASpec(NodeSpec, frozen=True, kw_only=True, tag="second_order_aggregation"):

@@ -55,9 +55,11 @@ def register(cli: click.Group) -> None:
         """Rebuild the entity tables of stale entities (and publish them online)."""
         from seeknal_flow.load.workspace import Workspace
         from seeknal_flow.run.lock import project_lock
+        from seeknal_flow.run.post_run import record_steps
         from seeknal_flow.store.consolidation import consolidate_and_publish
 
         ws = Workspace.open(project_dir)
         with project_lock(ws.project, "seeknal consolidate", wait=not no_wait, note=lock_note):
             rebuilt = consolidate_and_publish(ws.project, ws.dag, ws.memory(), prune=prune, force=force)
+            record_steps(ws.project, ws.dag, rebuilt)
         click.echo(f"Consolidated: {', '.join(rebuilt)}" if rebuilt else "Every entity is up to date.")

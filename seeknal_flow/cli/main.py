@@ -48,7 +48,7 @@ for module in (init_cmd, draft_cmd, dry_run_cmd, apply_cmd, clean_cmd, run_cmd, 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user mistakes become one line on stderr and exit code 1."""
     from operators.errors import EngineError
-    from seeknal_flow.errors import SeeknalError
+    from seeknal_flow.errors import SeeknalError, os_error_text
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
@@ -74,6 +74,16 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as e:  # the environment (disk full, read-only, permissions), not a bug: say which and why
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {os_error_text(e)}", err=True)
+        sys.exit(1)
+    except UnicodeDecodeError as e:  # a file that is not UTF-8 text reached a reader without its own check
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: a file is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8", err=True)
+        sys.exit(1)
     except Exception as e:  # a bug in seeknal-flow, not a user mistake: say so in one line
         if debug:
             traceback.print_exc()

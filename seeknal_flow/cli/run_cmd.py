@@ -24,10 +24,27 @@ def _parse_params(pairs: tuple[str, ...]) -> dict:
         if not sep or not key.strip():
             raise RunError(f"--params {pair!r}: write key=value, e.g. --params min_revenue=100")
         try:
-            params[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
+            params[key.strip()] = parsed = yaml.safe_load(value) if value.strip() else ""
+        except (yaml.YAMLError, RecursionError):
             params[key.strip()] = value
+            continue
+        if _expanded_size(parsed, 10_000) > 10_000:  # aliases of aliases: fingerprints would expand them all
+            raise RunError(f"--params {key.strip()}: the value expands to more than 10,000 items (YAML aliases?); "
+                           "write it out")
     return params
+
+
+def _expanded_size(value, limit: int) -> int:
+    """How many values ``value`` holds once shared (aliased) parts are counted at every use; stops past ``limit``."""
+    count, todo = 0, [value]
+    while todo and count <= limit:
+        item = todo.pop()
+        count += 1
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return count
 
 
 def _recorded_command(argv: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seeknal_flow.errors import SpecError
+from seeknal_flow.errors import SpecError, os_error_text
 from seeknal_flow.load.project import Project
 from seeknal_flow.load.python_nodes import load_python_file
 from seeknal_flow.load.yaml_nodes import load_yaml_file
@@ -38,10 +38,16 @@ def discover(project: Project) -> list:
     """Every node spec of the project; all problems of all files raised together."""
     specs, problems = [], []
     for path in node_files(project):
+        rel = path.relative_to(project.root)
         try:
             specs.extend(load_node_file(path, project.root))
         except SpecError as e:
             problems.extend(e.problems)
+        except UnicodeDecodeError as e:
+            problems.append(f"{rel}: not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                            "save the file as UTF-8")
+        except OSError as e:
+            problems.append(f"{rel}: cannot read: {os_error_text(e)}")
     if problems:
         raise SpecError(problems)
     return specs

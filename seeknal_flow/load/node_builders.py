@@ -88,6 +88,7 @@ def _source(args, common, python, sql, extra) -> SourceSpec:
                 f"{where}: cannot tell the format of "
                 f"{args.table!r}; add source=\"csv\" (or parquet, json, jsonl, postgres, sqlite)"
             )
+    _check_names(common["location"], [(f"partition_by[{i}]", k) for i, k in enumerate(args.partition_by)])
     return SourceSpec(
         **common,
         format=fmt,
@@ -112,6 +113,7 @@ def _database_source(args, common, python, fmt: SourceFormat, where: str) -> Sou
                         f"found {args.partition_on.partitions}")
     if args.query is not None and not args.query.strip():
         raise SpecError(f"{where}: field 'query': is empty; write a SELECT")
+    _check_names(common["location"], [(f"partition_by[{i}]", k) for i, k in enumerate(args.partition_by)])
     return SourceSpec(
         **common,
         format=fmt,
@@ -135,6 +137,12 @@ def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
     entity = args.entity
     if entity is not None and not isinstance(entity, str):
         entity = {"name": entity.name, "join_keys": entity.join_keys}
+    built = Entity.from_value(entity)
+    named = [("event_time_col", args.event_time_col)]
+    if built is not None:
+        named += [("entity.name", built.name)] + [(f"entity.join_keys[{i}]", k) for i, k in enumerate(built.join_keys)]
+    named += [(f"features[{i}]", f) for i, f in enumerate(args.features or ())]
+    _check_names(common["location"], named)
     durations = [("ttl", args.ttl)] + [
         (f"validation[{i}].max_age", c.max_age) for i, c in enumerate(args.validation) if hasattr(c, "max_age")
     ]
@@ -151,12 +159,22 @@ def _feature_group(args, common, python, sql, extra) -> FeatureGroupSpec:
         python=python,
         partitioned=args.partitioned,
         isolation=args.isolation,
-        entity=Entity.from_value(entity),
+        entity=built,
         event_time_col=args.event_time_col,
         features=tuple(args.features) if args.features is not None else None,
         validation=tuple(args.validation),
         ttl=args.ttl,
+        nulls=args.nulls,
     )
+
+
+def _check_names(location, named: list[tuple[str, object]]) -> None:
+    """Names that become SQL identifiers, column names or folders (entity -> target/feature_store/<entity>/)
+    follow the node-name rule; one line naming the file, the field and the fix."""
+    for field_name, value in named:
+        if (problem := check_name(value)) is not None:
+            raise SpecError(f"{location}: field '{field_name}': {problem} (letters, digits and _; "
+                            "no quotes, dots, slashes or spaces)")
 
 
 def _soa(args, common, python, sql, extra) -> SOASpec:

@@ -13,8 +13,8 @@ import msgspec
 
 from operators.errors import EngineError
 from operators.memory import parse_memory_limit
-from seeknal_flow.authoring.specs import Isolation, Kind
-from seeknal_flow.errors import ProjectError, SpecError
+from seeknal_flow.authoring.specs import NAME_RE, Isolation, Kind
+from seeknal_flow.errors import ProjectError, SpecError, os_error_text
 
 PROJECT_FILE = "seeknal_project.yml"
 ENTITY_TABLE = "features.parquet"
@@ -179,7 +179,14 @@ class Project:
         from seeknal_flow.load.yaml_nodes import parse_yaml
 
         path = self.root / PROJECT_FILE
-        data, lines = parse_yaml(path.read_text(encoding="utf-8"), PROJECT_FILE)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise SpecError(f"{PROJECT_FILE}: not UTF-8 text ({e.reason} at offset {e.start}); "
+                            "save the file as UTF-8") from e
+        except OSError as e:
+            raise ProjectError(f"{PROJECT_FILE}: cannot read: {os_error_text(e)}") from e
+        data, lines = parse_yaml(text, PROJECT_FILE)
         try:
             config = msgspec.convert(data or {}, ProjectConfig)
         except msgspec.ValidationError as e:
@@ -215,11 +222,6 @@ class Project:
         return self.tmp_root / f"run-{os.getpid()}"
 
     @property
-    def consolidation_pending(self) -> Path:
-        """Exists while feature groups have changed but their entities are not yet rebuilt and published."""
-        return self.target / "consolidation_pending"
-
-    @property
     def state_path(self) -> Path:
         return self.target / "run_state.json"
 
@@ -237,7 +239,7 @@ class Project:
 
     def entity_dir(self, entity: str) -> Path:
         """``target/feature_store/<entity>/``: the consolidated table and its catalog."""
-        return self.feature_store / entity
+        return _child(self.feature_store, entity, "entity")
 
     def entity_table(self, entity: str) -> Path:
         return self.entity_dir(entity) / ENTITY_TABLE
@@ -247,10 +249,10 @@ class Project:
 
     def online_dir(self, entity: str) -> Path:
         """``target/online/<entity>/``: published snapshots and the CURRENT pointer."""
-        return self.target / "online" / entity
+        return _child(self.target / "online", entity, "entity")
 
     def intermediate_path(self, output_name: str) -> Path:
-        return self.intermediate / f"{output_name}.parquet"
+        return _child(self.intermediate, output_name, "output", ".parquet")
 
     def output_of(self, spec) -> Path:
         """Where a node's output is read from.
@@ -270,3 +272,18 @@ class Project:
 
     def kind_folder(self, kind: Kind) -> Path:
         return self.nodes_dir / kind.folder
+
+
+def _child(base: Path, name: str, what: str, suffix: str = "") -> Path:
+    """``base/<name><suffix>`` for a plain name only: every path the engine writes or deletes stays inside
+    the project whatever a catalog or manifest on disk says (names are checked at load time too).
+
+    >>> _child(Path("t"), "../x", "entity")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    seeknal_flow.errors.ProjectError: entity name '../x' is not a plain name ...
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ProjectError(f"{what} name {name!r} is not a plain name (letters, digits, _); "
+                           f"refusing a path outside {base}")
+    return base / f"{name}{suffix}"

@@ -126,17 +126,33 @@ def parse_yaml_with_spans(text: str, rel: str) -> tuple[Any, dict[tuple, int], d
             return None, {}, {}
         lines: dict[tuple, int] = {}
         spans: dict[tuple, tuple[int, int]] = {}
-        _index(node, (), lines, rel, spans)
+        _index(node, (), lines, rel, spans, [MAX_YAML_NODES])
         return loader.construct_document(node), lines, spans
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
         raise SpecError(f"{rel}:{line}: YAML syntax error: {e.problem or e.context}") from e
+    except RecursionError as e:  # PyYAML composes recursively: thousands of nested brackets
+        raise SpecError(f"{rel}: YAML nested deeper than {MAX_YAML_DEPTH} levels; flatten the structure") from e
     finally:
         loader.dispose()
 
 
-def _index(node: yaml.Node, path: tuple, lines: dict[tuple, int], rel: str, spans: dict) -> None:
+# Bounds on a YAML document as expanded (aliases counted at every use): a node file is a few
+# dozen values, and an "alias bomb" (each anchor repeating the previous one ten times) would
+# otherwise expand to billions; deep nesting would exhaust the stack.
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+def _index(node: yaml.Node, path: tuple, lines: dict[tuple, int], rel: str, spans: dict, budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SpecError(f"{rel}:{node.start_mark.line + 1}: YAML expands to more than {MAX_YAML_NODES:,} values "
+                        "(aliases repeating aliases?); write the values out or split the file")
+    if len(path) > MAX_YAML_DEPTH:
+        raise SpecError(f"{rel}:{node.start_mark.line + 1}: YAML nested deeper than {MAX_YAML_DEPTH} levels; "
+                        "flatten the structure")
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.ScalarNode):
         spans[path] = (node.start_mark.index, node.end_mark.index)
@@ -147,11 +163,11 @@ def _index(node: yaml.Node, path: tuple, lines: dict[tuple, int], rel: str, span
                 raise SpecError(f"{rel}:{key.start_mark.line + 1}: key '{key.value}' appears twice")
             seen.add(key.value)
             lines[path + (key.value,)] = key.start_mark.line + 1
-            _index(value, path + (key.value,), lines, rel, spans)
+            _index(value, path + (key.value,), lines, rel, spans, budget)
             lines[path + (key.value,)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, path + (i,), lines, rel, spans)
+            _index(item, path + (i,), lines, rel, spans, budget)
 
 
 def _line_for(lines: dict[tuple, int], path: list) -> int:

@@ -19,6 +19,7 @@ from seeknal_flow.errors import PlanError
 from seeknal_flow.plan.fingerprint import digest
 
 _SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
+_UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f'\"\\]")
 
 
 def partition_of(relpath: str, keys: tuple[str, ...]) -> str | None:
@@ -55,6 +56,12 @@ def source_partitions(files: dict[str, dict], keys: tuple[str, ...], node_id: st
                 f"{node_id}: file '{rel}' is not inside a {'/'.join(k + '=VALUE' for k in keys)} folder; "
                 "partitioned sources need Hive-style folders"
             )
+        for key, value in partition_values(p).items():
+            if value in (".", "..") or _UNSAFE_VALUE.search(value):
+                raise PlanError(
+                    f"{node_id}: file '{rel}': partition value {key}={value!r} has a quote, backslash or control "
+                    "character (or is . or ..); rename the folder (values become folder names and columns)"
+                )
         grouped.setdefault(p, []).append((rel, info["hash"]))
     return {p: digest(sorted(v)) for p, v in sorted(grouped.items())}
 

@@ -8,6 +8,7 @@ from seeknal_flow.errors import PlanError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.planner import Plan, make_plan
+from seeknal_flow.plan.post_steps import plan_steps
 from seeknal_flow.plan.preflight import preflight
 from seeknal_flow.plan.run_state import RunState
 
@@ -35,5 +36,7 @@ def plan_project(ws: Workspace, *, full: bool = False, nodes: tuple[str, ...] = 
     state = RunState.load(ws.project.state_path)
     plan = make_plan(ws.project, ws.dag, state, full=full, select=select_nodes(ws.dag, nodes, tags),
                      cli_params=params or {})
+    plan.steps = plan_steps(ws.project, ws.dag, state, plan.nodes, full=full,
+                            removed={n.node_id for n in plan.removed})
     preflight(ws.project, ws.dag, plan)
     return plan

@@ -19,6 +19,7 @@ from seeknal_flow.plan.fingerprint import (
     data_hash,
     digest,
 )
+from seeknal_flow.plan.outputs import output_signature
 from seeknal_flow.plan.partitions import is_partitioned, source_partitions
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 
@@ -49,10 +50,16 @@ class Plan(msgspec.Struct, kw_only=True):
     nodes: list[NodePlan]
     # Nodes that ran before but whose file was deleted or renamed (Action.REMOVE); not in the DAG.
     removed: list[NodePlan] = []
+    # Post-run steps (plan/post_steps.py: StepPlan), planned after the nodes by plan_project.
+    steps: list = []
 
     @property
     def to_run(self) -> list[NodePlan]:
         return [n for n in self.nodes if n.action == Action.RUN]
+
+    @property
+    def steps_to_run(self) -> list:
+        return [s for s in self.steps if s.action == Action.RUN]
 
     def report(self, dag: Dag, project: str) -> PlanReport:
         """The plan as a document: what ``seeknal plan --format json`` prints."""
@@ -69,8 +76,10 @@ class Plan(msgspec.Struct, kw_only=True):
         for n in self.removed:
             nodes.append(PlannedNode(id=n.node_id, kind=n.node_id.partition(".")[0], action=n.action,
                                      reasons=list(n.reasons), upstream=[]))
+        steps = [PlannedStep(id=s.id, kind=s.kind.value, entity=s.entity, action=s.action, reasons=list(s.reasons))
+                 for s in self.steps]
         return PlanReport(project=project, to_run=to_run, to_skip=len(nodes) - to_run - len(self.removed),
-                          to_remove=len(self.removed), nodes=nodes)
+                          to_remove=len(self.removed), nodes=nodes, steps=steps)
 
 
 class PartitionPlan(msgspec.Struct, kw_only=True):
@@ -90,20 +99,33 @@ class PlannedNode(msgspec.Struct, kw_only=True):
     partitions: PartitionPlan | None = None
 
 
+class PlannedStep(msgspec.Struct, kw_only=True):
+    """A post-run step in the plan: ``consolidate.<entity>`` or ``publish.<entity>``."""
+
+    id: str
+    kind: str
+    entity: str
+    action: Action
+    reasons: list[str]
+
+
 class PlanReport(msgspec.Struct, kw_only=True):
-    """``seeknal plan --format json``: every node in run order, RUN or SKIP, and why."""
+    """``seeknal plan --format json``: every node in run order, RUN or SKIP, and why; then the post-run steps."""
 
     project: str
     to_run: int
     to_skip: int
     nodes: list[PlannedNode]
     to_remove: int = 0
+    steps: list[PlannedStep] = []
 
 
 def render_plan(report: PlanReport) -> str:
     """The text of ``seeknal plan``: a header, then one line per node."""
     removing = f", {report.to_remove} to remove" if report.to_remove else ""
-    lines = [f"Plan for {report.project}: {report.to_run} to run, {report.to_skip} to skip{removing}"]
+    steps = sum(1 for s in report.steps if s.action == Action.RUN)
+    tail = f"; {steps} post-run step{'s' if steps != 1 else ''} to run" if steps else ""
+    lines = [f"Plan for {report.project}: {report.to_run} to run, {report.to_skip} to skip{removing}{tail}"]
     width = max((len(n.id) for n in report.nodes), default=0)
     for n in report.nodes:
         arrow = f"  <- {', '.join(n.upstream)}" if n.upstream else ""
@@ -114,6 +136,10 @@ def render_plan(report: PlanReport) -> str:
             removed = f"; removed: {', '.join(p.removed[:3])}" if p.removed else ""
             parts = f" RUN {len(p.run)}/{p.total} partitions (changed: {', '.join(changed) or 'none'}{removed})"
         lines.append(f"  {n.action.value:<4}  {n.id:<{width}}  ({', '.join(n.reasons)}){parts}{arrow}")
+    if report.steps:
+        lines.append("Post-run steps:")
+        width = max(len(s.id) for s in report.steps)
+        lines += [f"  {s.action.value:<4}  {s.id:<{width}}  ({', '.join(s.reasons)})" for s in report.steps]
     return "\n".join(lines)
 
 
@@ -197,9 +223,13 @@ def make_plan(
         partitioned = is_partitioned(spec)
         output_exists = project.output_of(spec).exists()
         reasons = _reasons(old, new, output_exists)
+        tampered = output_tampered(project, spec, old) if output_exists and not reasons else False
+        if tampered:
+            reasons = ["output changed outside seeknal"]
         conditional: list[str] = []
         partitions_run, partitions_remove = None, []
-        if partitioned and old is not None and old.fingerprint and output_exists and select is None and not full:
+        if (partitioned and old is not None and old.fingerprint and output_exists and select is None and not full
+                and not tampered):
             # Only the partitions whose fingerprint changed (each covers code, spec,
             # params, whole inputs and its own input partition) are recomputed.
             partitions_run = [p for p, fp in new.partitions.items() if old.partitions.get(p) != fp]
@@ -294,6 +324,17 @@ def _database_reasons(spec, old: NodeState | None, new: NodeState, reasons: list
     if spec.incremental is not None:
         return ["incremental: no watermark yet (the table was empty), read all rows"]
     return ["database source: re-read every run (no file to compare; dependents run only if the data changed)"]
+
+
+def output_tampered(project: Project, spec, old: NodeState | None) -> bool:
+    """Was the node's output rewritten since its run recorded it (size + mtime differ)?
+
+    Sources read in place are covered by their data fingerprint; states from before
+    the signature was recorded (``output == ""``) are trusted.
+    """
+    if old is None or not old.output or old.status != NodeStatus.OK or project.reads_in_place(spec):
+        return False
+    return output_signature(project.output_of(spec)) != old.output
 
 
 def _reasons(old: NodeState | None, new: NodeState, output_exists: bool) -> list[str]:

@@ -34,12 +34,37 @@ class NodeState(msgspec.Struct, kw_only=True):
     # Database sources: digest of what the connection points at (host, port, database,
     # user, table or query; never the password), so a moved connection re-reads in full.
     source: str = ""
+    # Size and mtime of the output this run wrote (plan/outputs.py): an output rewritten
+    # behind the planner's back (another tool, `repl --output`) re-runs the node.
+    output: str = ""
+
+
+class StepStatus(str, enum.Enum):
+    """How a post-run step (consolidation, publish) last ended; RUNNING left behind = interrupted."""
+
+    OK = "ok"
+    RUNNING = "running"
+    FAILED = "failed"
+
+
+class StepState(msgspec.Struct, kw_only=True):
+    """A post-run step's record (``plan/post_steps.py``): the fingerprint it last completed with."""
+
+    fingerprint: str = ""
+    # consolidate: group name -> "node fingerprint|output signature" of every group it read
+    inputs: dict[str, str] = {}
+    output: str = ""  # consolidate: the entity table's signature (plan/outputs.py) when it finished
+    status: StepStatus = StepStatus.OK
+    seconds: float = 0.0
+    finished_at: str = ""
+    error: str = ""
 
 
 class RunState(msgspec.Struct, kw_only=True):
     version: int = 1
     engine: str = ""
     nodes: dict[str, NodeState] = {}
+    steps: dict[str, StepState] = {}  # "consolidate.<entity>", "publish.<entity>"
 
     @classmethod
     def load(cls, path: Path) -> RunState:

@@ -4,6 +4,13 @@ Each node output is a view (``source_x``, ``feature_group_x``...) and each
 consolidated entity is ``entity_<name>``; DuckDB reads the Parquet in place,
 so the REPL opens instantly whatever the data size. Statements are classified
 by DuckDB's own parser and anything but a query is refused.
+
+The sandbox (docs/security.md): once the views exist, DuckDB's own controls are
+set and locked: ``enable_external_access`` off with ``allowed_directories`` =
+the project folder (plus the folders of sources it reads in place elsewhere),
+extension auto-install and auto-load off. A query can read the project's files
+and nothing else on the machine or the network; ``--output`` never writes under
+``target/``, where the planner's outputs live.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from operators.sql_text import quote_ident, quote_literal
-from seeknal_flow.errors import ReplError
+from seeknal_flow.errors import ReplError, SeeknalError
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.manifest import read_outputs
 from seeknal_flow.repl.table_format import render_table
@@ -50,10 +57,35 @@ class ReplSession:
         import duckdb
 
         self.project = project
-        self.con = duckdb.connect(":memory:")
+        # No extension is fetched from the network or loaded behind the user's back.
+        self.con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                      "autoload_known_extensions": False})
         self.con.execute("SET TimeZone = 'UTC'")
         self.views: dict[str, Path] = {}
         self._register()
+        self._sandbox()
+
+    def _in_place_sources(self) -> set[Path]:
+        # Imported here: loading the node files costs a discovery, needed only when a view points elsewhere.
+        from seeknal_flow.load.discovery import discover
+
+        try:
+            specs = discover(self.project)
+        except SeeknalError:  # a broken node file: nothing outside the project is shown
+            return set()
+        return {(self.project.root / s.table).resolve() for s in specs if self.project.reads_in_place(s)}
+
+    def _sandbox(self) -> None:
+        """Lock DuckDB to the project folder: no other file, no URL, no setting changed back."""
+        root = self.project.root.resolve()
+        allowed = {str(root) + os.sep}
+        for path in self.views.values():  # sources read in place from outside the project
+            resolved = path.resolve()
+            if not resolved.is_relative_to(root):
+                allowed.add(str(resolved if resolved.is_dir() else resolved.parent) + os.sep)
+        self.con.execute(f"SET allowed_directories = [{', '.join(quote_literal(a) for a in sorted(allowed))}]")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
 
     def _register(self) -> None:
         found: dict[str, Path] = {}
@@ -76,6 +108,13 @@ class ReplSession:
                 entity_file = folder / "features.parquet"
                 if entity_file.exists():
                     found[f"entity_{folder.name}"] = entity_file
+        found = {name: path.resolve() for name, path in found.items()}  # the allow-list compares resolved paths
+        root = self.project.root.resolve()
+        if any(not p.is_relative_to(root) for p in found.values()):
+            # Outside the project, only what the project's own Parquet sources read in place: an edited
+            # manifest must not widen the sandbox.
+            declared = self._in_place_sources()
+            found = {n: p for n, p in found.items() if p.is_relative_to(root) or p in declared}
         for name, path in found.items():
             pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
             self.con.execute(
@@ -150,20 +189,32 @@ class ReplSession:
         return QueryResult(columns, rows, total)
 
     def tables(self) -> list[tuple[str, str]]:
-        return [(name, str(path.relative_to(self.project.root))) for name, path in self.views.items()]
+        root = self.project.root.resolve()
+        return [(name, str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+                for name, path in self.views.items()]
 
     def schema(self, name: str) -> list[tuple[str, str]]:
         if name not in self.views:
             known = ", ".join(self.views) or "none"
             raise ReplError(f"no view named '{name}'; views: {known}")
-        rows = self.con.execute(f'DESCRIBE "{name}"').fetchall()
+        rows = self.con.execute(f"DESCRIBE {quote_ident(name)}").fetchall()
         return [(r[0], r[1]) for r in rows]
 
     def export(self, sql: str, path: Path) -> int:
-        """Write a query's result to CSV, JSON or Parquet (by extension), atomically."""
+        """Write a query's result to CSV, JSON or Parquet (by extension), atomically.
+
+        Never under ``target/``: the planner owns those files (a changed output would be
+        trusted by the next run). DuckDB itself writes nothing (the sandbox forbids it):
+        the result streams as Arrow batches into the file.
+        """
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".json", ".parquet"):
             raise ReplError(f"--output {path}: use a .csv, .json or .parquet file name")
+        target = self.project.target.resolve()
+        resolved = path.resolve()
+        if resolved == target or resolved.is_relative_to(target):
+            raise ReplError(f"--output {path}: refusing to write under target/ (seeknal run's outputs live there); "
+                            "write the file elsewhere")
         self.check_read_only(sql)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -171,17 +222,17 @@ class ReplSession:
                 import duckdb
                 import pyarrow.parquet as pq
 
-                statements = duckdb.extract_statements(sql)
-                if len(statements) != 1:
+                if len(duckdb.extract_statements(sql)) != 1:
                     raise ReplError("--output takes exactly one query")
-                inner = statements[0].query.strip().rstrip(";")
+                count = 0
                 try:
-                    # Newlines keep a trailing `-- comment` from swallowing the parenthesis;
-                    # fetchall() consumes the result so the session stays usable.
-                    self.con.execute(f"COPY (\n{inner}\n) TO {quote_literal(str(tmp))} (FORMAT parquet)").fetchall()
+                    reader = self.con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+                    with pq.ParquetWriter(tmp, reader.schema) as writer:
+                        for batch in reader:
+                            writer.write_batch(batch)
+                            count += batch.num_rows
                 except duckdb.Error as e:
                     raise ReplError(f"SQL error: {_one_line(e)}") from e
-                count = pq.ParquetFile(tmp).metadata.num_rows
             else:
                 columns, rows = self.query(sql)
                 tmp.write_text(format_rows(columns, rows, suffix[1:]), encoding="utf-8")

@@ -7,8 +7,9 @@ engine means implementing this protocol, nothing else:
 * ``start()`` before the first node (start a session; return a line to show, or None);
 * ``compute(job, progress)`` one node: write its output atomically, return a
   :class:`NodeResult`, or raise :class:`~seeknal_flow.errors.NodeExecutionError`;
-* ``consolidate(on_built)`` rebuild the stale entities after the nodes ran, calling
-  ``on_built(entity, catalog)`` right after each one is written; return their names;
+* ``consolidate(entities, on_built)`` rebuild these entities (the run service decides which
+  are stale: ``plan/post_steps.py``), calling ``on_built(entity, catalog)`` right after each
+  one is written; return their names;
 * ``close()`` release everything (called once, also after a failure).
 
 The two engines are :class:`seeknal_flow.run.local.LocalEngine` (Arrow, DataFusion,
@@ -17,7 +18,7 @@ DuckDB in this process) and :class:`seeknal_flow.run.spark.engine.SparkEngine`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,6 +104,6 @@ class Engine(Protocol):
 
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult: ...
 
-    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]: ...
+    def consolidate(self, entities: Sequence[str], on_built: Callable[[str, dict], None]) -> list[str]: ...
 
     def close(self) -> None: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_d
 from operators.scan import ScanOperator
 from operators.sink import write_parquet
 from seeknal_flow.authoring.specs import Kind
-from seeknal_flow.errors import NodeExecutionError
+from seeknal_flow.errors import NodeExecutionError, RunError
 from seeknal_flow.frames.frame import frame_for
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.project import Project
@@ -37,6 +37,12 @@ from seeknal_flow.plan.partitions import (
 )
 from seeknal_flow.run.chains import build_chain
 from seeknal_flow.run.checks import apply_on_run_checks
+from seeknal_flow.run.data_checks import (
+    check_group_output,
+    check_parquet_files,
+    check_partition_types,
+    check_source_output,
+)
 from seeknal_flow.run.db_sources import run_database_source
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 
@@ -76,12 +82,12 @@ class LocalEngine:
             raise
         return replace(result, output=note + result.output) if note else result
 
-    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]:
+    def consolidate(self, entities: Sequence[str], on_built: Callable[[str, dict], None]) -> list[str]:
         # Imported here: consolidation brings DuckDB and the online store's pyarrow.compute,
         # which a run that changed no feature group never needs.
         from seeknal_flow.store.consolidation import consolidate
 
-        return consolidate(self.project, self.dag, self.memory, on_built=on_built)
+        return consolidate(self.project, self.dag, self.memory, entities=entities, on_built=on_built)
 
     def close(self) -> None:
         pass
@@ -89,8 +95,8 @@ class LocalEngine:
     # ------------------------------------------------------------------------ nodes
 
     def _run_node(self, job: NodeJob, memory: MemoryConfig, progress: Progress, *, inputs=None,
-                  out_path: Path | None = None, extra_columns=None, source_path: Path | None = None
-                  ) -> NodeResult:
+                  out_path: Path | None = None, extra_columns=None, source_path: Path | None = None,
+                  partition: str | None = None) -> NodeResult:
         project, dag, spec = self.project, self.dag, job.spec
         started = time.perf_counter()
         if project.reads_in_place(spec):
@@ -111,6 +117,18 @@ class LocalEngine:
             check_lines: list[str] = []
 
             def before_commit(tmp: Path) -> None:
+                # Bad data stops here, at the node that meets it; the previous output stays.
+                if spec.kind == Kind.SOURCE:
+                    display = spec.table if partition is None else f"{spec.table.rstrip('/')}/{partition}"
+                    # The last successful run's rows: a failed attempt since keeps them in its record.
+                    previous = job.previous.rows if job.previous and partition is None else 0
+                    check_lines.extend(check_source_output(spec, tmp, source_path or project.root / spec.table,
+                                                           display, previous))
+                    if partition is not None:
+                        check_partition_types(project.intermediate_path(spec.output_name), partition, tmp,
+                                              spec.table)
+                elif spec.kind == Kind.FEATURE_GROUP:
+                    check_lines.extend(check_group_output(spec, tmp, memory))
                 check_lines.extend(apply_on_run_checks(spec, tmp, job.previous_schema, memory))
 
             sink = write_parquet(
@@ -169,6 +187,7 @@ class LocalEngine:
                     job, memory, progress, inputs=inputs, out_path=staging / "part-0.parquet",
                     extra_columns=list(partition_values(partition).items()),
                     source_path=partition_path(project.root / spec.table, partition) if is_source else None,
+                    partition=partition,
                 )
                 replace_partition(out_dir, partition, staging)
             finally:
@@ -202,6 +221,7 @@ def register_in_place(project: Project, job: NodeJob, started: float) -> NodeRes
     root = project.root / spec.table
     base = root if root.is_dir() else root.parent
     known = {str(base / rel): info["rows"] for rel, info in files.items() if "rows" in info}
+    seen = set(known)
     scan = ScanOperator("parquet", root, partition_by=spec.partition_by, display_path=spec.table)
     try:
         schema, rows = scan.footers(files=[base / rel for rel in files] if files else None, known_rows=known)
@@ -212,7 +232,12 @@ def register_in_place(project: Project, job: NodeJob, started: float) -> NodeRes
         if missing:
             raise EngineError(f"partition column(s) {missing} not found in '{spec.table}'; "
                               f"expected Hive folders like {missing[0]}=VALUE/")
-    except EngineError as e:
+        if root.is_dir():  # partitions whose column types disagree make every reader fail later
+            listed = [base / rel for rel in files] if files else sorted(root.rglob("*.parquet"))
+            # The first file against those read for the first time (the rest were checked when they were).
+            fresh = [f for f in listed[1:] if str(f) not in seen]
+            check_parquet_files(base, listed[:1] + fresh, spec.table)
+    except (EngineError, RunError) as e:
         raise node_error(job, e) from e
     path = project.output_of(spec)
     size = (sum(info["size"] for info in files.values() if "rows" in info) if files else

@@ -3,8 +3,8 @@
 A node whose file was deleted or renamed is still in ``run_state.json``; the planner lists
 it as ``REMOVE`` and the run service calls :func:`remove_nodes` (under the project lock):
 its output under ``target/intermediate/`` goes, a removed feature group leaves its entity
-(rebuilt without it by the run's consolidation, or dropped with its online copy when it
-was the entity's last group), and its state entry goes. Restoring the file makes it
+(rebuilt without it by the run's consolidate step, or dropped with its online copy and its
+steps' state when it was the entity's last group), and its state entry goes. Restoring the file makes it
 ``new`` again. Nothing outside ``target/`` is ever deleted (a Parquet source read in
 place keeps its data).
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.load.project import ENTITY_CATALOG, Project
+from seeknal_flow.plan.post_steps import StepKind, step_id
 from seeknal_flow.plan.run_state import RunState
 from seeknal_flow.run.lock import HOLDER_FILE, LOCK_FILE, pid_alive
 
@@ -78,9 +79,12 @@ def remove_nodes(project: Project, dag: Dag, node_ids: Iterable[str], *, dry_run
         _leave_entities(project, dag, groups, done, dry_run)
     if not dry_run:
         state = RunState.load(project.state_path)
-        if any(n in state.nodes for n in node_ids):
+        steps = [step_id(kind, entity) for entity in done.entities_dropped for kind in StepKind]
+        if any(n in state.nodes for n in node_ids) or any(s in state.steps for s in steps):
             for n in node_ids:
                 state.nodes.pop(n, None)
+            for s in steps:  # a dropped entity has no steps left; restored, it is built anew
+                state.steps.pop(s, None)
             state.save(project.state_path)
     return done
 
@@ -97,11 +101,8 @@ def _leave_entities(project: Project, dag: Dag, groups: set[str], done: Removal,
         if not groups & set(catalog.get("groups", {})):
             continue
         if entity in live:
-            # The run's consolidation rebuilds it from the groups still in the project.
+            # The run's consolidate step sees the group gone (its inputs changed) and rebuilds it.
             done.entities_to_rebuild.append(entity)
-            if not dry_run:
-                project.consolidation_pending.parent.mkdir(parents=True, exist_ok=True)
-                project.consolidation_pending.touch()
         else:
             done.entities_dropped.append(entity)
             done.paths.append(_rel(project.entity_dir(entity), project))
@@ -167,10 +168,10 @@ def clean_project(project: Project, dag: Dag, memory, *, dry_run: bool = False) 
     delete_paths(extra)
     if removal.entities_to_rebuild:
         # Imported here: consolidation needs DuckDB, which a clean with no entity to fix never loads.
+        from seeknal_flow.run.post_run import record_steps
         from seeknal_flow.store.consolidation import consolidate_and_publish
 
-        consolidate_and_publish(project, dag, memory, prune=True)
-        project.consolidation_pending.unlink(missing_ok=True)
+        record_steps(project, dag, consolidate_and_publish(project, dag, memory, prune=True))
     return removal
 
 

@@ -2,8 +2,9 @@
 
 :func:`run_project` walks the plan in DAG order, skips what is up to date (and
 what depends on a failure), asks the engine to compute each node, records run
-state after every node, writes the manifest, then runs the post-run steps once:
-entity consolidation (by the engine) and online publishing. A node that fails
+state after every node, writes the manifest, then runs the post-run steps
+(``run/post_run.py``): consolidation of the stale entities (by the engine) and
+online publishing, each a planned step recorded in run state as it finishes. A node that fails
 keeps its previous output (engines write atomically) and is marked failed, so
 the next run retries it; state is saved after every node, so an interrupted run
 loses at most the node in flight.
@@ -27,15 +28,16 @@ from typing import Protocol
 
 import msgspec
 
-from seeknal_flow.authoring.specs import Kind
-from seeknal_flow.errors import NodeExecutionError, SeeknalError
+from seeknal_flow.errors import NodeExecutionError, SeeknalError, os_error_text
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.manifest import write_manifest
+from seeknal_flow.plan.outputs import output_signature
 from seeknal_flow.plan.planner import Action, Plan, seal
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
 from seeknal_flow.run.interrupt import InterruptFlag
 from seeknal_flow.run.removal import delete_paths, remove_nodes, stale_temp_files
+from seeknal_flow.run.post_run import run_post_steps
 from seeknal_flow.run.results import (
     NodeOutcome,
     NodeRunResult,
@@ -84,7 +86,7 @@ class RunSummary:
 
     @property
     def nothing_to_run(self) -> bool:
-        return not (self.succeeded or self.failed or self.skipped or self.cancelled)
+        return not (self.succeeded or self.failed or self.skipped or self.cancelled or self.consolidated)
 
 
 def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], reporter: Reporter, *,
@@ -117,13 +119,10 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
     try:
         # The caller holds the project lock: no other writer runs, so what a killed one left goes now.
         delete_paths(stale_temp_files(project))
-        if plan.removed:  # may mark entities for consolidation (a removed group leaves them)
+        if plan.removed:  # a removed group leaves its entity: the post-run steps rebuild it
             _remove(ws, plan, reporter, results)
             state = RunState.load(project.state_path)
-        # A run interrupted (or crashed) after its feature groups but before consolidation leaves
-        # this marker: the next run rebuilds and publishes even when no node needs to run.
-        pending = project.consolidation_pending.exists()
-        if not plan.to_run and not pending:
+        if not plan.to_run and not plan.steps_to_run:
             _refresh_file_stats(project.state_path, plan, state)
             if plan.removed:
                 write_manifest(project, dag)
@@ -138,21 +137,13 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
             _run_nodes(ws, plan, state, engine, reporter, summary, outcomes, continue_on_error, flag)
             summary.node_seconds = time.perf_counter() - nodes_began
             write_manifest(project, dag)
-            groups_ran = any(dag.nodes[n].kind == Kind.FEATURE_GROUP for n in summary.succeeded)
-            if not summary.interrupted and (groups_ran or project.consolidation_pending.exists()):
-                # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
-                from seeknal_flow.store.online import publish
-
-                post = time.perf_counter()
-
-                def built(entity: str, catalog: dict) -> None:
-                    publish(project, entity, catalog)
-                    summary.consolidated.append(entity)  # as it happens: an interrupt keeps the true list
-
-                # Each entity is published as soon as it is built: a later entity failing leaves
-                # none built but unpublished.
-                engine.consolidate(built)
-                project.consolidation_pending.unlink(missing_ok=True)
+            post = time.perf_counter()
+            try:
+                # Planned steps, re-planned on what the nodes left: each stale entity is rebuilt and
+                # published as soon as it is built (a later entity failing leaves none built but
+                # unpublished), and each step is recorded in run_state.json as it finishes.
+                run_post_steps(project, dag, state, engine, summary)
+            finally:
                 summary.consolidation_seconds = time.perf_counter() - post
         finally:
             flag.shielded = True  # from here on a Ctrl-C only sets the flag: the write-up completes
@@ -252,7 +243,11 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
         progress = _Recorder(state, state_path, job, reporter)
         began = time.perf_counter()
         try:
-            result = engine.compute(job, progress)
+            try:
+                result = engine.compute(job, progress)
+            except OSError as e:  # disk full, read-only target, permissions: this node's failure, said as such
+                # Paths relative to the project, as every other message names files.
+                raise NodeExecutionError(job.where, os_error_text(e).replace(f"{project.root}/", "")) from e
         except KeyboardInterrupt:
             _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
             raise
@@ -283,9 +278,8 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
         new.seconds = round(result.seconds, 4)
         new.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         new.schema = result.schema
-        if spec.kind == Kind.FEATURE_GROUP:
-            project.consolidation_pending.parent.mkdir(parents=True, exist_ok=True)
-            project.consolidation_pending.touch()  # before the state says "ok": a crash leaves it
+        if not project.reads_in_place(spec):
+            new.output = output_signature(project.output_of(spec))
         state.nodes[node_id] = new
         state.save(state_path)
         summary.succeeded.append(node_id)

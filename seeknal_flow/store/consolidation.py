@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -25,7 +25,7 @@ from operators.atomic import replace_path
 from operators.datasets import parquet_dataset
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql_text import quote_ident, quote_literal
-from seeknal_flow.authoring.specs import FeatureGroupSpec
+from seeknal_flow.authoring.specs import NAME_RE, FeatureGroupSpec
 from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
@@ -59,7 +59,10 @@ def list_catalogs(project: Project) -> list[dict]:
     store = project.feature_store
     if not store.is_dir():
         return []
-    return [c for d in sorted(store.iterdir()) if d.is_dir() and (c := read_catalog(project, d.name))]
+    # A folder that is not a plain name was not made by seeknal: not a catalog (and never a path to follow).
+    return [c for d in sorted(store.iterdir())
+            if d.is_dir() and NAME_RE.match(d.name) and (c := read_catalog(project, d.name))
+            and c.get("entity") == d.name]
 
 
 def consolidate_and_publish(project: Project, dag: Dag, memory: MemoryConfig, *, prune: bool = False,
@@ -75,9 +78,10 @@ def consolidate(
     *,
     prune: bool = False,
     force: bool = False,
+    entities: Collection[str] | None = None,
     on_built: Callable[[str, dict], None] | None = None,
 ) -> list[str]:
-    """Rebuild every stale entity (all with ``force``); return the rebuilt entity names.
+    """Rebuild every stale entity (all with ``force``; exactly ``entities`` if given); return their names.
 
     Without ``prune``, groups that left the project but whose output still exists
     stay in their entity; with it they are dropped, and entities left without
@@ -86,21 +90,23 @@ def consolidate(
     entity never leaves an earlier one built but unpublished.
     """
     rebuilt = []
-    entities = entity_groups(dag)
-    for entity, (keys, specs) in sorted(entities.items()):
+    by_entity = entity_groups(dag)
+    for entity, (keys, specs) in sorted(by_entity.items()):
+        if entities is not None and entity not in entities:
+            continue
         catalog = read_catalog(project, entity)
         groups = entity_inputs(project, dag, specs, catalog, prune=prune)
         if not groups:
             continue
-        if force or is_stale(project, catalog, groups, keys):
+        if force or entities is not None or is_stale(project, catalog, groups, keys):
             built = build_entity(project, entity, keys, groups, memory, catalog)
             rebuilt.append(entity)
             if on_built is not None:
                 on_built(entity, built)
     if prune:
         for catalog in list_catalogs(project):
-            if catalog["entity"] not in entities or not any(
-                project.intermediate_path(s.output_name).exists() for s in entities[catalog["entity"]][1]
+            if catalog["entity"] not in by_entity or not any(
+                project.intermediate_path(s.output_name).exists() for s in by_entity[catalog["entity"]][1]
             ):
                 shutil.rmtree(project.entity_dir(catalog["entity"]), ignore_errors=True)
                 remove_published(project, catalog["entity"])
@@ -147,7 +153,8 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     """The DuckDB query that builds an entity table (pure; tested as text).
 
     The latest row per key wins; ties on event time go to the row written last
-    (file row number), matching the PIT join's rule.
+    (file row number), matching the PIT join's rule. Rows with a NULL key or event
+    time are left out (the group's ``nulls`` policy counted or refused them).
     """
     key_list = ", ".join(quote_ident(k) for k in keys)
     ctes = []
@@ -163,11 +170,20 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
             source, last = f"read_parquet({quote_literal(path)}, file_row_number = true)", "file_row_number DESC"
         ctes.append(
             f"g{i} AS (SELECT {key_list}, CAST({quote_ident(g.event_time_col)} AS TIMESTAMP) AS __et, "
-            f"struct_pack({fields}) AS __s FROM {source} "
+            f"struct_pack({fields}) AS __s FROM {source} WHERE {not_null(keys, g.event_time_col, quote_ident)} "
             f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {quote_ident(g.event_time_col)} "
             f"DESC NULLS LAST, {last}) = 1)"
         )
     return join_latest_rows(ctes, [quote_ident(k) for k in keys], [quote_ident(g.name) for g in groups], key_list)
+
+
+def not_null(keys: tuple[str, ...], event_time_col: str, quote) -> str:
+    """Rows with a NULL join key or event time never reach an entity (the group said how many: run/data_checks.py).
+
+    >>> not_null(("id",), "t", quote_ident)
+    '"id" IS NOT NULL AND "t" IS NOT NULL'
+    """
+    return " AND ".join(f"{quote(c)} IS NOT NULL" for c in (*keys, event_time_col))
 
 
 def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: str) -> str:

@@ -33,6 +33,8 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/style.css": ("style.css", "text/css; charset=utf-8")}
 _NODE = re.compile(r"^/api/nodes/([^/]+)(/preview)?$")
+MAX_BODY = 1 << 20  # a GET has no use for a body: read and dropped up to this size, refused past it
+BODY_TIMEOUT = 10.0  # seconds a client may take to send its headers' body
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -90,8 +92,53 @@ class _Handler(BaseHTTPRequestHandler):
             return hmac.compare_digest(query["token"][0].encode(), token.encode())
         return authorized(header, token)
 
+    def _drain_body(self) -> None:
+        """Read (and drop) a request body, chunked or with a Content-Length, so that its bytes are never
+        taken for the next request on this kept-alive connection. The API reads no body; it is capped."""
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = self.headers.get("Content-Length")
+        if not chunked and not length:
+            return
+        self.connection.settimeout(BODY_TIMEOUT)  # a client that stops sending frees its thread
+        try:
+            self._read_body(chunked, length)
+        except TimeoutError as e:
+            self.close_connection = True
+            raise UiError(f"request body not received within {BODY_TIMEOUT:g} s", status=408) from e
+        finally:
+            self.connection.settimeout(None)
+
+    def _read_body(self, chunked: bool, length: str | None) -> None:
+        if chunked:
+            size = 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    chunk = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError as e:
+                    self.close_connection = True
+                    raise UiError("malformed chunked request body", status=400) from e
+                if chunk == 0:
+                    while self.rfile.readline(1024).strip():  # trailers, up to the blank line
+                        pass
+                    return
+                size += chunk
+                if size > MAX_BODY:
+                    self.close_connection = True
+                    raise UiError(f"request body over {MAX_BODY} bytes (the UI API takes no body)", status=413)
+                if len(self.rfile.read(chunk + 2)) != chunk + 2:  # the data and its CRLF
+                    self.close_connection = True
+                    raise UiError("client disconnected inside a chunked body", status=400)
+        if length:
+            if not length.strip().isdigit() or int(length) > MAX_BODY:
+                self.close_connection = True
+                raise UiError(f"Content-Length must be a number up to {MAX_BODY} (the UI API takes no body)",
+                              status=413 if length.strip().isdigit() else 400)
+            self.rfile.read(int(length))
+
     def do_GET(self) -> None:
         try:
+            self._drain_body()
             self._get()
         except UiError as e:
             self._json(e.status, {"error": str(e).splitlines()[0]})

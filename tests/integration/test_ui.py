@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -355,3 +356,29 @@ def test_page_reloads_when_a_new_run_finishes_and_shows_the_failure(example_proj
     finally:
         chrome.close()
         server.stop()
+
+
+def test_a_chunked_request_body_is_read_not_taken_for_the_next_request(ui):
+    conn = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=60)
+    try:
+        # The body's bytes look like a request: left unread they would be answered as one.
+        smuggled = b"GET /api/nodes/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"
+        conn.request("GET", "/api/graph", body=iter([smuggled[:20], smuggled[20:]]), encode_chunked=True,
+                     headers={"Transfer-Encoding": "chunked"})
+        first = conn.getresponse()
+        assert first.status == 200 and "nodes" in json.loads(first.read())
+        conn.request("GET", "/api/runs")  # the same kept-alive connection: the next response is this one's
+        second = conn.getresponse()
+        assert second.status == 200 and "runs" in json.loads(second.read())
+    finally:
+        conn.close()
+
+
+def test_an_oversized_chunked_body_is_a_413(ui):
+    with socket.create_connection(("127.0.0.1", ui.port), timeout=60) as sock:
+        # One chunk announced at 2 MiB: refused from its size line, before any of it is read.
+        sock.sendall(b"GET /api/graph HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413") and b"body" in reply

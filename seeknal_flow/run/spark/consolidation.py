@@ -12,7 +12,7 @@ by the local engine (:func:`seeknal_flow.store.online.publish` reads the directo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pyarrow as pa
 
@@ -29,6 +29,7 @@ from seeknal_flow.store.consolidation import (
     entity_inputs,
     is_stale,
     join_latest_rows,
+    not_null,
     read_catalog,
     write_catalog,
 )
@@ -40,7 +41,7 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     Each view must carry ``ORDER_COL``. Mirrors ``consolidation_sql`` clause by clause.
 
     >>> print(consolidation_spark_sql(("id",), [("g", "v", "t", ["id", "x", "t"])]))  # doctest: +ELLIPSIS
-    WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v ...
+    WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v WHERE ...
     """
     key_list = ", ".join(quote_spark_ident(k) for k in keys)
     ctes = []
@@ -49,7 +50,8 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
         event = quote_spark_ident(event_col)
         ctes.append(
             f"g{i} AS (SELECT {key_list}, CAST({event} AS TIMESTAMP_NTZ) AS __et, struct({fields}) AS __s "
-            f"FROM {view} QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {event} "
+            f"FROM {view} WHERE {not_null(keys, event_col, quote_spark_ident)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {event} "
             f"DESC NULLS LAST, {ORDER_COL} DESC) = 1)"
         )
     order = ", ".join(f"{quote_spark_ident(k)} NULLS LAST" for k in keys)  # DuckDB's default; Spark's is NULLS FIRST
@@ -57,15 +59,18 @@ def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, 
     return join_latest_rows(ctes, [quote_spark_ident(k) for k in keys], names, order)
 
 
-def consolidate_spark(spark, project: Project, dag: Dag,
+def consolidate_spark(spark, project: Project, dag: Dag, entities: Collection[str] | None = None,
                       on_built: Callable[[str, dict], None] | None = None) -> list[str]:
-    """Rebuild every stale entity on Spark (as :func:`seeknal_flow.store.consolidation.consolidate`, no prune);
+    """Rebuild ``entities`` on Spark (None: every stale one; as
+    :func:`seeknal_flow.store.consolidation.consolidate`, no prune);
     ``on_built(entity, catalog)`` runs right after each entity is written."""
     rebuilt = []
     for entity, (keys, specs) in sorted(entity_groups(dag).items()):
+        if entities is not None and entity not in entities:
+            continue
         catalog = read_catalog(project, entity)
         groups = entity_inputs(project, dag, specs, catalog)
-        if groups and is_stale(project, catalog, groups, keys):
+        if groups and (entities is not None or is_stale(project, catalog, groups, keys)):
             built = build_entity_spark(spark, project, entity, keys, groups, catalog)
             rebuilt.append(entity)
             if on_built is not None:

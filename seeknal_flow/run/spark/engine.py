@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from seeknal_flow.load.project import Project
 from seeknal_flow.plan.partitions import is_partitioned
 from seeknal_flow.run.checks import apply_on_run_checks, output_schema
 from seeknal_flow.run.context import Context
+from seeknal_flow.run.data_checks import check_group_output
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 from seeknal_flow.run.isolation import IsolatedCallOperator, should_isolate
 from seeknal_flow.run.local import LocalEngine, register_in_place
@@ -114,8 +115,8 @@ class SparkEngine:
             self._session.stop()
             self._session = None
 
-    def consolidate(self, on_built: Callable[[str, dict], None]) -> list[str]:
-        return consolidate_spark(self.spark, self.project, self.dag, on_built)
+    def consolidate(self, entities: Sequence[str], on_built: Callable[[str, dict], None]) -> list[str]:
+        return consolidate_spark(self.spark, self.project, self.dag, entities, on_built)
 
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
         """Compute one node and replace its output; failures become :class:`NodeExecutionError`."""
@@ -268,6 +269,8 @@ class _Node:
     def before_commit(self, memory: MemoryConfig):
         def check(tmp: Path) -> None:
             self.schema.update(output_schema(tmp))
+            if self.spec.kind == Kind.FEATURE_GROUP:  # event time type, NULL keys/times (run/data_checks.py)
+                self.check_lines.extend(check_group_output(self.spec, tmp, memory))
             self.check_lines.extend(apply_on_run_checks(self.spec, tmp, self.previous_schema, memory))
 
         return check

@@ -66,9 +66,9 @@ class CountingEngine:
             raise node_error(job, EngineError("told to fail"), "printed before failing\n")
         return self.local.compute(job, progress)
 
-    def consolidate(self, on_built) -> list[str]:
-        self.calls.append("consolidate")
-        return self.local.consolidate(on_built)
+    def consolidate(self, entities, on_built) -> list[str]:
+        self.calls.extend(f"consolidate {e}" for e in entities)
+        return self.local.consolidate(entities, on_built)
 
     def close(self) -> None:
         self.calls.append("close")
@@ -79,8 +79,8 @@ def test_a_new_engine_runs_the_whole_project(example_project):
     engine, reporter = CountingEngine(ws), Recorder()
     summary = run_project(ws, plan_project(ws), lambda: engine, reporter)
     assert summary.engine == "counting" and not summary.errors
-    assert engine.calls[0] == "start" and engine.calls[-2:] == ["consolidate", "close"]
-    assert engine.calls[1:-2] == ws.dag.order  # every node once, in DAG order
+    # every node once, in DAG order; then each entity once, as a planned step; then close
+    assert engine.calls == ["start", *ws.dag.order, "consolidate churn_scoring", "consolidate customer", "close"]
     assert reporter.events[0] == ("note", "counting engine ready")
     assert summary.consolidated == ["churn_scoring", "customer"]
     assert (ws.project.online_dir("customer") / "CURRENT").exists()  # published by the service

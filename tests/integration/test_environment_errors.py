@@ -1,0 +1,80 @@
+"""Environment failures (disk full, read-only target, undecodable files, YAML bombs) are reported as
+what they are: exit 1, one line naming the node or file and the OS reason, no "internal error"."""
+
+from __future__ import annotations
+
+import errno
+import time
+from pathlib import Path
+
+import operators.sink
+from seeknal_flow.plan.run_state import RunState
+
+
+def _one_line(r, *needles: str) -> str:
+    assert r.code == 1, r.text
+    assert "Traceback" not in r.text and "internal error" not in r.text, r.text
+    line = next(ln for ln in r.err.splitlines() if ln.startswith("error:"))
+    for needle in needles:
+        assert needle in r.err, (needle, r.err)
+    return line
+
+
+def test_disk_full_while_writing_a_node_names_the_node_and_the_os_reason(seeknal, example_project, monkeypatch):
+    def full(tmp: Path, final: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(final))
+
+    monkeypatch.setattr(operators.sink, "replace_path", full)
+    r = seeknal("run", cwd=example_project)
+    _one_line(r, "source.churn_labels (seeknal/sources/churn_labels.yml:2) failed", "No space left on device [ENOSPC]", "free some disk space")
+    assert not list((example_project / "target").rglob(".*.tmp"))  # the half-written file is gone
+
+
+def test_a_read_only_target_is_an_environment_error(seeknal, example_project, monkeypatch):
+    def read_only(self, path: Path) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(RunState, "save", read_only)
+    r = seeknal("run", cwd=example_project)
+    _one_line(r, "run_state.json", "Read-only file system [EROFS]", "read-only")
+
+
+def test_a_node_file_that_is_not_utf8_names_the_file(seeknal, example_project):
+    (example_project / "seeknal/sources/latin1.yml").write_bytes(
+        b"kind: source\nname: latin1\ndescription: caf\xe9\nsource: csv\ntable: data/churn_labels.csv\n")
+    r = seeknal("plan", cwd=example_project)
+    _one_line(r, "seeknal/sources/latin1.yml: not UTF-8 text", "0xe9", "save the file as UTF-8")
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly_naming_the_file(seeknal, example_project):
+    lines = ["kind: source", "name: bomb", "source: csv", "table: data/churn_labels.csv", 'a0: &a0 ["lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    (example_project / "seeknal/sources/bomb.yml").write_text("\n".join(lines) + "\n")
+    began = time.monotonic()
+    r = seeknal("plan", cwd=example_project)
+    assert time.monotonic() - began < 20
+    _one_line(r, "seeknal/sources/bomb.yml", "YAML expands to more than 100,000 values")
+
+
+def test_deeply_nested_yaml_is_refused(seeknal, example_project):
+    (example_project / "seeknal/sources/deep.yml").write_text("kind: source\nname: deep\nx: " + "[" * 5000 + "]" * 5000)
+    _one_line(seeknal("plan", cwd=example_project), "seeknal/sources/deep.yml", "nested deeper than")
+
+
+def test_a_params_alias_bomb_is_refused(seeknal, example_project):
+    value = "{a: &a [x, x, x, x, x, x, x, x, x, x], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], " \
+            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]}"
+    _one_line(seeknal("plan", "--params", f"x={value}", cwd=example_project), "--params x", "10,000")
+
+
+def test_an_unreadable_node_file_names_it_and_the_os_reason(seeknal, example_project, monkeypatch):
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "churn_labels.yml":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    _one_line(seeknal("plan", cwd=example_project), "seeknal/sources/churn_labels.yml: cannot read",
+              "Permission denied [EACCES]", "permissions")
