@@ -80,7 +80,8 @@ def step_id(kind: StepKind, entity: str) -> str:
     return f"{kind.value}.{entity}"
 
 
-def entity_reads(project: Project, dag: Dag, removed: Collection[str] = ()) -> dict[str, tuple[list[str], list[GroupRead]]]:
+def entity_reads(project: Project, dag: Dag,
+                 removed: Collection[str] = ()) -> dict[str, tuple[list[str], list[GroupRead]]]:
     """Entity -> (join keys, the group outputs its consolidation reads), groups alphabetical.
 
     A group still in the project is read if its output exists; a group whose node is

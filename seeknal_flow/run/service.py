@@ -36,8 +36,8 @@ from seeknal_flow.plan.planner import Action, Plan, seal
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
 from seeknal_flow.run.interrupt import InterruptFlag
-from seeknal_flow.run.removal import delete_paths, remove_nodes, stale_temp_files
 from seeknal_flow.run.post_run import run_post_steps
+from seeknal_flow.run.removal import delete_paths, remove_nodes, stale_temp_files
 from seeknal_flow.run.results import (
     NodeOutcome,
     NodeRunResult,
