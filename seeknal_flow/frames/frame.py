@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from operators.datasets import parquet_dataset
+from operators.datasets import parquet_dataset, plain_parquet_file
 from operators.memory import MemoryConfig
 from operators.scan import BATCH_ROWS
 from seeknal_flow.authoring.specs import FeatureGroupSpec
@@ -65,10 +65,22 @@ class FeatureFrame:
         paths = self.paths
         return parquet_dataset(paths[0] if len(paths) == 1 else paths)
 
+    def _file(self):
+        """A ``ParquetFile`` when the frame is one plain Parquet file (most node outputs), else None.
+
+        Read directly it needs no ``pyarrow.dataset`` (whose import brings pandas).
+        """
+        import pyarrow.parquet as pq
+
+        path = plain_parquet_file(self.paths)
+        return None if path is None else pq.ParquetFile(path)
+
     @property
     def schema(self) -> pa.Schema:
         if self._table is not None:
             return self._table.schema
+        if (file := self._file()) is not None:
+            return file.schema_arrow
         return self._dataset().schema
 
     @property
@@ -80,6 +92,14 @@ class FeatureFrame:
         if self._table is not None:
             table = self._table.select(columns) if columns else self._table
             return table.to_reader(BATCH_ROWS)
+        if (file := self._file()) is not None:
+            schema = file.schema_arrow
+            if columns is not None:
+                missing = [c for c in columns if c not in schema.names]
+                if missing:  # as the dataset scanner would say it
+                    raise pa.ArrowInvalid(f"No match for column(s) {missing} in {', '.join(schema.names)}")
+                schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
+            return pa.RecordBatchReader.from_batches(schema, file.iter_batches(BATCH_ROWS, columns=columns))
         return self._dataset().scanner(
             columns=columns, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
         ).to_reader()
@@ -87,7 +107,8 @@ class FeatureFrame:
     def to_arrow(self) -> pa.Table:
         """The whole frame as a pyarrow Table (read once, then cached)."""
         if self._table is None:
-            self._table = self._dataset().to_table()
+            file = self._file()
+            self._table = file.read() if file is not None else self._dataset().to_table()
         return self._table
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
@@ -96,6 +117,8 @@ class FeatureFrame:
     def __len__(self) -> int:
         if self._table is not None:
             return self._table.num_rows
+        if (file := self._file()) is not None:
+            return file.metadata.num_rows
         return self._dataset().count_rows()
 
     # --- point in time ----------------------------------------------------------
