@@ -203,7 +203,7 @@ def compare_outputs(ref: Path, other: Path, name: str) -> str | None:
             ok = np.isnan(xs) | np.isclose(xs, ys, rtol=1e-9, atol=1e-9, equal_nan=True)
             if not ok.all():
                 i = int(np.argmin(ok))
-                return f"{c}: row {i}: {ys[i]!r}, reference {xs[i]!r}"
+                return f"{c}: row {i}: {float(ys[i])!r}, reference {float(xs[i])!r}"
         elif not x.equals(y.cast(x.type)):
             return f"{c}: values differ"
     return None
@@ -226,8 +226,10 @@ def _profile(root: Path) -> dict[str, float]:
     return prof
 
 
-def run_size(rows: int, repeat: int, work: Path, systems: list[str], log, before: Path | None = None) -> dict:
-    data = REPO / "benchmarks" / "data"
+def run_size(rows: int, repeat: int, work: Path, systems: list[str], log, before: Path | None = None,
+             data: Path = REPO / "benchmarks" / "data") -> dict:
+    """Measure one size: ``repeat`` alternating rounds of the seeknal run (and ``before``'s) and
+    of each script in ``systems`` (``duckdb`` first: the reference); outputs compared after round 1."""
     tx = datagen.write_transactions(data, rows)
     spine = datagen.write_spine(data, rows, max(rows // 20, 1))
     root = write_project(work / f"project_{rows}", tx, spine)
