@@ -17,6 +17,7 @@ from operators.datasets import parquet_dataset, plain_parquet_file
 from operators.memory import MemoryConfig
 from operators.scan import BATCH_ROWS
 from seeknal_flow.authoring.specs import FeatureGroupSpec
+from seeknal_flow.errors import FrameError
 
 Data = Path | list[Path] | pa.Table
 
@@ -122,6 +123,29 @@ class FeatureFrame:
         return self._dataset().count_rows()
 
     # --- point in time ----------------------------------------------------------
+    def as_features(self, join_keys: str | list[str] | tuple[str, ...], event_time_col: str) -> FeatureFrame:
+        """The same data as features keyed by ``join_keys`` at ``event_time_col``; nothing is read.
+
+        For a ``pit_join`` (or ``as_of``) straight over a source or transform output,
+        without copying it into a feature group first.
+
+        >>> import datetime as dt
+        >>> tx = FeatureFrame(pa.table({"k": ["a", "a"], "t": [dt.date(2026, 1, 1), dt.date(2026, 1, 5)],
+        ...                             "x": [1, 2]}), node_id="source.tx")
+        >>> f = tx.as_features(join_keys="k", event_time_col="t")
+        >>> f.pit_join(pa.table({"k": ["a"], "d": [dt.date(2026, 1, 3)]}), "d").to_arrow()["x"].to_pylist()
+        [1]
+        """
+        keys = (join_keys,) if isinstance(join_keys, str) else tuple(join_keys)
+        if not keys:
+            raise FrameError(f"as_features of {self.node_id or 'a frame'}: join_keys is empty; name the key column(s)")
+        missing = [c for c in (*keys, event_time_col) if c not in self.schema.names]
+        if missing:
+            raise FrameError(f"as_features of {self.node_id or 'a frame'}: no column(s) {', '.join(missing)} "
+                             f"(columns: {', '.join(self.schema.names)})")
+        return FeatureFrame(self._table if self._table is not None else self._data, node_id=self.node_id,
+                            join_keys=keys, event_time_col=event_time_col, memory=self.memory)
+
     def pit_join(self, spine, date_col: str, keep_cols: list[str] | None = None, max_age=None) -> FeatureFrame:
         """Point-in-time join onto ``spine``: per spine row, the latest row at or before ``date_col``.
 
