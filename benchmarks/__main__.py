@@ -2,7 +2,8 @@
 
 Commands::
 
-    python -m benchmarks pipeline --rows 3e6 1e7 [--repeat 3] [--before DIR]   # the user path vs DuckDB and Polars scripts
+    python -m benchmarks pipeline --rows 3e6 1e7 [--repeat 3] [--before DIR]
+    python -m benchmarks sink --rows 3e6 [--rounds 10] [--before DIR]   # the feature-group copy: two sinks   # the user path vs DuckDB and Polars scripts
     python -m benchmarks run --scale 1e7 --systems seeknal_flow,duckdb,polars,seeknal \\
         [--tasks soa,pit,pipeline] [--repeat 3] [--memory-limit 2GB] [--append]
     python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct] [--append]
@@ -28,6 +29,7 @@ import sys
 _MODULES = {
     "run": "benchmarks.harness.run",
     "pipeline": "benchmarks.harness.pipeline",
+    "sink": "benchmarks.bench_sink",
     "incremental": "benchmarks.harness.incremental",
     "compare": "benchmarks.harness.compare",
     "scale": "benchmarks.harness.scale",
@@ -56,6 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     pl.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
     pl.add_argument("--before", default=None,
                     help="an earlier checkout of seeknal-flow: its run alternates with this one (seeknal_before)")
+
+    k = sub.add_parser("sink", help="a feature group's copy (DuckDB projection -> Parquet sink): this sink vs "
+                                     "another checkout's, alternating")
+    k.add_argument("--rows", default="3e6")
+    k.add_argument("--rounds", type=int, default=10)
+    k.add_argument("--before", default=None, help="an earlier checkout of seeknal-flow (its operators/sink.py)")
+    k.add_argument("--data", default=None, help="folder for the generated transactions (default benchmarks/data)")
 
     i = sub.add_parser("incremental", help="partitioned sources: one changed partition vs the full run")
     i.add_argument("--rows", default="1e7")

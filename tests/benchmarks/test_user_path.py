@@ -44,3 +44,12 @@ def test_compare_outputs_finds_a_changed_value_and_ignores_row_order(tmp_path):
     assert pipeline.compare_outputs(a, b, "soa_region") == "revenue_MAX: row 1: 2.5, reference 2.0"
     pq.write_table(pa.table(cols).slice(0, 1), b)
     assert pipeline.compare_outputs(a, b, "soa_region") == "1 rows, reference 2"
+
+
+def test_the_sink_benchmark_runs_both_sinks(tmp_path, capsys):
+    from benchmarks.__main__ import main
+
+    main(["sink", "--rows", "2e4", "--rounds", "2", "--before", str(REPO), "--data", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| this checkout |" in out and "| before |" in out
+    assert len(list((tmp_path / "sink_bench").glob("*.parquet"))) == 2
