@@ -2,6 +2,8 @@
 
 Commands::
 
+    python -m benchmarks pipeline --rows 3e6 1e7 [--repeat 3] [--before DIR]
+    python -m benchmarks sink --rows 3e6 [--rounds 10] [--before DIR]   # the feature-group copy: two sinks   # the user path vs DuckDB and Polars scripts
     python -m benchmarks run --scale 1e7 --systems seeknal_flow,duckdb,polars,seeknal \\
         [--tasks soa,pit,pipeline] [--repeat 3] [--memory-limit 2GB] [--append]
     python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct] [--append]
@@ -27,6 +29,8 @@ import sys
 # Each subcommand's module; its main(args) runs it (imported only when chosen: each pulls heavy deps).
 _MODULES = {
     "run": "benchmarks.harness.run",
+    "pipeline": "benchmarks.harness.pipeline",
+    "sink": "benchmarks.bench_sink",
     "incremental": "benchmarks.harness.incremental",
     "compare": "benchmarks.harness.compare",
     "scale": "benchmarks.harness.scale",
@@ -49,6 +53,20 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--repeat", type=int, default=1, help="interleaved runs per task and system; best wall kept")
     r.add_argument("--memory-limit", default=None, help="passed to every system that has one, e.g. 2GB")
     r.add_argument("--append", action="store_true", help="append the tables to benchmarks/RESULTS.md")
+
+    pl = sub.add_parser("pipeline", help="the user path (sources, feature group, 2 SOA, PIT, consolidation) "
+                                         "vs one DuckDB script and one Polars script")
+    pl.add_argument("--rows", nargs="+", default=["3e6", "1e7"], help="transactions rows (spine: rows/20)")
+    pl.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
+    pl.add_argument("--before", default=None,
+                    help="an earlier checkout of seeknal-flow: its run alternates with this one (seeknal_before)")
+
+    k = sub.add_parser("sink", help="a feature group's copy (DuckDB projection -> Parquet sink): this sink vs "
+                                     "another checkout's, alternating")
+    k.add_argument("--rows", default="3e6")
+    k.add_argument("--rounds", type=int, default=10)
+    k.add_argument("--before", default=None, help="an earlier checkout of seeknal-flow (its operators/sink.py)")
+    k.add_argument("--data", default=None, help="folder for the generated transactions (default benchmarks/data)")
 
     i = sub.add_parser("incremental", help="partitioned sources: one changed partition vs the full run")
     i.add_argument("--rows", default="1e7")

@@ -79,9 +79,12 @@ class MemoryConfig:
 
     @property
     def sink_buffer_bytes(self) -> int:
-        """Bytes a Parquet sink may buffer per row group: 64 MB, or 1/16 of the budget."""
+        """Bytes a Parquet sink may buffer per row group: 64 MB, or 1/32 of the budget.
+
+        The sink holds two: one being compressed on its writer thread, one filling.
+        """
         full = 64 << 20
-        return full if self.memory_limit is None else max(1 << 20, min(full, self.memory_limit // 16))
+        return full if self.memory_limit is None else max(1 << 20, min(full, self.memory_limit // 32))
 
 
 def datafusion_context(cfg: MemoryConfig):

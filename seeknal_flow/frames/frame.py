@@ -13,10 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from operators.datasets import parquet_dataset
+from operators.datasets import parquet_dataset, plain_parquet_file
 from operators.memory import MemoryConfig
 from operators.scan import BATCH_ROWS
 from seeknal_flow.authoring.specs import FeatureGroupSpec
+from seeknal_flow.errors import FrameError
 from seeknal_flow.frames import reads
 
 Data = Path | list[Path] | pa.Table
@@ -68,10 +69,22 @@ class FeatureFrame:
         paths = self.paths
         return parquet_dataset(paths[0] if len(paths) == 1 else paths)
 
+    def _file(self):
+        """A ``ParquetFile`` when the frame is one plain Parquet file (most node outputs), else None.
+
+        Read directly it needs no ``pyarrow.dataset`` (whose import brings pandas).
+        """
+        import pyarrow.parquet as pq
+
+        path = plain_parquet_file(self.paths)
+        return None if path is None else pq.ParquetFile(path)
+
     @property
     def schema(self) -> pa.Schema:
         if self._table is not None:
             return self._table.schema
+        if (file := self._file()) is not None:
+            return file.schema_arrow
         return self._dataset().schema
 
     @property
@@ -83,6 +96,14 @@ class FeatureFrame:
         if self._table is not None:
             table = self._table.select(columns) if columns else self._table
             return table.to_reader(BATCH_ROWS)
+        if (file := self._file()) is not None:
+            schema = file.schema_arrow
+            if columns is not None:
+                missing = [c for c in columns if c not in schema.names]
+                if missing:  # as the dataset scanner would say it
+                    raise pa.ArrowInvalid(f"No match for column(s) {missing} in {', '.join(schema.names)}")
+                schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
+            return pa.RecordBatchReader.from_batches(schema, file.iter_batches(BATCH_ROWS, columns=columns))
         return self._dataset().scanner(
             columns=columns, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
         ).to_reader()
@@ -90,7 +111,8 @@ class FeatureFrame:
     def to_arrow(self) -> pa.Table:
         """The whole frame as a pyarrow Table (read once, then cached)."""
         if self._table is None:
-            self._table = self._dataset().to_table()
+            file = self._file()
+            self._table = file.read() if file is not None else self._dataset().to_table()
         return self._table
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
@@ -99,9 +121,34 @@ class FeatureFrame:
     def __len__(self) -> int:
         if self._table is not None:
             return self._table.num_rows
+        if (file := self._file()) is not None:
+            return file.metadata.num_rows
         return self._dataset().count_rows()
 
     # --- point in time ----------------------------------------------------------
+    def as_features(self, join_keys: str | list[str] | tuple[str, ...], event_time_col: str) -> FeatureFrame:
+        """The same data as features keyed by ``join_keys`` at ``event_time_col``; nothing is read.
+
+        For a ``pit_join`` (or ``as_of``) straight over a source or transform output,
+        without copying it into a feature group first.
+
+        >>> import datetime as dt
+        >>> tx = FeatureFrame(pa.table({"k": ["a", "a"], "t": [dt.date(2026, 1, 1), dt.date(2026, 1, 5)],
+        ...                             "x": [1, 2]}), node_id="source.tx")
+        >>> f = tx.as_features(join_keys="k", event_time_col="t")
+        >>> f.pit_join(pa.table({"k": ["a"], "d": [dt.date(2026, 1, 3)]}), "d").to_arrow()["x"].to_pylist()
+        [1]
+        """
+        keys = (join_keys,) if isinstance(join_keys, str) else tuple(join_keys)
+        if not keys:
+            raise FrameError(f"as_features of {self.node_id or 'a frame'}: join_keys is empty; name the key column(s)")
+        missing = [c for c in (*keys, event_time_col) if c not in self.schema.names]
+        if missing:
+            raise FrameError(f"as_features of {self.node_id or 'a frame'}: no column(s) {', '.join(missing)} "
+                             f"(columns: {', '.join(self.schema.names)})")
+        return FeatureFrame(self._table if self._table is not None else self._data, node_id=self.node_id,
+                            join_keys=keys, event_time_col=event_time_col, memory=self.memory)
+
     def pit_join(self, spine, date_col: str, keep_cols: list[str] | None = None, max_age=None) -> FeatureFrame:
         """Point-in-time join onto ``spine``: per spine row, the latest row at or before ``date_col``.
 

@@ -139,3 +139,53 @@ def test_batch_with_a_different_type_is_cast_or_rejected(tmp_path):
         write_parquet(target, [bad], out)
     assert pq.read_table(out).column("id").to_pylist() == [1]
     assert _leftovers(tmp_path, "x.parquet") == []
+
+
+# ---- the writer thread: row groups compressed while the next is computed
+
+
+def _many(n_batches: int, rows: int = 100) -> list[pa.RecordBatch]:
+    return [pa.RecordBatch.from_pylist([{"id": b * rows + i, "name": f"n{b}", "x": float(i)} for i in range(rows)],
+                                       schema=SCHEMA) for b in range(n_batches)]
+
+
+def test_many_row_groups_on_the_writer_thread_keep_their_order(tmp_path):
+    out = tmp_path / "node.parquet"
+    batches = _many(12)
+    # buffer_bytes=1: every batch is a row group of its own, written on the thread.
+    result = write_parquet(SCHEMA, iter(batches), out, buffer_bytes=1)
+    assert result.rows == 1200
+    assert pq.ParquetFile(out).metadata.num_row_groups == 12
+    assert pq.read_table(out).to_pylist() == pa.Table.from_batches(batches).to_pylist()
+
+
+def test_failure_while_a_row_group_is_being_written_leaves_previous_file_intact(tmp_path):
+    out = tmp_path / "node.parquet"
+    write_parquet(SCHEMA, _many(1), out)
+    before = out.read_bytes()
+
+    def failing():
+        yield from _many(5)
+        raise RuntimeError("broke with a row group in flight")
+
+    with pytest.raises(RuntimeError, match="in flight"):
+        write_parquet(SCHEMA, failing(), out, buffer_bytes=1)
+    assert out.read_bytes() == before
+    assert _leftovers(tmp_path, "node.parquet") == []
+
+
+def test_an_error_on_the_writer_thread_reaches_the_caller():
+    from operators.sink import _BackgroundWriter
+
+    class Broken:
+        calls = 0
+
+        def write_table(self, table, row_group_size):
+            Broken.calls += 1
+            raise OSError("disk full")
+
+    table = pa.Table.from_batches(_many(1))
+    with pytest.raises(OSError, match="disk full"), _BackgroundWriter(Broken()) as writer:
+        writer.write_table(table)
+        writer.write_table(table)  # waits for the first, whose error surfaces here
+    assert Broken.calls == 1  # nothing was started after the failure
