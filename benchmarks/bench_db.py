@@ -62,10 +62,11 @@ def main(args) -> None:
         first = measure([*seeknal, "run"], cwd=inc, env=env)
         assert first.ok, first.failure()
         commands = {
-            "seeknal": ([*seeknal, "run", "--full"], full),
+            # -v: the node line carries the node's own time ("ok: N rows in 1.23s")
+            "seeknal": ([*seeknal, "run", "--full", "-v"], full),
             "psql": ([*pg.psql_command(), "-c", f"\\copy (SELECT * FROM t) TO '{work / 'f.csv'}' CSV"], work),
             "adbc": ([sys.executable, "-c", _ADBC_SCRIPT, pg.url, str(work / "adbc.parquet")], work),
-            "incremental": ([*seeknal, "run"], inc),
+            "incremental": ([*seeknal, "run", "-v"], inc),
             "plan": ([*seeknal, "plan"], inc),
         }
         samples: dict[str, list[Sample]] = {k: [] for k in commands}

@@ -5,15 +5,14 @@ is redacted of it and of its password. A plain source rewrites its output
 file; an ``incremental`` one keeps a folder of parts and appends a part with
 the rows above its watermark (or rewrites the folder on a full read). The
 data hash recorded for change detection is a multiset hash of the rows
-(:func:`operators.db_scan.multiset_hash`), so dependents re-run only when the
-fetched rows changed.
+(:func:`operators.db_scan.multiset_hash`, on a DuckDB started in the background
+while the database answers), so dependents re-run only when the fetched rows
+changed.
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from operators.atomic import replace_path
-from operators.db_scan import DbRead, DbScanOperator, column_max, multiset_hash
+from operators.db_scan import DbRead, DbScanOperator, MultisetHasher, column_max
 from operators.errors import EngineError, SeeknalError
 from operators.sink import write_parquet
 from seeknal_flow.authoring.specs import SourceFormat
@@ -101,9 +100,7 @@ def run_database_source(project: Project, job: NodeJob, progress: Progress, buff
     out = project.intermediate_path(spec.output_name)
     known = dict(job.plan.state.files.get(DB_STATE, {}))
     append = spec.incremental is not None and "watermark" in known and out.is_dir()
-    # The multiset hash runs on DuckDB, whose import (~40 ms) would be a third of a small
-    # incremental fetch: load it while the database authenticates and answers.
-    threading.Thread(target=importlib.import_module, args=("duckdb",), daemon=True, name="warm-duckdb").start()
+    hasher = MultisetHasher()  # DuckDB starts while the database connects and answers
     scan = None
     staging = None
     try:
@@ -124,13 +121,14 @@ def run_database_source(project: Project, job: NodeJob, progress: Progress, buff
             target.unlink()  # nothing new: no empty part, and nothing to hash
             rows, total, top = 0, 0, None
         else:
-            rows, total = multiset_hash(target)
+            rows, total = hasher.hash(target)
             top = column_max(target, spec.incremental.column) if spec.incremental is not None and rows else None
         if staging is not None:
             replace_path(staging, out)
     except SeeknalError as e:
         raise node_error(job, e) from None
     finally:
+        hasher.close()
         if scan is not None:
             scan.close()
         if staging is not None and staging.exists():
