@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from operators.errors import EngineError
+from operators.errors import EngineError, SeeknalError
 from operators.scan import BATCH_ROWS, first_line
 
 ACCEPTED = (
@@ -107,7 +107,7 @@ class PythonCallOperator:
             try:
                 with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
                     result = self.fn(self.ctx)
-            except EngineError:
+            except SeeknalError:  # raised by our own API inside the node (ctx.save_model, ctx.ref): already one line
                 raise
             except Exception as e:  # the user-code boundary: whatever the node function raises is theirs
                 raise UserCodeError(f"{type(e).__name__}: {e}", _tail(e, self.path)) from e

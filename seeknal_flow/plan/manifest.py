@@ -7,8 +7,8 @@ The REPL and other readers use it to find outputs that do not live under
 from __future__ import annotations
 
 import json
-import os
 
+from operators.atomic import write_atomic
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.project import Project
 
@@ -26,9 +26,7 @@ def write_manifest(project: Project, dag: Dag) -> None:
             "output": str(out.relative_to(project.root)) if out.is_relative_to(project.root) else str(out),
         }
     project.target.mkdir(parents=True, exist_ok=True)
-    tmp = project.manifest_path.with_name(f".manifest.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"nodes": nodes}, indent=1), encoding="utf-8")
-    os.replace(tmp, project.manifest_path)
+    write_atomic(project.manifest_path, json.dumps({"nodes": nodes}, indent=1).encode())
 
 
 def read_outputs(project: Project) -> dict[str, str]:

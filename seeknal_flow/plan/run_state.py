@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
-import os
 from pathlib import Path
 
 import msgspec
+
+from operators.atomic import write_atomic
 
 
 class NodeStatus(str, enum.Enum):
@@ -78,7 +79,5 @@ class RunState(msgspec.Struct, kw_only=True):
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         # Sorted and indented (diffable), in C: a partitioned project's state is 100+ KB.
-        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(self, order="sorted"), indent=1))
-        os.replace(tmp, path)
+        write_atomic(path, msgspec.json.format(msgspec.json.encode(self, order="sorted"), indent=1))

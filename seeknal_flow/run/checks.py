@@ -7,12 +7,12 @@ take well under a second; nothing is loaded into Python.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from operators.atomic import write_atomic
 from operators.datasets import parquet_dataset
 from operators.durations import parse_duration
 from operators.memory import MemoryConfig, duckdb_connection
@@ -255,7 +255,5 @@ def accept_schema(ws: Workspace, group: str) -> tuple[str, dict[str, str]]:
     schema = output_schema(checks.path)
     catalog.setdefault(ACCEPTED_SCHEMA, {})[spec.name] = schema
     path = ws.project.entity_catalog(spec.entity.name)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(catalog, indent=1).encode())
     return checks.node_id, schema

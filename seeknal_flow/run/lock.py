@@ -23,6 +23,7 @@ from pathlib import Path
 
 import filelock
 
+from operators.atomic import write_atomic
 from seeknal_flow.errors import RunError
 from seeknal_flow.load.project import Project
 
@@ -110,9 +111,7 @@ def project_lock(project: Project, command: str, *, wait: bool = True,
 def _write_holder(path: Path, command: str) -> None:
     info = {"pid": os.getpid(), "command": command,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(info).encode())
 
 
 __all__ = ["LockError", "describe_holder", "pid_alive", "project_lock", "read_holder"]

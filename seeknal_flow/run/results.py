@@ -14,13 +14,13 @@ Example::
 from __future__ import annotations
 
 import enum
-import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
+from operators.atomic import write_atomic
 from seeknal_flow.errors import RunError
 from seeknal_flow.load.project import Project
 
@@ -116,8 +116,8 @@ def record_run(project: Project, results: RunResults) -> None:
     data = msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n"
     folder = history_dir(project)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / f"{results.run_id}.json", data)
-    _write_atomic(results_path(project), data)
+    write_atomic(folder / f"{results.run_id}.json", data)
+    write_atomic(results_path(project), data)
     runs = sorted(folder.glob("*.json"))
     for old in runs[:-HISTORY_SIZE]:
         old.unlink(missing_ok=True)
@@ -147,12 +147,6 @@ def _read(path: Path) -> RunResults:
         return msgspec.json.decode(path.read_bytes(), type=RunResults)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise RunError(f"{path}: not a run-results file ({e}); delete it, the next run writes a new one") from e
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 __all__ = ["HISTORY_SIZE", "NodeOutcome", "NodeRunResult", "RunHistory", "RunResults", "RunStatus", "new_run_id",

@@ -164,7 +164,12 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
         flag.shielded = True
         summary.seconds = time.perf_counter() - began
         _finish(results, summary, plan, dag, outcomes, project)
-        record_run(project, results)
+        try:
+            record_run(project, results)
+        except OSError as e:
+            # A full or read-only disk fails the record too: say so, without hiding the run's
+            # own outcome (a node's error, raised on from here, is the one the user must see).
+            reporter.note(f"warning: the run was not recorded in target/run_results.json: {os_error_text(e)}")
     return summary
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from seeknal_flow.authoring.specs import NAME_RE
-from seeknal_flow.errors import StoreError
+from seeknal_flow.errors import StoreError, os_error_text
 from seeknal_flow.load.project import Project
 
 
@@ -31,6 +31,8 @@ def save_model(model: Any, target: Path, name: str) -> Path:
     try:
         joblib.dump(model, tmp)
         os.replace(tmp, path)
+    except OSError as e:  # disk full, read-only target: the environment, said with the model's path
+        raise StoreError(f"saving model '{name}': {os_error_text(OSError(e.errno, e.strerror, str(path)))}") from e
     finally:
         tmp.unlink(missing_ok=True)
     return path

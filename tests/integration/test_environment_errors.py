@@ -4,8 +4,13 @@ what they are: exit 1, one line naming the node or file and the OS reason, no "i
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 import operators.sink
 from seeknal_flow.plan.run_state import RunState
@@ -78,3 +83,56 @@ def test_an_unreadable_node_file_names_it_and_the_os_reason(seeknal, example_pro
     monkeypatch.setattr(Path, "read_text", denied)
     _one_line(seeknal("plan", cwd=example_project), "seeknal/sources/churn_labels.yml: cannot read",
               "Permission denied [EACCES]", "permissions")
+
+
+# ------------------------------------------------------------- real file systems
+# A tmpfs of a few KB is a real full disk; a read-only bind mount a real read-only target.
+# Mounting needs root (CAP_SYS_ADMIN), which CI's machine has.
+
+
+@pytest.fixture
+def mount():
+    mounted: list[Path] = []
+
+    def do(*args: str, at: Path) -> None:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs or a read-only bind needs root; CI runs as root")
+        r = subprocess.run(["mount", *args, str(at)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount here ({r.stderr.strip()}); CI's machine can")
+        mounted.append(at)
+
+    yield do
+    for at in reversed(mounted):
+        subprocess.run(["umount", "-l", str(at)], check=False)
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seeknal_flow.cli.main", *args], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_really_full_disk_names_the_file_and_exits_1(example_project, mount):
+    target = example_project / "target"
+    target.mkdir(exist_ok=True)
+    mount("-t", "tmpfs", "-o", "size=60k", "tmpfs", at=target)
+    r = _run(example_project, "run")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert errors and "No space left on device [ENOSPC]" in errors[-1] and "/target/" in errors[-1], r.stderr
+
+
+def test_a_really_read_only_target_is_one_line_and_keeps_the_outputs(example_project, mount):
+    assert _run(example_project, "run").returncode == 0
+    target = example_project / "target"
+    before = {p: p.read_bytes() for p in (target / "intermediate").iterdir() if p.is_file()}
+    mount("--bind", str(target), at=target)
+    mount("-o", "remount,ro,bind", at=target)
+    os.utime(example_project / "data" / "transactions.csv")  # something to do
+    r = _run(example_project, "run", "--full")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith(
+        "target/.seeknal.lock: Read-only file system [EROFS]; the file system is mounted read-only; "
+        "make the project's target/ writable"), r.stderr
+    assert {p: p.read_bytes() for p in before} == before
