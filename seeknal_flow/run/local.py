@@ -23,19 +23,22 @@ from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
 from operators.scan import ScanOperator
 from operators.sink import write_parquet
+from operators.soa.execute import SOAOperator
+from operators.soa.mergeable import IncrementalSOA, IncrementalSOAOperator
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import NodeExecutionError, RunError
 from seeknal_flow.frames.frame import frame_for
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.partitions import (
+    incremental_soa_blocker,
     is_partitioned,
     partition_path,
     partition_values,
     remove_partition,
     replace_partition,
 )
-from seeknal_flow.run.chains import build_chain
+from seeknal_flow.run.chains import Chain, build_chain, leading_columns
 from seeknal_flow.run.checks import apply_on_run_checks
 from seeknal_flow.run.data_checks import (
     check_group_output,
@@ -45,6 +48,7 @@ from seeknal_flow.run.data_checks import (
 )
 from seeknal_flow.run.db_sources import run_database_source
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
+from seeknal_flow.run.ordering import SortedOperator
 
 
 class LocalEngine:
@@ -108,8 +112,10 @@ class LocalEngine:
                       for up in dag.upstream[job.node_id]}
         chain = None
         try:
-            chain = build_chain(spec, inputs, root=project.root, params=job.plan.params, memory=memory,
-                                isolation=project.config.isolation, source_path=source_path)
+            chain = incremental_soa_chain(project, dag, job, memory) if partition is None else None
+            if chain is None:
+                chain = build_chain(spec, inputs, root=project.root, params=job.plan.params, memory=memory,
+                                    isolation=project.config.isolation, source_path=source_path)
             op = chain.operator
             schema_out, batches = op.schema, op.batches()
             if extra_columns:  # a partition's values, when the node's result does not carry them
@@ -203,6 +209,30 @@ class LocalEngine:
         outputs.append(f"{len(todo)} partition(s) written, {len(remove)} removed, "
                        f"{len(new.partitions) - len(todo)} unchanged")
         return NodeResult(out_dir, rows, written, time.perf_counter() - started, schema, "\n".join(outputs) + "\n")
+
+
+def soa_state_dir(project: Project, spec) -> Path:
+    """``target/state/soa/<output name>/``: the partial aggregates of an incremental SOA."""
+    return project.target / "state" / "soa" / spec.output_name
+
+
+def incremental_soa_chain(project: Project, dag: Dag, job: NodeJob, memory: MemoryConfig) -> Chain | None:
+    """The chain of a YAML, non-temporal SOA over a partitioned input whose aggregates merge; else None.
+
+    Such an SOA keeps partial aggregates per input partition (operators/soa/mergeable.py)
+    and recomputes only new or changed partitions; ``--full`` rebuilds the state.
+    """
+    spec = job.spec
+    if (spec.kind != Kind.SECOND_ORDER_AGGREGATION or spec.python is not None or spec.spine
+            or spec.source is None or incremental_soa_blocker(spec, dag) is not None):
+        return None
+    root = project.output_of(dag.nodes[spec.source])
+    if not root.is_dir():
+        return None
+    schema = SOAOperator(spec.query, str(root), memory=memory).schema
+    soa = IncrementalSOA(spec.query, root, soa_state_dir(project, spec), memory=memory,
+                         rebuild="--full" in job.plan.reasons)
+    return Chain(SortedOperator(IncrementalSOAOperator(soa, schema), leading_columns(spec), memory))
 
 
 def empty_like(path: Path) -> pa.Table:
