@@ -78,15 +78,17 @@ def assert_same(got: pa.Table, want: pa.Table) -> None:
     for a, b in zip(g, w, strict=True):
         for col, v in b.items():
             u = a[col]
-            if isinstance(v, float) and isinstance(u, float):
+            if isinstance(v, float) and isinstance(u, float) and math.isnan(v):
+                assert math.isnan(u), (col, u, v)  # 0 / 0 in both
+            elif isinstance(v, float) and isinstance(u, float):
                 # Sums in another order: equal within a tight relative tolerance (absolute near 0).
                 assert math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9), (col, u, v)
             else:
                 assert u == v, (a["k"], col, u, v)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(first=st.lists(_rows, min_size=1, max_size=4), edits=st.lists(_edit, min_size=1, max_size=5))
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.lists(_rows, min_size=1, max_size=4), edits=st.lists(_edit, min_size=1, max_size=4))
 def test_incremental_equals_full_recompute(first, edits):
     tmp = Path(tempfile.mkdtemp())
     try:
