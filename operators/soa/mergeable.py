@@ -48,30 +48,19 @@ from pathlib import Path
 import pyarrow as pa
 
 from operators.errors import DATAFUSION_ERRORS, EngineError
-from operators.memory import MemoryConfig
-from operators.soa.compile import _Aggs, _final_exprs, outputs, since_conditions, source_columns
+from operators.memory import MemoryConfig, datafusion_context
+from operators.soa.compile import _Aggs, _final_exprs, since_conditions, source_columns
+from operators.soa.df_session import error_line, import_datafusion
 from operators.soa.spec import SOAQuery
+from operators.soa.validate import MERGEABLE_AGGS, not_mergeable
 from operators.sql_text import quote_ident
 
 __all__ = ["MERGEABLE_AGGS", "IncrementalSOA", "not_mergeable"]
 
-# Tokens whose partials merge exactly (mean/avg compile to sum / count).
-MERGEABLE_AGGS = frozenset({"count", "sum", "mean", "avg", "min", "max"})
 # How each partial (by the SQL function it starts with) merges across partitions.
 _MERGE = {"COUNT(": "SUM", "SUM(": "SUM", "MIN(": "MIN", "MAX(": "MAX"}
 _MANIFEST = "manifest.json"
 _VERSION = 1
-
-
-def not_mergeable(query: SOAQuery, *, temporal: bool) -> str | None:
-    """Why ``query`` cannot be kept as partial aggregates (None: it can)."""
-    if temporal:
-        return "a temporal SOA (spine) is not mergeable"
-    tokens = {o.agg for o in outputs(query)}
-    bad = sorted(tokens - MERGEABLE_AGGS)
-    if bad:
-        return f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not mergeable"
-    return None
 
 
 def _aggs(query: SOAQuery) -> tuple[_Aggs, list[str]]:
@@ -164,9 +153,6 @@ class IncrementalSOA:
 
     def _context(self):
         if self._ctx is None:
-            from operators.memory import datafusion_context
-            from operators.soa.df_session import import_datafusion
-
             import_datafusion()
             self._ctx = datafusion_context(self.memory)
         return self._ctx
@@ -185,8 +171,6 @@ class IncrementalSOA:
                     ctx.register_parquet(name, str(data))
             return _unview(ctx.sql(sql).to_arrow_table())
         except DATAFUSION_ERRORS as exc:
-            from operators.soa.df_session import error_line
-
             raise EngineError(f"second-order aggregation (incremental): {error_line(exc)}") from exc
 
     def _merge(self, parts: list[pa.Table]) -> pa.Table:

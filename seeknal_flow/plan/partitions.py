@@ -14,7 +14,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from operators.soa.mergeable import not_mergeable
+from operators.soa.validate import not_mergeable
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import PlanError
 from seeknal_flow.plan.fingerprint import digest
