@@ -23,7 +23,7 @@ from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
 from operators.scan import ScanOperator
 from operators.sink import write_parquet
-from operators.soa.execute import SOAOperator
+from operators.soa.check import soa_output_schema
 from operators.soa.mergeable import IncrementalSOA, IncrementalSOAOperator
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import NodeExecutionError, RunError
@@ -229,10 +229,32 @@ def incremental_soa_chain(project: Project, dag: Dag, job: NodeJob, memory: Memo
     root = project.output_of(dag.nodes[spec.source])
     if not root.is_dir():
         return None
-    schema = SOAOperator(spec.query, str(root), memory=memory).schema
+    schema = soa_output_schema(spec.query, partitioned_input_schema(root))
     soa = IncrementalSOA(spec.query, root, soa_state_dir(project, spec), memory=memory,
                          rebuild="--full" in job.plan.reasons)
     return Chain(SortedOperator(IncrementalSOAOperator(soa, schema), leading_columns(spec), memory))
+
+
+def partitioned_input_schema(root: Path) -> pa.Schema:
+    """The schema of a partitioned Parquet output from one file's footer (no ``pyarrow.dataset``).
+
+    Every partition of an output has the same column types (``check_partition_types``);
+    a column that is all NULL in one file (type null) is not proof of its type, so the
+    first file without such a column is taken.
+    """
+    import pyarrow.parquet as pq
+
+    first = None
+    for f in sorted(root.rglob("*.parquet")):
+        if any(part.startswith(".") for part in f.relative_to(root).parts):
+            continue
+        schema = pq.read_schema(f)
+        if not any(pa.types.is_null(t) for t in schema.types):
+            return schema
+        first = first or schema
+    if first is None:
+        raise RunError(f"{root}: no Parquet files to aggregate")
+    return first
 
 
 def empty_like(path: Path) -> pa.Table:
