@@ -211,11 +211,6 @@ class LocalEngine:
         return NodeResult(out_dir, rows, written, time.perf_counter() - started, schema, "\n".join(outputs) + "\n")
 
 
-def soa_state_dir(project: Project, spec) -> Path:
-    """``target/state/soa/<output name>/``: the partial aggregates of an incremental SOA."""
-    return project.target / "state" / "soa" / spec.output_name
-
-
 def incremental_soa_chain(project: Project, dag: Dag, job: NodeJob, memory: MemoryConfig) -> Chain | None:
     """The chain of a YAML, non-temporal SOA over a partitioned input whose aggregates merge; else None.
 
@@ -230,7 +225,7 @@ def incremental_soa_chain(project: Project, dag: Dag, job: NodeJob, memory: Memo
     if not root.is_dir():
         return None
     schema = soa_output_schema(spec.query, partitioned_input_schema(root))
-    soa = IncrementalSOA(spec.query, root, soa_state_dir(project, spec), memory=memory,
+    soa = IncrementalSOA(spec.query, root, project.soa_states / spec.output_name, memory=memory,
                          rebuild="--full" in job.plan.reasons)
     return Chain(SortedOperator(IncrementalSOAOperator(soa, schema), leading_columns(spec), memory))
 

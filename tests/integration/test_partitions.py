@@ -345,3 +345,14 @@ def test_soa_with_an_aggregate_that_does_not_merge_says_so_and_recomputes(seekna
     r = seeknal("run", cwd=root)
     assert r.code == 0, r.text
     assert not (root / "target/state/soa").exists()
+
+
+def test_removing_an_incremental_soa_removes_its_state(seeknal, tmp_path):
+    root = _soa_project(seeknal, tmp_path / "soa3")
+    assert seeknal("run", cwd=root).code == 0
+    state = root / "target/state/soa/second_order_aggregation_spend"
+    assert (state / "manifest.json").is_file()
+    (root / "seeknal/second_order_aggregations/spend.yml").unlink()
+    r = seeknal("run", cwd=root)
+    assert r.code == 0, r.text
+    assert not state.exists()
