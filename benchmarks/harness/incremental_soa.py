@@ -113,13 +113,13 @@ def run_soa(work: Path, pristine: Path, seeknal: str, env: dict, repeat: int, be
         return s
 
     for label, _ in codes:
-        runs[label] = SOARun(label, cmd(label, "run", "--full"))
+        runs[label] = SOARun(label, cmd(label, "run", "--full", "-v"))
     for k, part in enumerate(hold):
         order = codes if k % 2 == 0 else codes[::-1]
         for label, _ in order:
             root = roots[label][0]
             shutil.copytree(pristine / part, root / "data" / "tx" / part)
-            runs[label].steps.append((part, cmd(label, "run")))
+            runs[label].steps.append((part, cmd(label, "run", "-v")))
     return [runs[label] for label, _ in codes]
 
 

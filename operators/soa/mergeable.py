@@ -1,29 +1,27 @@
-"""Mergeable SOA state: per-input-partition partial aggregates, merged into the result.
+"""Mergeable SOA state: the totals of partial aggregates, updated by new input partitions only.
 
 A non-temporal SOA is a filtered aggregation *per row*: each row's day count
 (application date - feature date) decides which filtered aggregates it feeds,
-independently of every other row. So every aggregate that can be merged
-(``count``, ``sum``, ``min``, ``max``; ``mean`` is ``sum / count``) can be kept
-as a partial per input partition and per id, and the totals per id are the merge
-of the partials (Chronon's tiled partial aggregates, with the partition as tile).
+independently of every other row. So every aggregate that merges (``count``,
+``sum``, ``min``, ``max``; ``mean`` is ``sum / count``) can be kept as partial
+aggregates per id, and the partials of a new input partition merged into them
+(Chronon's tiled partial aggregates, with the partition as the tile).
 
 State kept in ``state_dir`` (``target/state/soa/<node>/`` in a project):
 
-* ``partials/<partition-hash>-<uuid>.parquet``: one file per input partition,
-  one row per id: the id and the filtered partial aggregates (``_soa_a0``, ...);
-* ``totals-<uuid>.parquet``: the merged partials, one row per id;
-* ``manifest.json``: the query digest, and per partition the signature of its
-  input files (names, sizes, mtimes) and its partial file; written last, with an
-  atomic rename. A run killed before that rename leaves the previous manifest
-  (and the files it names) in place; the next run removes files it does not name.
+* ``totals-<uuid>.parquet``: one row per id, the filtered partial aggregates
+  (``_soa_a0``, ...) over every input partition;
+* ``manifest.json``: the query digest, the input folder, the totals file and per
+  partition the signature of its files (names, sizes, modification times); written
+  last, with an atomic rename. A run killed before that rename leaves the previous
+  manifest and the totals it names; the next run removes files it does not name.
 
-An update recomputes the partials of new or changed partitions only. New
-partitions alone: totals = merge(old totals, new partials), no other partial is
-read. A changed or removed partition: the ids of its old and new partial are
-re-merged from every partition's partial (filtered to those ids); the other ids
-keep their totals. ``count_distinct``, ``median``, ``stddev``/``var`` and temporal
-SOA (a spine) are not mergeable here: :func:`not_mergeable` says why and the
-caller recomputes in full.
+An update reads the new partitions only: totals = merge(totals, partials of the
+new partitions). A changed or removed partition cannot be taken out of a ``min``
+or ``max`` (nor, exactly, out of a floating-point ``sum``): the totals are then
+recomputed from every partition in one pass, which is what a full run costs.
+``count_distinct``, ``median``, ``stddev``/``var`` and temporal SOA (a spine) are not
+mergeable here: :func:`not_mergeable` says why and the caller recomputes in full.
 
 >>> from operators.soa.spec import SOAFeature
 >>> q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
@@ -60,7 +58,7 @@ __all__ = ["MERGEABLE_AGGS", "IncrementalSOA", "not_mergeable"]
 # How each partial (by the SQL function it starts with) merges across partitions.
 _MERGE = {"COUNT(": "SUM", "SUM(": "SUM", "MIN(": "MIN", "MAX(": "MAX"}
 _MANIFEST = "manifest.json"
-_VERSION = 1
+_VERSION = 2
 
 
 def _aggs(query: SOAQuery) -> tuple[_Aggs, list[str]]:
@@ -139,7 +137,7 @@ class IncrementalSOA:
     ...              features={"x": SOAFeature(basic=("sum", "max"))})
     >>> soa = IncrementalSOA(q, tmp / "in", tmp / "state", memory=MemoryConfig(threads=1))
     >>> soa.update(), soa.result().read_all().to_pydict()
-    ('2 of 2 input partitions merged (full build), 0 removed', {'k': ['a'], 'x_SUM': [6.0], 'x_MAX': [5.0]})
+    ('2 input partitions aggregated in full (no earlier state)', {'k': ['a'], 'x_SUM': [6.0], 'x_MAX': [5.0]})
     """
 
     def __init__(self, query: SOAQuery, input_root: Path, state_dir: Path, *, memory: MemoryConfig,
@@ -174,13 +172,7 @@ class IncrementalSOA:
             raise EngineError(f"second-order aggregation (incremental): {error_line(exc)}") from exc
 
     def _merge(self, parts: list[pa.Table]) -> pa.Table:
-        parts = [p for p in parts if p.num_rows]
-        if not parts:
-            return self._sql(merge_sql(self.query, "_soa_parts"), {"_soa_parts": self._empty_partial()})
         return self._sql(merge_sql(self.query, "_soa_parts"), {"_soa_parts": _concat(parts)})
-
-    def _empty_partial(self) -> pa.Table:
-        return self._partial_schema.empty_table()
 
     # ------------------------------------------------------------------ state
 
@@ -190,10 +182,7 @@ class IncrementalSOA:
         except (OSError, ValueError):
             return None
         if (m.get("version") != _VERSION or m.get("query") != query_digest(self.query)
-                or m.get("input") != str(self.root.resolve())):
-            return None
-        if not (self.dir / m["totals"]).is_file() or not all(
-                (self.dir / p["file"]).is_file() for p in m["partitions"].values()):
+                or m.get("input") != str(self.root.resolve()) or not (self.dir / m.get("totals", "")).is_file()):
             return None
         return m
 
@@ -205,67 +194,35 @@ class IncrementalSOA:
         if not now:
             raise EngineError(f"second-order aggregation: no Parquet files under {self.root}")
         old = manifest["partitions"] if manifest else {}
-        todo = [p for p, (_, sig) in now.items() if old.get(p, {}).get("sig") != sig]
+        todo = [p for p, (_, sig) in now.items() if old.get(p) != sig]
         removed = [p for p in old if p not in now]
-        new_partials = {p: self._partial(now[p][0]) for p in todo}
-        self._partial_schema = (next(iter(new_partials.values())).schema if new_partials
-                                else pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(manifest["schema"]))))
-        replaced = [p for p in todo if p in old] + removed
-        if manifest is None:
-            totals, how = self._merge(list(new_partials.values())), "full build"
-        elif not todo and not removed:
+        changed = [p for p in todo if p in old]
+        if manifest is not None and not todo and not removed:
             self._totals = self._read(manifest["totals"])
             return f"0 of {len(now)} input partitions changed"
-        elif not replaced:
-            totals = self._merge([self._read(manifest["totals"]), *new_partials.values()])
-            how = "appended"
+        if manifest is None or changed or removed:
+            # One pass over every partition: the normal SOA's cost.
+            totals = self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": self.root})
+            summary = (f"{len(now)} input partitions aggregated in full (" + (
+                "no earlier state)" if manifest is None else
+                f"{len(changed)} changed, {len(removed)} removed: min/max cannot be taken back)"))
         else:
-            totals = self._remerge(manifest, now, todo, replaced, new_partials)
-            how = "changed ids re-merged"
-        # New files first (unique names), then the manifest (atomic rename), then the old files go.
-        self.dir.joinpath("partials").mkdir(parents=True, exist_ok=True)
-        parts = {p: dict(v) for p, v in old.items() if p in now}
-        for p, table in new_partials.items():
-            name = f"partials/{hashlib.sha256(p.encode()).hexdigest()[:12]}-{uuid.uuid4().hex[:8]}.parquet"
-            _write(table, self.dir / name)
-            parts[p] = {"sig": now[p][1], "file": name}
+            parts = [self._read(manifest["totals"])]
+            parts += [self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": now[p][0]}) for p in todo]
+            totals = self._merge(parts)
+            summary = f"{len(todo)} new of {len(now)} input partitions merged into the totals"
+        # The totals first (a unique name), then the manifest (atomic rename), then the old totals go.
+        self.dir.mkdir(parents=True, exist_ok=True)
         totals_name = f"totals-{uuid.uuid4().hex[:8]}.parquet"
         _write(totals, self.dir / totals_name)
-        schema_hex = self._partial_schema.serialize().to_pybytes().hex()
         doc = {"version": _VERSION, "query": query_digest(self.query), "input": str(self.root.resolve()),
-               "totals": totals_name, "schema": schema_hex, "partitions": dict(sorted(parts.items()))}
+               "totals": totals_name, "partitions": {p: sig for p, (_, sig) in now.items()}}
         tmp = self.dir / f".{_MANIFEST}.{uuid.uuid4().hex[:8]}"
         tmp.write_text(json.dumps(doc, indent=0))
         os.replace(tmp, self.dir / _MANIFEST)
         self._clean(doc)
         self._totals = totals
-        return f"{len(todo)} of {len(now)} input partitions merged ({how}), {len(removed)} removed"
-
-    def _remerge(self, manifest: dict, now: dict, todo: list[str], replaced: list[str],
-                 new_partials: dict[str, pa.Table]) -> pa.Table:
-        """Totals with the ids of replaced partitions re-merged from every current partial."""
-        import pyarrow.compute as pc
-
-        key = self.query.id_col
-        old = manifest["partitions"]
-        touched = [self._read(old[p]["file"]).column(key) for p in replaced]
-        touched += [t.column(key) for t in new_partials.values()]
-        ids = pc.unique(pa.chunked_array([c for col in touched for c in col.chunks],
-                                         type=self._partial_schema.field(key).type))
-        keep_files = [old[p]["file"] for p in now if p not in todo and p in old]
-        parts = [t.filter(pc.is_in(t.column(key), value_set=ids, skip_nulls=False)) for t in new_partials.values()]
-        if keep_files:
-            import pyarrow.dataset as ds
-
-            data = ds.dataset([str(self.dir / f) for f in keep_files], format="parquet",
-                              schema=self._partial_schema)
-            parts.append(data.to_table(filter=pc.is_in(pc.field(key), value_set=ids, skip_nulls=False)))
-        totals = self._read(manifest["totals"])
-        rest = totals.filter(pc.invert(pc.is_in(totals.column(key), value_set=ids, skip_nulls=False)))
-        return _concat([rest, self._merge(parts)])
-
-    def _partial(self, folder: Path) -> pa.Table:
-        return self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": folder})
+        return summary
 
     def _read(self, name: str) -> pa.Table:
         import pyarrow.parquet as pq
@@ -276,12 +233,9 @@ class IncrementalSOA:
         """Remove state files the manifest does not name (left by a killed run, or replaced)."""
         if not self.dir.is_dir():
             return
-        named = set() if manifest is None else {manifest["totals"],
-                                                *(p["file"] for p in manifest["partitions"].values())}
-        leftovers = [*self.dir.glob("totals-*.parquet"), *self.dir.glob("partials/*.parquet"),
-                     *self.dir.glob(".*"), *self.dir.glob("partials/.*")]
-        for f in leftovers:
-            if f.relative_to(self.dir).as_posix() not in named:
+        named = set() if manifest is None else {manifest["totals"]}
+        for f in [*self.dir.glob("totals-*.parquet"), *self.dir.glob(".*")]:
+            if f.name not in named:
                 with contextlib.suppress(OSError):
                     f.unlink()
 

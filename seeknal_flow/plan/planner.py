@@ -280,8 +280,8 @@ def _soa_merge_reason(spec, dag: Dag, full: bool) -> str:
     if why is not None:
         return f"full recompute: {why}"
     if full:
-        return "partial aggregates rebuilt for every input partition"
-    return "merges partial aggregates of new/changed input partitions only"
+        return "aggregates rebuilt from every input partition"
+    return "merges the partial aggregates of new input partitions into its totals (changed/removed ones: in full)"
 
 
 def seal(node_id: str, spec, new: NodeState, dag: Dag, states: dict[str, NodeState]) -> None:

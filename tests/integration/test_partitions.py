@@ -313,20 +313,20 @@ def test_soa_over_partitions_merges_partial_aggregates_like_a_full_recompute(see
     root = _soa_project(seeknal, tmp_path / "soa")
     r = seeknal("run", cwd=root)
     assert r.code == 0, r.text
-    assert "5 of 5 input partitions merged (full build)" in r.out
+    assert "5 input partitions aggregated in full (no earlier state)" in r.out
     assert (root / "target/state/soa/second_order_aggregation_spend/manifest.json").is_file()
     _write_soa_day(root, "2026-01-09", 5.0, ("a", "d"))  # a new day
     r = seeknal("plan", cwd=root)
-    assert "merges partial aggregates of new/changed input partitions only" in r.out, r.out
+    assert "merges the partial aggregates of new input partitions into its totals" in r.out, r.out
     r = seeknal("run", cwd=root)
-    assert r.code == 0 and "1 of 6 input partitions merged (appended)" in r.out, r.text
+    assert r.code == 0 and "1 new of 6 input partitions merged into the totals" in r.out, r.text
     _write_soa_day(root, "2026-01-03", 100.0, ("b",))  # changed: a leaves the day
     shutil.rmtree(root / "data/tx/order_date=2026-01-04")  # removed
     r = seeknal("run", cwd=root)
-    assert r.code == 0 and "1 of 5 input partitions merged (changed ids re-merged), 1 removed" in r.out, r.text
+    assert r.code == 0 and "5 input partitions aggregated in full (1 changed, 1 removed" in r.out, r.text
     incremental = _soa_output(root)
     r = seeknal("run", "--full", cwd=root)
-    assert r.code == 0 and "5 of 5 input partitions merged (full build)" in r.out, r.text
+    assert r.code == 0 and "5 input partitions aggregated in full (no earlier state)" in r.out, r.text
     full = _soa_output(root)
     assert [row["customer_id"] for row in incremental] == ["a", "b", "d"]
     assert len(incremental) == len(full)

@@ -111,19 +111,23 @@ def test_incremental_equals_full_recompute(first, edits):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_only_new_or_changed_partitions_are_read(tmp_path):
+def test_new_partitions_are_merged_and_changes_recompute(tmp_path):
     root, state = tmp_path / "in", tmp_path / "state"
     for p in range(3):
         _put(root, p, [("a", 1.0, 1, 1), ("b", 2.0, 2, 2)])
-    assert "3 of 3 input partitions merged (full build)" in IncrementalSOA(QUERY, root, state, memory=MEM).update()
+    msg = IncrementalSOA(QUERY, root, state, memory=MEM).update()
+    assert msg == "3 input partitions aggregated in full (no earlier state)"
     _put(root, 3, [("a", 4.0, 1, 1)])
-    assert "1 of 4 input partitions merged (appended)" in IncrementalSOA(QUERY, root, state, memory=MEM).update()
+    msg = IncrementalSOA(QUERY, root, state, memory=MEM).update()
+    assert msg == "1 new of 4 input partitions merged into the totals"
     _put(root, 1, [("c", 4.0, 1, 1)])
     shutil.rmtree(root / "day=0")
     msg = IncrementalSOA(QUERY, root, state, memory=MEM).update()
-    assert "1 of 3 input partitions merged (changed ids re-merged), 1 removed" in msg
-    assert "0 of 3 input partitions changed" in IncrementalSOA(QUERY, root, state, memory=MEM).update()
-    assert len(list((state / "partials").glob("*.parquet"))) == 3  # replaced partials are gone
+    assert msg == "3 input partitions aggregated in full (1 changed, 1 removed: min/max cannot be taken back)"
+    soa = IncrementalSOA(QUERY, root, state, memory=MEM)
+    assert soa.update() == "0 of 3 input partitions changed"
+    assert_same(soa.result().read_all(), execute_soa(QUERY, str(root), memory=MEM).read_all())
+    assert len(list(state.glob("totals-*.parquet"))) == 1  # replaced totals are gone
 
 
 def test_a_run_killed_before_the_manifest_keeps_the_previous_state(tmp_path, monkeypatch):
@@ -141,8 +145,9 @@ def test_a_run_killed_before_the_manifest_keeps_the_previous_state(tmp_path, mon
         IncrementalSOA(QUERY, root, state, memory=MEM).update()
     monkeypatch.undo()
     assert (state / "manifest.json").read_text() == manifest
+    assert len(list(state.glob("totals-*.parquet"))) == 1
     soa = IncrementalSOA(QUERY, root, state, memory=MEM)
-    assert "1 of 2 input partitions merged (appended)" in soa.update()
+    assert soa.update() == "1 new of 2 input partitions merged into the totals"
     assert_same(soa.result().read_all(), execute_soa(QUERY, str(root), memory=MEM).read_all())
 
 
