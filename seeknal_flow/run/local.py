@@ -38,7 +38,7 @@ from seeknal_flow.plan.partitions import (
     remove_partition,
     replace_partition,
 )
-from seeknal_flow.run.chains import Chain, build_chain, leading_columns
+from seeknal_flow.run.chains import Chain, build_chain
 from seeknal_flow.run.checks import apply_on_run_checks
 from seeknal_flow.run.data_checks import (
     check_group_output,
@@ -48,7 +48,6 @@ from seeknal_flow.run.data_checks import (
 )
 from seeknal_flow.run.db_sources import run_database_source
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
-from seeknal_flow.run.ordering import SortedOperator
 
 
 class LocalEngine:
@@ -227,7 +226,8 @@ def incremental_soa_chain(project: Project, dag: Dag, job: NodeJob, memory: Memo
     schema = soa_output_schema(spec.query, partitioned_input_schema(root))
     soa = IncrementalSOA(spec.query, root, project.soa_states / spec.output_name, memory=memory,
                          rebuild="--full" in job.plan.reasons)
-    return Chain(SortedOperator(IncrementalSOAOperator(soa, schema), leading_columns(spec), memory))
+    # Rows come out in id order, one per id: the run's defined order, without SortedOperator's sort.
+    return Chain(IncrementalSOAOperator(soa, schema))
 
 
 def partitioned_input_schema(root: Path) -> pa.Schema:

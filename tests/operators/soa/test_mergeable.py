@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from operators.memory import MemoryConfig
-from operators.soa.execute import execute_soa
+from operators.soa.execute import SOAOperator, execute_soa
 from operators.soa.mergeable import IncrementalSOA, not_mergeable
 from operators.soa.spec import SOAFeature, SOAQuery, SOARatio, SOASince
+from seeknal_flow.run.ordering import SortedOperator
 
 MEM = MemoryConfig(threads=1)
 APP = dt.date(2026, 1, 20)
@@ -36,7 +37,7 @@ QUERY = SOAQuery(
 
 # One row: id (a few, and NULL), a float (or NULL), an int, a feature day (some after APP: future rows).
 _row = st.tuples(
-    st.sampled_from(["a", "b", "c", "d", None]),
+    st.sampled_from(["a", "b", "B", "é", "a b", None]),
     st.one_of(st.none(), st.floats(min_value=-100, max_value=100, allow_nan=False)),
     st.integers(min_value=-1000, max_value=1000),
     st.integers(min_value=-5, max_value=30),
@@ -68,7 +69,7 @@ def _put(root: Path, p: int, rows) -> None:
 
 
 def _rows_of(t: pa.Table) -> list[dict]:
-    return sorted(t.to_pylist(), key=lambda r: (r["k"] is None, r["k"] or ""))
+    return sorted(t.to_pylist(), key=lambda r: (r["k"] is None, (r["k"] or "").encode()))
 
 
 def assert_same(got: pa.Table, want: pa.Table) -> None:
@@ -106,7 +107,12 @@ def test_incremental_equals_full_recompute(first, edits):
             soa = IncrementalSOA(QUERY, root, state, memory=MEM)
             soa.update()
             want = execute_soa(QUERY, str(root), memory=MEM).read_all()
-            assert_same(soa.result().read_all(), want)
+            got = soa.result().read_all()
+            assert_same(got, want)
+            # Rows in the order the run defines for a full SOA (SortedOperator: ids, NULL last).
+            op = SortedOperator(SOAOperator(QUERY, str(root), memory=MEM), ["k"], MEM)
+            ordered = pa.Table.from_batches(list(op.batches()), schema=op.schema)
+            assert got.column("k").to_pylist() == ordered.column("k").to_pylist()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -127,7 +133,7 @@ def test_new_partitions_are_merged_and_changes_recompute(tmp_path):
     soa = IncrementalSOA(QUERY, root, state, memory=MEM)
     assert soa.update() == "0 of 3 input partitions changed"
     assert_same(soa.result().read_all(), execute_soa(QUERY, str(root), memory=MEM).read_all())
-    assert len(list(state.glob("totals-*.parquet"))) == 1  # replaced totals are gone
+    assert len(list(state.glob("totals-*.arrow"))) == 1  # replaced totals are gone
 
 
 def test_a_run_killed_before_the_manifest_keeps_the_previous_state(tmp_path, monkeypatch):
@@ -145,7 +151,7 @@ def test_a_run_killed_before_the_manifest_keeps_the_previous_state(tmp_path, mon
         IncrementalSOA(QUERY, root, state, memory=MEM).update()
     monkeypatch.undo()
     assert (state / "manifest.json").read_text() == manifest
-    assert len(list(state.glob("totals-*.parquet"))) == 1
+    assert len(list(state.glob("totals-*.arrow"))) == 1
     soa = IncrementalSOA(QUERY, root, state, memory=MEM)
     assert soa.update() == "1 new of 2 input partitions merged into the totals"
     assert_same(soa.result().read_all(), execute_soa(QUERY, str(root), memory=MEM).read_all())
