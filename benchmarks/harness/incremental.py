@@ -192,7 +192,7 @@ def run_soa_variant(rows: int, days: int, repeat: int, before: str | None, *, da
             measure(cmd, cwd=REPO, env=env)
         runs = incremental_soa.run_soa(work, pristine, seeknal, env, repeat, before, log)
         verdict = incremental_soa.check(work / "soa", seeknal, {**env, "PYTHONPATH": str(REPO)})
-        return incremental_soa.render(rows, days, repeat, runs, verdict, flow.stage_times)
+        return incremental_soa.render(rows, days, repeat, runs, verdict)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
