@@ -205,17 +205,23 @@ class IncrementalSOA:
         if manifest is not None and not todo and not removed:
             self._totals = self._read(manifest["totals"])
             return f"0 of {len(now)} input partitions changed"
-        if manifest is None or changed or removed:
-            # One pass over every partition: the normal SOA's cost.
-            totals = self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": self.root})
-            summary = (f"{len(now)} input partitions aggregated in full (" + (
-                "no earlier state)" if manifest is None else
-                f"{len(changed)} changed, {len(removed)} removed: min/max cannot be taken back)"))
-        else:
+        totals = None
+        if manifest is not None and not changed and not removed:
             parts = [self._read(manifest["totals"])]
             parts += [self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": now[p][0]}) for p in todo]
-            totals = self._merge(parts)
-            summary = f"{len(todo)} new of {len(now)} input partitions merged into the totals"
+            try:
+                totals = self._merge(parts)
+                summary = f"{len(todo)} new of {len(now)} input partitions merged into the totals"
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                # The new partials' types do not fit the totals' (e.g. a column that was all NULL).
+                summary = f"{len(now)} input partitions aggregated in full (new partials of another type)"
+        if totals is None:
+            # One pass over every partition: the normal SOA's cost.
+            totals = self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": self.root})
+            if manifest is None or changed or removed:
+                summary = (f"{len(now)} input partitions aggregated in full (" + (
+                    "no earlier state)" if manifest is None else
+                    f"{len(changed)} changed, {len(removed)} removed: min/max cannot be taken back)"))
         # The totals first (a unique name), then the manifest (atomic rename), then the old totals go.
         self.dir.mkdir(parents=True, exist_ok=True)
         totals_name = f"totals-{uuid.uuid4().hex[:8]}.arrow"
