@@ -202,19 +202,20 @@ class IncrementalSOA:
         todo = [p for p, (_, sig) in now.items() if old.get(p) != sig]
         removed = [p for p in old if p not in now]
         changed = [p for p in todo if p in old]
-        if manifest is not None and not todo and not removed:
-            self._totals = self._read(manifest["totals"])
-            return f"0 of {len(now)} input partitions changed"
         totals = None
         if manifest is not None and not changed and not removed:
-            parts = [self._read(manifest["totals"])]
-            parts += [self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": now[p][0]}) for p in todo]
             try:
-                totals = self._merge(parts)
+                kept = self._read(manifest["totals"])
+                if not todo:
+                    self._totals = kept
+                    return f"0 of {len(now)} input partitions changed"
+                news = [self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": now[p][0]}) for p in todo]
+                totals = self._merge([kept, *news])
                 summary = f"{len(todo)} new of {len(now)} input partitions merged into the totals"
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                # The new partials' types do not fit the totals' (e.g. a column that was all NULL).
-                summary = f"{len(now)} input partitions aggregated in full (new partials of another type)"
+            except (OSError, pa.ArrowException):
+                # An unreadable totals file, or new partials whose types do not fit the totals'
+                # (e.g. a column that was all NULL): one full pass instead.
+                summary = f"{len(now)} input partitions aggregated in full (the kept totals did not fit)"
         if totals is None:
             # One pass over every partition: the normal SOA's cost.
             totals = self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": self.root})

@@ -213,8 +213,9 @@ class LocalEngine:
 def incremental_soa_chain(project: Project, dag: Dag, job: NodeJob, memory: MemoryConfig) -> Chain | None:
     """The chain of a YAML, non-temporal SOA over a partitioned input whose aggregates merge; else None.
 
-    Such an SOA keeps partial aggregates per input partition (operators/soa/mergeable.py)
-    and recomputes only new or changed partitions; ``--full`` rebuilds the state.
+    Such an SOA keeps the totals of its partial aggregates (operators/soa/mergeable.py),
+    merges new input partitions into them and recomputes them in one pass when a
+    partition changed or went; ``--full`` rebuilds the state.
     """
     spec = job.spec
     if (spec.kind != Kind.SECOND_ORDER_AGGREGATION or spec.python is not None or spec.spine
@@ -243,7 +244,11 @@ def partitioned_input_schema(root: Path) -> pa.Schema:
     for f in sorted(root.rglob("*.parquet")):
         if any(part.startswith(".") for part in f.relative_to(root).parts):
             continue
-        schema = pq.read_schema(f)
+        try:
+            schema = pq.read_schema(f)
+        except (OSError, pa.ArrowException) as e:
+            raise RunError(f"{f}: not a readable Parquet file ({str(e).splitlines()[0]}); "
+                           "re-run its node with `seeknal run --full`") from e
         if not any(pa.types.is_null(t) for t in schema.types):
             return schema
         first = first or schema

@@ -163,3 +163,14 @@ def test_not_mergeable_aggregates_are_named():
     assert not_mergeable(q, temporal=False) == "count_distinct, stddev are not mergeable"
     assert not_mergeable(QUERY, temporal=True) == "a temporal SOA (spine) is not mergeable"
     assert not_mergeable(QUERY, temporal=False) is None
+
+
+def test_a_damaged_totals_file_is_rebuilt_from_the_input(tmp_path):
+    root, state = tmp_path / "in", tmp_path / "state"
+    _put(root, 0, [("a", 1.0, 1, 1)])
+    IncrementalSOA(QUERY, root, state, memory=MEM).update()
+    next(state.glob("totals-*.arrow")).write_bytes(b"garbage")
+    _put(root, 1, [("a", 2.0, 1, 1)])
+    soa = IncrementalSOA(QUERY, root, state, memory=MEM)
+    assert soa.update() == "2 input partitions aggregated in full (the kept totals did not fit)"
+    assert_same(soa.result().read_all(), execute_soa(QUERY, str(root), memory=MEM).read_all())
