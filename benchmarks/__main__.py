@@ -6,7 +6,8 @@ Commands::
     python -m benchmarks sink --rows 3e6 [--rounds 10] [--before DIR]   # the feature-group copy: two sinks   # the user path vs DuckDB and Polars scripts
     python -m benchmarks run --scale 1e7 --systems seeknal_flow,duckdb,polars,seeknal \\
         [--tasks soa,pit,pipeline] [--repeat 3] [--memory-limit 2GB] [--append]
-    python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct] [--append]
+    python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct,soa] \\
+        [--before DIR] [--append]
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
     python -m benchmarks serve [--keys 1e5] [--requests 20000] [--rounds 3] [--workers 1]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
@@ -74,7 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--repeat", type=int, default=3, help="incremental runs, each after changing another day")
     i.add_argument("--downstream", default="none,sums,distinct",
                    help="variants, comma-separated: none (partitioned pipeline only), sums or distinct (plus a "
-                        "non-partitioned node counting days with COUNT(*) or COUNT(DISTINCT order_date))")
+                        "non-partitioned node counting days with COUNT(*) or COUNT(DISTINCT order_date)), soa "
+                        "(an SOA over the daily partitions; one new day per step)")
+    i.add_argument("--before", default=None,
+                   help="soa variant: an earlier checkout whose steps alternate with this code's (PYTHONPATH)")
     i.add_argument("--append", action="store_true")
 
     s = sub.add_parser("scale", help="the pipeline (SOA by customer + PIT) at a large scale under a memory limit")

@@ -158,16 +158,43 @@ class Variant:
 def main(args) -> None:
     rows, days = int(float(args.rows)), args.days
     variants = [v.strip() for v in args.downstream.split(",") if v.strip()]
-    unknown = sorted(set(variants) - {"none", *TOTALS})
+    unknown = sorted(set(variants) - {"none", "soa", *TOTALS})
     if unknown or not variants:
-        raise SystemExit(f"--downstream: unknown variant(s) {unknown}; use none, sums, distinct (comma-separated)")
+        raise SystemExit(f"--downstream: unknown variant(s) {unknown}; use none, sums, distinct, soa (comma-separated)")
     flow = SeeknalFlow()
-    results = run_variants(rows, days, variants, args.repeat,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
-    body = render(rows, days, results, flow)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    plain = [v for v in variants if v != "soa"]
+    parts = []
+    if plain:
+        parts.append(render(rows, days, run_variants(rows, days, plain, args.repeat, log=log), flow))
+    if "soa" in variants:
+        parts.append(run_soa_variant(rows, days, args.repeat, getattr(args, "before", None), log=log))
+    body = "\n\n".join(parts)
     print(body)
     if args.append:
         report.append(args.command, body)
+
+
+def run_soa_variant(rows: int, days: int, repeat: int, before: str | None, *, data_dir: Path = DATA,
+                    log=lambda _: None) -> str:
+    """The SOA downstream (benchmarks/harness/incremental_soa.py): one new day, this code (and ``before``)."""
+    from benchmarks.harness import incremental_soa
+
+    flow = SeeknalFlow()
+    seeknal, env = flow.cli(), base_env()
+    tx = make_data(rows, data_dir).tx
+    work = Path(tempfile.mkdtemp(prefix="incremental-soa-", dir=data_dir))
+    try:
+        log(f"writing {days} partitions of {rows:,} rows")
+        pristine = work / "tx"
+        write_partitions(tx, pristine, days)
+        for cmd in flow.warmup():
+            measure(cmd, cwd=REPO, env=env)
+        runs = incremental_soa.run_soa(work, pristine, seeknal, env, repeat, before, log)
+        verdict = incremental_soa.check(work / "soa", seeknal, {**env, "PYTHONPATH": str(REPO)})
+        return incremental_soa.render(rows, days, repeat, runs, verdict)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run_variants(rows: int, days: int, variants: list[str], repeat: int, *, data_dir: Path = DATA,

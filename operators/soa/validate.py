@@ -67,6 +67,28 @@ def structural_problems(query: SOAQuery, *, temporal: bool) -> list[str]:
     return problems
 
 
+# Tokens whose partial aggregates merge exactly (mean/avg compile to sum / count):
+# operators/soa/mergeable.py keeps them per input partition.
+MERGEABLE_AGGS = frozenset({"count", "sum", "mean", "avg", "min", "max"})
+
+
+def not_mergeable(query: SOAQuery, *, temporal: bool) -> str | None:
+    """Why ``query`` cannot be kept as partial aggregates per input partition (None: it can).
+
+    >>> from operators.soa.spec import SOAFeature
+    >>> not_mergeable(SOAQuery(id_col="k", feature_date_col="d", application_date_col="a",
+    ...               features={"x": SOAFeature(basic=("median", "sum"))}), temporal=False)
+    'median is not mergeable'
+    """
+    if temporal:
+        return "a temporal SOA (spine) is not mergeable"
+    tokens = {o.agg for o in outputs(query)}
+    bad = sorted(tokens - MERGEABLE_AGGS)
+    if bad:
+        return f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not mergeable"
+    return None
+
+
 def _fmt_bounds(b: object) -> str:
     if isinstance(b, (tuple, list)):
         return "[" + ", ".join(str(v) for v in b) + "]"

@@ -251,6 +251,11 @@ class Project:
         """``target/online/<entity>/``: published snapshots and the CURRENT pointer."""
         return _child(self.target / "online", entity, "entity")
 
+    @property
+    def soa_states(self) -> Path:
+        """``target/state/soa/``: per SOA node over partitioned input, its partial aggregates."""
+        return self.target / "state" / "soa"
+
     def intermediate_path(self, output_name: str) -> Path:
         return _child(self.intermediate, output_name, "output", ".parquet")
 

@@ -14,6 +14,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from operators.soa.validate import not_mergeable
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import PlanError
 from seeknal_flow.plan.fingerprint import digest
@@ -70,6 +71,22 @@ def is_partitioned(spec) -> bool:
     if spec.kind == Kind.SOURCE:
         return bool(spec.partition_by)
     return bool(getattr(spec, "partitioned", False))
+
+
+def incremental_soa_blocker(spec, dag) -> str | None:
+    """Why an SOA node is recomputed in full rather than merged from partial aggregates (None: merged).
+
+    Only YAML, non-temporal SOA nodes whose input is partitioned and whose aggregates
+    merge (count, sum, mean, min, max) keep their partial aggregates and merge new input
+    partitions into them (operators/soa/mergeable.py).
+    """
+    if spec.kind != Kind.SECOND_ORDER_AGGREGATION:
+        return "not an SOA"
+    if spec.python is not None:
+        return "a Python SOA (its function reads every input) is not mergeable"
+    if spec.source is None or not is_partitioned(dag.nodes[spec.source]):
+        return "its input is not partitioned"
+    return not_mergeable(spec.query, temporal=spec.spine is not None)
 
 
 def partition_path(root: Path, partition: str) -> Path:

@@ -20,7 +20,7 @@ from seeknal_flow.plan.fingerprint import (
     digest,
 )
 from seeknal_flow.plan.outputs import output_signature
-from seeknal_flow.plan.partitions import is_partitioned, source_partitions
+from seeknal_flow.plan.partitions import incremental_soa_blocker, is_partitioned, source_partitions
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 
 
@@ -262,6 +262,9 @@ def make_plan(
             waiting.add(node_id)
         if action != Action.RUN:
             partitions_run, partitions_remove = None, []
+        elif spec.kind == Kind.SECOND_ORDER_AGGREGATION and any(is_partitioned(dag.nodes[u])
+                                                                 for u in dag.upstream[node_id]):
+            reasons = [*reasons, _soa_merge_reason(spec, dag, full)]
         plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params,
                                   partitions_run=partitions_run, partitions_remove=partitions_remove,
                                   conditional=conditional)
@@ -269,6 +272,16 @@ def make_plan(
                         reasons=["node file removed or renamed: its output, features and state are deleted"])
                for n, old in sorted(state.nodes.items()) if n not in dag.nodes]
     return Plan(nodes=[plans[n] for n in dag.order], removed=removed)
+
+
+def _soa_merge_reason(spec, dag: Dag, full: bool) -> str:
+    """How an SOA over partitioned input runs: merged from partial aggregates, or in full and why."""
+    why = incremental_soa_blocker(spec, dag)
+    if why is not None:
+        return f"full recompute: {why}"
+    if full:
+        return "aggregates rebuilt from every input partition"
+    return "merges the partial aggregates of new input partitions into its totals (changed/removed ones: in full)"
 
 
 def seal(node_id: str, spec, new: NodeState, dag: Dag, states: dict[str, NodeState]) -> None:

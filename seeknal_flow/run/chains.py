@@ -81,7 +81,7 @@ def build_chain(
     if getattr(spec, "python", None) is not None:
         call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
         if spec.kind == Kind.FEATURE_GROUP and getattr(spec, "entity", None) is not None:
-            call = SortedOperator(call, _leading_columns(spec), memory)  # keys and time, as a SQL group
+            call = SortedOperator(call, leading_columns(spec), memory)  # keys and time, as a SQL group
         return Chain(call, ctx)
     raise RunError(f"{spec.id} ({spec.location}): no operator computes it (neither SQL nor Python)")
 
@@ -89,10 +89,10 @@ def build_chain(
 def _define_order(spec, op: SqlOperator) -> None:
     """Give a SQL node's rows a defined order (``run/ordering.py``): a feature group's join keys and
     event time first, then every column; a query with its own ``ORDER BY`` keeps it."""
-    op.sql = ordered_sql(spec.sql, op.schema.names, _leading_columns(spec), op.schema)
+    op.sql = ordered_sql(spec.sql, op.schema.names, leading_columns(spec), op.schema)
 
 
-def _leading_columns(spec) -> list[str]:
+def leading_columns(spec) -> list[str]:
     """The columns a node's rows are ordered by first: keys and time of a feature group or SOA."""
     entity = getattr(spec, "entity", None)
     if spec.kind == Kind.FEATURE_GROUP and entity is not None:
@@ -107,11 +107,11 @@ def _soa_chain(spec, inputs, *, root, params, memory, isolation, target: Path) -
     spine = _frame_data(inputs[spec.spine]) if spec.spine else None
     if spec.python is None:
         soa = SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory)
-        return Chain(SortedOperator(soa, _leading_columns(spec), memory))
+        return Chain(SortedOperator(soa, leading_columns(spec), memory))
     # Decorator form: the function returns the input table (it may join or filter first).
     call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
     soa = SOAOperator(spec.query, to_reader(call), spine=spine, memory=memory)
-    return _SOAChain(SortedOperator(soa, _leading_columns(spec), memory), ctx, call)
+    return _SOAChain(SortedOperator(soa, leading_columns(spec), memory), ctx, call)
 
 
 def _python_call(spec, inputs, *, params, memory: MemoryConfig, isolation: Isolation, target: Path):

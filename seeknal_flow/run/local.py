@@ -23,19 +23,22 @@ from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
 from operators.scan import ScanOperator
 from operators.sink import write_parquet
+from operators.soa.check import soa_output_schema
+from operators.soa.mergeable import IncrementalSOA, IncrementalSOAOperator
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import NodeExecutionError, RunError
 from seeknal_flow.frames.frame import frame_for
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.project import Project
 from seeknal_flow.plan.partitions import (
+    incremental_soa_blocker,
     is_partitioned,
     partition_path,
     partition_values,
     remove_partition,
     replace_partition,
 )
-from seeknal_flow.run.chains import build_chain
+from seeknal_flow.run.chains import Chain, build_chain
 from seeknal_flow.run.checks import apply_on_run_checks
 from seeknal_flow.run.data_checks import (
     check_group_output,
@@ -108,8 +111,10 @@ class LocalEngine:
                       for up in dag.upstream[job.node_id]}
         chain = None
         try:
-            chain = build_chain(spec, inputs, root=project.root, params=job.plan.params, memory=memory,
-                                isolation=project.config.isolation, source_path=source_path)
+            chain = incremental_soa_chain(project, dag, job, memory) if partition is None else None
+            if chain is None:
+                chain = build_chain(spec, inputs, root=project.root, params=job.plan.params, memory=memory,
+                                    isolation=project.config.isolation, source_path=source_path)
             op = chain.operator
             schema_out, batches = op.schema, op.batches()
             if extra_columns:  # a partition's values, when the node's result does not carry them
@@ -203,6 +208,53 @@ class LocalEngine:
         outputs.append(f"{len(todo)} partition(s) written, {len(remove)} removed, "
                        f"{len(new.partitions) - len(todo)} unchanged")
         return NodeResult(out_dir, rows, written, time.perf_counter() - started, schema, "\n".join(outputs) + "\n")
+
+
+def incremental_soa_chain(project: Project, dag: Dag, job: NodeJob, memory: MemoryConfig) -> Chain | None:
+    """The chain of a YAML, non-temporal SOA over a partitioned input whose aggregates merge; else None.
+
+    Such an SOA keeps the totals of its partial aggregates (operators/soa/mergeable.py),
+    merges new input partitions into them and recomputes them in one pass when a
+    partition changed or went; ``--full`` rebuilds the state.
+    """
+    spec = job.spec
+    if (spec.kind != Kind.SECOND_ORDER_AGGREGATION or spec.python is not None or spec.spine
+            or spec.source is None or incremental_soa_blocker(spec, dag) is not None):
+        return None
+    root = project.output_of(dag.nodes[spec.source])
+    if not root.is_dir():
+        return None
+    schema = soa_output_schema(spec.query, partitioned_input_schema(root))
+    soa = IncrementalSOA(spec.query, root, project.soa_states / spec.output_name, memory=memory,
+                         rebuild="--full" in job.plan.reasons)
+    # Rows come out in id order, one per id: the run's defined order, without SortedOperator's sort.
+    return Chain(IncrementalSOAOperator(soa, schema))
+
+
+def partitioned_input_schema(root: Path) -> pa.Schema:
+    """The schema of a partitioned Parquet output from one file's footer (no ``pyarrow.dataset``).
+
+    Every partition of an output has the same column types (``check_partition_types``);
+    a column that is all NULL in one file (type null) is not proof of its type, so the
+    first file without such a column is taken.
+    """
+    import pyarrow.parquet as pq
+
+    first = None
+    for f in sorted(root.rglob("*.parquet")):
+        if any(part.startswith(".") for part in f.relative_to(root).parts):
+            continue
+        try:
+            schema = pq.read_schema(f)
+        except (OSError, pa.ArrowException) as e:
+            raise RunError(f"{f}: not a readable Parquet file ({str(e).splitlines()[0]}); "
+                           "re-run its node with `seeknal run --full`") from e
+        if not any(pa.types.is_null(t) for t in schema.types):
+            return schema
+        first = first or schema
+    if first is None:
+        raise RunError(f"{root}: no Parquet files to aggregate")
+    return first
 
 
 def empty_like(path: Path) -> pa.Table:

@@ -70,10 +70,12 @@ def remove_nodes(project: Project, dag: Dag, node_ids: Iterable[str], *, dry_run
     groups = {n.partition(".")[2] for n in node_ids if n.startswith("feature_group.")}
     for node_id in node_ids:
         out = output_path(project, node_id)
-        if out.exists():
-            done.paths.append(_rel(out, project))
-            if not dry_run:
-                _delete(out)
+        soa_state = project.soa_states / out.name.removesuffix(".parquet")  # an incremental SOA's partial aggregates
+        for path in (out, soa_state):
+            if path.exists():
+                done.paths.append(_rel(path, project))
+                if not dry_run:
+                    _delete(path)
         done.nodes.append(node_id)
     if groups:
         _leave_entities(project, dag, groups, done, dry_run)
@@ -118,6 +120,8 @@ def orphaned_outputs(project: Project, dag: Dag) -> list[Path]:
     if project.intermediate.is_dir():
         found += [p for p in sorted(project.intermediate.iterdir())
                   if p.name.endswith(".parquet") and not p.name.startswith(".") and p.name not in wanted]
+    if project.soa_states.is_dir():
+        found += [d for d in sorted(project.soa_states.iterdir()) if d.is_dir() and f"{d.name}.parquet" not in wanted]
     entities = set(entity_groups(dag))
     for folder in (project.feature_store, project.target / "online"):
         if folder.is_dir():

@@ -77,3 +77,14 @@ def test_incremental_benchmark_changes_one_partition_and_agrees(tmp_path):
     assert results[1].duckdb_downstream_s is not None and results[0].duckdb_downstream_s is None
     body = incremental.render(3_000, 4, results, SeeknalFlow())
     assert "| none (partitioned pipeline) |" in body and "| `COUNT(*)` |" in body
+
+
+@pytest.mark.slow
+def test_incremental_soa_benchmark_adds_a_day_and_equals_the_full_run(tmp_path):
+    from benchmarks.harness import incremental
+
+    body = incremental.run_soa_variant(3_000, 6, 2, None, data_dir=tmp_path)
+    assert "| this code |" in body and "| before |" not in body
+    assert body.count("`seeknal run` after adding order_date=") == 2
+    assert "incremental SOA output equals `seeknal run --full`" in body and "DIFFERS" not in body, body
+    assert "second_order_aggregation.spend" in body  # per-node times parsed from -v

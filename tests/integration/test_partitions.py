@@ -250,3 +250,109 @@ def test_a_multi_statement_sql_node_runs_its_statements_once(seeknal, tmp_path):
     r = seeknal("run", cwd=root)
     assert r.code == 0, r.text
     assert seeknal("repl", "--format", "csv", "-e", "SELECT * FROM transform_t", cwd=root).out.splitlines()[1:] == ["1,1"]
+
+
+SOA_DAILY = """kind: transform
+name: daily
+partitioned: true
+sql: |
+  SELECT customer_id, order_date, DATE '2026-02-01' AS application_date,
+         COUNT(*) AS orders, SUM(revenue) AS revenue
+  FROM ref('source.tx') GROUP BY ALL
+"""
+
+SOA_SPEND = """kind: second_order_aggregation
+name: spend
+source: transform.daily
+id_col: customer_id
+feature_date_col: order_date
+application_date_col: application_date
+features:
+  revenue:
+    basic: [sum, mean, min, max, count]
+  orders:
+    basic: [sum]
+  recent:
+    source_feature: revenue
+    window: [0, 27]
+    basic: [sum]
+  trend:
+    source_feature: revenue
+    ratio:
+      numerator: [0, 27]
+      denominator: [28, 40]
+"""
+
+
+def _soa_project(seeknal, root: Path) -> Path:
+    root = _new_project(seeknal, root)
+    for day in DAYS:  # the date as a column of the files, for the daily transform
+        f = root / "data" / "tx" / f"order_date={day}" / "part-0.parquet"
+        t = pq.read_table(f, partitioning=None)
+        pq.write_table(t.append_column("order_date", pa.array([day] * t.num_rows).cast(pa.date32())), f)
+    (root / "seeknal/transforms/daily.yml").write_text(SOA_DAILY)
+    (root / "seeknal/second_order_aggregations").mkdir(exist_ok=True)
+    (root / "seeknal/second_order_aggregations/spend.yml").write_text(SOA_SPEND)
+    return root
+
+
+def _write_soa_day(root: Path, day: str, revenue: float, customers=("a", "b", "c")) -> None:
+    folder = root / "data" / "tx" / f"order_date={day}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    n = len(customers)
+    pq.write_table(pa.table({"customer_id": list(customers), "revenue": [revenue + i for i in range(n)],
+                             "order_date": pa.array([day] * n).cast(pa.date32())}), folder / "part-0.parquet")
+
+
+def _soa_output(root: Path) -> list[dict]:
+    return pq.read_table(root / "target/intermediate/second_order_aggregation_spend.parquet").to_pylist()
+
+
+def test_soa_over_partitions_merges_partial_aggregates_like_a_full_recompute(seeknal, tmp_path):
+    root = _soa_project(seeknal, tmp_path / "soa")
+    r = seeknal("run", cwd=root)
+    assert r.code == 0, r.text
+    assert "5 input partitions aggregated in full (no earlier state)" in r.out
+    assert (root / "target/state/soa/second_order_aggregation_spend/manifest.json").is_file()
+    _write_soa_day(root, "2026-01-09", 5.0, ("a", "d"))  # a new day
+    r = seeknal("plan", cwd=root)
+    assert "merges the partial aggregates of new input partitions into its totals" in r.out, r.out
+    r = seeknal("run", cwd=root)
+    assert r.code == 0 and "1 new of 6 input partitions merged into the totals" in r.out, r.text
+    _write_soa_day(root, "2026-01-03", 100.0, ("b",))  # changed: a leaves the day
+    shutil.rmtree(root / "data/tx/order_date=2026-01-04")  # removed
+    r = seeknal("run", cwd=root)
+    assert r.code == 0 and "5 input partitions aggregated in full (1 changed, 1 removed" in r.out, r.text
+    incremental = _soa_output(root)
+    r = seeknal("run", "--full", cwd=root)
+    assert r.code == 0 and "5 input partitions aggregated in full (no earlier state)" in r.out, r.text
+    full = _soa_output(root)
+    assert [row["customer_id"] for row in incremental] == ["a", "b", "d"]  # the run's defined order
+    assert len(incremental) == len(full)
+    for got, want in zip(incremental, full, strict=True):
+        assert got.keys() == want.keys()
+        for col, v in want.items():
+            assert got[col] == pytest.approx(v, rel=1e-12), (got["customer_id"], col)
+
+
+def test_soa_with_an_aggregate_that_does_not_merge_says_so_and_recomputes(seeknal, tmp_path):
+    root = _soa_project(seeknal, tmp_path / "soa2")
+    path = root / "seeknal/second_order_aggregations/spend.yml"
+    path.write_text(path.read_text().replace("basic: [sum, mean, min, max, count]", "basic: [sum, median]"))
+    r = seeknal("plan", cwd=root)
+    assert "full recompute: median is not mergeable" in r.out, r.out
+    r = seeknal("run", cwd=root)
+    assert r.code == 0, r.text
+    assert not (root / "target/state/soa").exists()
+
+
+def test_removing_an_incremental_soa_removes_its_state(seeknal, tmp_path):
+    root = _soa_project(seeknal, tmp_path / "soa3")
+    assert seeknal("run", cwd=root).code == 0
+    state = root / "target/state/soa/second_order_aggregation_spend"
+    assert (state / "manifest.json").is_file()
+    (root / "seeknal/second_order_aggregations/spend.yml").unlink()
+    r = seeknal("run", cwd=root)
+    assert r.code == 0, r.text
+    assert not state.exists()

@@ -1,0 +1,307 @@
+"""Mergeable SOA state: the totals of partial aggregates, updated by new input partitions only.
+
+A non-temporal SOA is a filtered aggregation *per row*: each row's day count
+(application date - feature date) decides which filtered aggregates it feeds,
+independently of every other row. So every aggregate that merges (``count``,
+``sum``, ``min``, ``max``; ``mean`` is ``sum / count``) can be kept as partial
+aggregates per id, and the partials of a new input partition merged into them
+(Chronon's tiled partial aggregates, with the partition as the tile).
+
+State kept in ``state_dir`` (``target/state/soa/<node>/`` in a project):
+
+* ``totals-<uuid>.arrow`` (Arrow IPC): one row per id, the filtered partial aggregates
+  (``_soa_a0``, ...) over every input partition;
+* ``manifest.json``: the query digest, the input folder, the totals file and per
+  partition the signature of its files (names, sizes, modification times); written
+  last, with an atomic rename. A run killed before that rename leaves the previous
+  manifest and the totals it names; the next run removes files it does not name.
+
+An update reads the new partitions only: totals = merge(totals, partials of the
+new partitions). A changed or removed partition cannot be taken out of a ``min``
+or ``max`` (nor, exactly, out of a floating-point ``sum``): the totals are then
+recomputed from every partition in one pass, which is what a full run costs.
+``count_distinct``, ``median``, ``stddev``/``var`` and temporal SOA (a spine) are not
+mergeable here: :func:`not_mergeable` says why and the caller recomputes in full.
+
+>>> from operators.soa.spec import SOAFeature
+>>> q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
+...              features={"x": SOAFeature(basic=("sum", "mean"))})
+>>> not_mergeable(q, temporal=False) is None
+True
+>>> not_mergeable(SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
+...               features={"x": SOAFeature(basic=("median", "sum"))}), temporal=False)
+'median is not mergeable'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from operators.errors import DATAFUSION_ERRORS, EngineError
+from operators.memory import MemoryConfig, datafusion_context
+from operators.soa.compile import _Aggs, _final_exprs, since_conditions, source_columns
+from operators.soa.df_session import error_line, import_datafusion
+from operators.soa.spec import SOAQuery
+from operators.soa.validate import MERGEABLE_AGGS, not_mergeable
+from operators.sql_text import quote_ident
+
+__all__ = ["MERGEABLE_AGGS", "IncrementalSOA", "not_mergeable"]
+
+# How each partial (by the SQL function it starts with) merges across partitions.
+_MERGE = {"COUNT(": "SUM", "SUM(": "SUM", "MIN(": "MIN", "MAX(": "MAX"}
+_MANIFEST = "manifest.json"
+_VERSION = 3
+
+
+def _aggs(query: SOAQuery) -> tuple[_Aggs, list[str]]:
+    aggs = _Aggs(quote=quote_ident)
+    final = _final_exprs(query, aggs)
+    return aggs, final
+
+
+def partial_sql(query: SOAQuery, input_name: str) -> str:
+    """One row per id: the filtered aggregates of the rows of ``input_name`` (no final expressions)."""
+    aggs, _ = _aggs(query)
+    key = quote_ident(query.id_col)
+    days = (f"CAST({quote_ident(query.application_date_col)} AS DATE) - "
+            f"CAST({quote_ident(query.feature_date_col)} AS DATE) AS _days_between")
+    flags = [f"({cond}) AS {flag}" for flag, cond in since_conditions(query)]
+    cols = [key, days, *(quote_ident(c) for c in source_columns(query, exclude=(query.id_col,))), *flags]
+    agg_list = ",\n    ".join(f"{sql} AS {alias}" for sql, alias in aggs.exprs.items())
+    return (f"WITH _soa_rows AS (\n  SELECT {', '.join(cols)}\n  FROM {input_name}\n)\n"
+            f"SELECT {key},\n    {agg_list}\nFROM _soa_rows\nGROUP BY {key}")
+
+
+def merge_sql(query: SOAQuery, partials_name: str) -> str:
+    """Partials (any number of rows per id) merged into one row per id, same columns."""
+    aggs, _ = _aggs(query)
+    key = quote_ident(query.id_col)
+    merged = []
+    for sql, alias in aggs.exprs.items():
+        fn = next(f for prefix, f in _MERGE.items() if sql.startswith(prefix))
+        merged.append(f"{fn}({alias}) AS {alias}")
+    return f"SELECT {key}, {', '.join(merged)}\nFROM {partials_name}\nGROUP BY {key}"
+
+
+def final_sql(query: SOAQuery, totals_name: str) -> str:
+    """The SOA's output columns from the merged totals, in id order.
+
+    One row per id, so the id alone orders the rows as the run's defined order does
+    (``seeknal_flow/run/ordering.py``: keys, then every other column; NULLs last).
+    """
+    _, final = _aggs(query)
+    key = quote_ident(query.id_col)
+    return f"SELECT {key},\n  {', '.join(final)}\nFROM {totals_name}\nORDER BY {key} ASC NULLS LAST"
+
+
+def query_digest(query: SOAQuery) -> str:
+    import msgspec
+
+    return hashlib.sha256(msgspec.json.encode(query)).hexdigest()[:24]
+
+
+def input_partitions(root: Path) -> dict[str, tuple[Path, str]]:
+    """Partition (folder relative to ``root``) -> (folder, signature of its Parquet files).
+
+    Hidden files and folders (a writer's ``.tmp-*``, ``.old-*``) are skipped. The
+    signature is names, sizes and modification times: a partition written by a
+    run is a new folder with new files.
+    """
+    found: dict[str, list] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        for name in sorted(filenames):
+            if name.startswith((".", "_")) or not name.endswith(".parquet"):
+                continue
+            st = os.stat(os.path.join(dirpath, name))
+            rel = Path(dirpath).relative_to(root).as_posix()
+            found.setdefault(rel, []).append([name, st.st_size, st.st_mtime_ns])
+    return {p: (root / p, hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24])
+            for p, files in sorted(found.items())}
+
+
+class IncrementalSOA:
+    """Updates the partial-aggregate state of ``query`` over the partitions under ``input_root``.
+
+    >>> import datetime as dt, tempfile, pyarrow.parquet as pq
+    >>> from operators.soa.spec import SOAFeature
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> for day, x in (("d=1", 1.0), ("d=2", 5.0)):
+    ...     (tmp / "in" / day).mkdir(parents=True)
+    ...     pq.write_table(pa.table({"k": ["a"], "x": [x], "f": [dt.date(2026, 1, 1)],
+    ...                              "app": [dt.date(2026, 1, 2)]}), tmp / "in" / day / "p.parquet")
+    >>> q = SOAQuery(id_col="k", feature_date_col="f", application_date_col="app",
+    ...              features={"x": SOAFeature(basic=("sum", "max"))})
+    >>> soa = IncrementalSOA(q, tmp / "in", tmp / "state", memory=MemoryConfig(threads=1))
+    >>> soa.update(), soa.result().read_all().to_pydict()
+    ('2 input partitions aggregated in full (no earlier state)', {'k': ['a'], 'x_SUM': [6.0], 'x_MAX': [5.0]})
+    """
+
+    def __init__(self, query: SOAQuery, input_root: Path, state_dir: Path, *, memory: MemoryConfig,
+                 rebuild: bool = False) -> None:
+        self.query, self.root, self.dir, self.memory = query, Path(input_root), Path(state_dir), memory
+        self.rebuild = rebuild
+        self._totals: pa.Table | None = None
+        self._ctx = None
+
+    # ------------------------------------------------------------------ engine
+
+    def _context(self):
+        if self._ctx is None:
+            import_datafusion()
+            self._ctx = datafusion_context(self.memory)
+        return self._ctx
+
+    def _sql(self, sql: str, tables: dict[str, object]) -> pa.Table:
+        """Run ``sql`` with ``tables`` (a Parquet folder or an Arrow table each) registered."""
+        ctx = self._context()
+        try:
+            for name, data in tables.items():
+                with contextlib.suppress(*DATAFUSION_ERRORS):
+                    ctx.deregister_table(name)
+                if isinstance(data, pa.Table):
+                    batches = data.to_batches() or [pa.RecordBatch.from_pylist([], schema=data.schema)]
+                    ctx.register_record_batches(name, [batches])
+                else:
+                    ctx.register_parquet(name, str(data))
+            return _unview(ctx.sql(sql).to_arrow_table())
+        except DATAFUSION_ERRORS as exc:
+            raise EngineError(f"second-order aggregation (incremental): {error_line(exc)}") from exc
+
+    def _merge(self, parts: list[pa.Table]) -> pa.Table:
+        return self._sql(merge_sql(self.query, "_soa_parts"), {"_soa_parts": _concat(parts)})
+
+    # ------------------------------------------------------------------ state
+
+    def _load_manifest(self) -> dict | None:
+        try:
+            m = json.loads((self.dir / _MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+        if (m.get("version") != _VERSION or m.get("query") != query_digest(self.query)
+                or m.get("input") != str(self.root.resolve()) or not (self.dir / m.get("totals", "")).is_file()):
+            return None
+        return m
+
+    def update(self) -> str:
+        """Bring the state up to date with the input; return a one-line summary of what was merged."""
+        manifest = None if self.rebuild else self._load_manifest()
+        self._clean(manifest)
+        now = input_partitions(self.root)
+        if not now:
+            raise EngineError(f"second-order aggregation: no Parquet files under {self.root}")
+        old = manifest["partitions"] if manifest else {}
+        todo = [p for p, (_, sig) in now.items() if old.get(p) != sig]
+        removed = [p for p in old if p not in now]
+        changed = [p for p in todo if p in old]
+        totals = None
+        if manifest is not None and not changed and not removed:
+            try:
+                kept = self._read(manifest["totals"])
+                if not todo:
+                    self._totals = kept
+                    return f"0 of {len(now)} input partitions changed"
+                news = [self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": now[p][0]}) for p in todo]
+                totals = self._merge([kept, *news])
+                summary = f"{len(todo)} new of {len(now)} input partitions merged into the totals"
+            except (OSError, pa.ArrowException):
+                # An unreadable totals file, or new partials whose types do not fit the totals'
+                # (e.g. a column that was all NULL): one full pass instead.
+                summary = f"{len(now)} input partitions aggregated in full (the kept totals did not fit)"
+        if totals is None:
+            # One pass over every partition: the normal SOA's cost.
+            totals = self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": self.root})
+            if manifest is None or changed or removed:
+                summary = (f"{len(now)} input partitions aggregated in full (" + (
+                    "no earlier state)" if manifest is None else
+                    f"{len(changed)} changed, {len(removed)} removed: min/max cannot be taken back)"))
+        # The totals first (a unique name), then the manifest (atomic rename), then the old totals go.
+        self.dir.mkdir(parents=True, exist_ok=True)
+        totals_name = f"totals-{uuid.uuid4().hex[:8]}.arrow"
+        _write(totals, self.dir / totals_name)
+        doc = {"version": _VERSION, "query": query_digest(self.query), "input": str(self.root.resolve()),
+               "totals": totals_name, "partitions": {p: sig for p, (_, sig) in now.items()}}
+        tmp = self.dir / f".{_MANIFEST}.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps(doc, indent=0))
+        os.replace(tmp, self.dir / _MANIFEST)
+        self._clean(doc)
+        self._totals = totals
+        return summary
+
+    def _read(self, name: str) -> pa.Table:
+        with pa.memory_map(str(self.dir / name)) as source:
+            return pa.ipc.open_file(source).read_all()
+
+    def _clean(self, manifest: dict | None) -> None:
+        """Remove state files the manifest does not name (left by a killed run, or replaced)."""
+        if not self.dir.is_dir():
+            return
+        named = set() if manifest is None else {manifest["totals"]}
+        for f in [*self.dir.glob("totals-*.arrow"), *self.dir.glob(".*")]:
+            if f.name not in named:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+
+    # ------------------------------------------------------------------ result
+
+    def result(self) -> pa.RecordBatchReader:
+        """The SOA's output from the totals (call :meth:`update` first)."""
+        if self._totals is None:
+            raise EngineError("second-order aggregation (incremental): update() must run before result()")
+        out = self._sql(final_sql(self.query, "_soa_totals"), {"_soa_totals": self._totals})
+        return out.to_reader()
+
+
+def _unview(t: pa.Table) -> pa.Table:
+    """String/binary views (how DataFusion reads Parquet) as plain strings/binaries: stable state types."""
+    fields = []
+    for f in t.schema:
+        if pa.types.is_string_view(f.type):
+            f = f.with_type(pa.string())
+        elif pa.types.is_binary_view(f.type):
+            f = f.with_type(pa.binary())
+        fields.append(f)
+    schema = pa.schema(fields)
+    return t if schema == t.schema else t.cast(schema)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    schema = tables[0].schema
+    return pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in tables])
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    """An Arrow IPC file (uncompressed: written and memory-mapped back in milliseconds), renamed into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    os.replace(tmp, path)
+
+
+class IncrementalSOAOperator:
+    """:class:`IncrementalSOA` as an operator: ``batches()`` updates the state, then yields the result."""
+
+    def __init__(self, soa: IncrementalSOA, schema: pa.Schema) -> None:
+        self.soa, self._schema = soa, schema
+        self.output = ""
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema
+
+    def describe(self) -> str:
+        return f"IncrementalSOA(by {self.soa.query.id_col})"
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        self.output = self.soa.update() + "\n"
+        for b in self.soa.result():
+            if b.num_rows:
+                yield b if b.schema == self._schema else b.cast(self._schema)
