@@ -368,6 +368,10 @@ def _reasons(old: NodeState | None, new: NodeState, output_exists: bool) -> list
         reasons.append("failed last run")
     elif not output_exists:
         reasons.append("output missing")
+    elif not reasons and old.partitions != new.partitions:
+        reasons.append("partitions changed")  # an upstream partition added, changed or removed
+    elif not reasons and old.source != new.source:
+        reasons.append("connection changed")  # a database source now reads another host/database/table
     elif not reasons and old.fingerprint != new.fingerprint:
         reasons.append("engine changed")
     return reasons

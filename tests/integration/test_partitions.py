@@ -74,6 +74,8 @@ def test_add_modify_delete_touch_exactly_those_partitions(seeknal, project):
     r = seeknal("plan", cwd=project)
     assert "RUN 2/5 partitions (changed: order_date=2026-01-03, order_date=2026-01-06; removed: order_date=2026-01-01)" in r.out
     assert "RUN   transform.total" in r.out and "(upstream changed)" in r.out
+    daily_line = next(ln for ln in r.out.splitlines() if "transform.daily" in ln and "RUN" in ln)
+    assert "(partitions changed)" in daily_line and "engine changed" not in r.out, r.out
     r = seeknal("run", cwd=project)
     assert r.code == 0, r.text
     assert "2 partition(s) written, 1 removed, 3 unchanged" in r.out
