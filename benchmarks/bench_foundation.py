@@ -205,7 +205,9 @@ def _report_failure(s: Series, r: Sample) -> None:
 
 
 _NODE = re.compile(r"^\[\d+/\d+\] (\S+)")
-_OK = re.compile(r"^\s+ok: ([\d,]+) rows in ([\d.]+)s")
+# `seeknal run -v` puts the time on the node's line ("[1/3] source.x  ok: 6 rows in 0.12s (...)");
+# older releases printed it on a line of its own.
+_OK = re.compile(r"^(?:\[\d+/\d+\] \S+)?\s+ok: ([\d,]+) rows in ([\d.]+)s")
 _DONE = re.compile(r"^Done in ([\d.]+)s")
 
 
@@ -215,7 +217,7 @@ def node_seconds(stdout: str) -> tuple[dict[str, float], float | None]:
     for line in stdout.splitlines():
         if m := _NODE.match(line):
             current = m.group(1)
-        elif (m := _OK.match(line)) and current:
+        if (m := _OK.match(line)) and current:
             nodes[current] = float(m.group(2))
         elif m := _DONE.match(line):
             done = float(m.group(1))
@@ -316,7 +318,7 @@ def run(rows: int, n_help: int, n_repl: int, n_run: int, n_big: int, skip_big: b
         print("3. seeknal run --full (examples/ml-path copy)", file=sys.stderr)
         proj = tmpdir / "ml-path"
         shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns("target", "__pycache__"))
-        run_cmd = [seeknal, "run", "--project", str(proj), "--full"]
+        run_cmd = [seeknal, "run", "-v", "--project", str(proj), "--full"]  # -v: per-node times
         s3 = series("3. `seeknal run --full` (copy of examples/ml-path)", run_cmd, n_run, target_s=2.0)
         rows_out.append(s3)
         if shim:
@@ -375,9 +377,9 @@ def _big(rows: int, runs: int, seeknal: str, tmpdir: Path) -> dict:
     py = sys.executable
 
     full = series("4a. `seeknal run --full` (source + feature group)",
-                  [seeknal, "run", "--project", str(proj), "--full"], runs, warmup=0)
+                  [seeknal, "run", "-v", "--project", str(proj), "--full"], runs, warmup=0)
     fg = series("4b. feature group alone (`--nodes feature_group.customer_totals`)",
-                [seeknal, "run", "--project", str(proj), "--nodes", "feature_group.customer_totals"], runs,
+                [seeknal, "run", "-v", "--project", str(proj), "--nodes", "feature_group.customer_totals"], runs,
                 warmup=0)
     duck = series("4c. DuckDB reference: same aggregation, Parquet → Parquet",
                   [py, "-c", DUCKDB_AGG, str(data), str(ref_out)], runs, warmup=0)

@@ -134,7 +134,7 @@ class SeeknalFlow(System):
             return super().spec(task, work, data, parts, memory_limit)
         root = self._project(work)
         outputs = _cleared_outputs(root, projects.FLOW_OUTPUTS, parts)
-        cmd = [self.cli(), "run", "--full", "--project", str(root)]
+        cmd = [self.cli(), "run", "--full", "-v", "--project", str(root)]  # -v: per-node times
         if memory_limit:
             cmd += ["--memory-limit", memory_limit]
         return RunSpec(cmd, REPO, self.env(), outputs, spill=root / "target" / "tmp")
@@ -210,7 +210,7 @@ class Seeknal213(System):
             return super().spec(task, work, data, parts, memory_limit)
         root = self._project(work)
         outputs = _cleared_outputs(root, projects.SEEKNAL213_OUTPUTS, parts)
-        return RunSpec([self.cli(), "run", "--full"], root, self.env(), outputs,
+        return RunSpec([self.cli(), "run", "--full", "-v"], root, self.env(), outputs,
                        cleanup=projects.seeknal213_feature_store(root))
 
     def stage_times(self, stdout: str) -> dict[str, float]:
