@@ -88,3 +88,11 @@ def test_incremental_soa_benchmark_adds_a_day_and_equals_the_full_run(tmp_path):
     assert body.count("`seeknal run` after adding order_date=") == 2
     assert "incremental SOA output equals `seeknal run --full`" in body and "DIFFERS" not in body, body
     assert "second_order_aggregation.spend" in body  # per-node times parsed from -v
+
+
+def test_node_seconds_reads_the_verbose_node_lines():
+    from benchmarks.bench_foundation import node_seconds
+
+    out = ("[1/2] source.a  ok: 6 rows in 0.12s (50 rows/s)  (new)\n  | a note\n"
+           "[2/2] feature_group.b  ok: 1,000 rows in 1.50s (667 rows/s)\nDone in 2.00s: 2 ok, 0 failed\n")
+    assert node_seconds(out) == ({"source.a": 0.12, "feature_group.b": 1.5}, 2.0)
