@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import types
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seeknal_flow.store.consolidation import GroupInput, consolidation_sql
+from seeknal_flow.errors import StoreError
+from seeknal_flow.store.consolidation import GroupInput, consolidation_sql, describe_group
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "consolidation"
 
@@ -164,3 +167,14 @@ def test_ties_go_to_the_row_written_last_across_files_and_row_groups(tmp_path):
         ("A", 4, 9, dt.datetime(2026, 1, 3)),  # folder: day=2's last row; file: the later time beats the later row
         ("B", None, 6, t),
     ]
+
+
+def test_a_damaged_group_output_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "feature_group_orders.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(StoreError) as err:
+        describe_group(types.SimpleNamespace(root=tmp_path), "customer", ("customer_id",),
+                       GroupInput("orders", bad, "event_time"))
+    message = str(err.value)
+    assert "\n" not in message and "feature group 'orders'" in message and str(bad) in message
+    assert "seeknal run --nodes feature_group.orders" in message
