@@ -158,7 +158,7 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
     (file row number), matching the PIT join's rule. Rows with a NULL key or event
     time are left out (the group's ``nulls`` policy counted or refused them).
 
-    One aggregate pass per group: ``arg_max(row, (event time, file, row number))``
+    One aggregate pass per group: ``arg_max((time, row), (event time, file, row number))``
     keeps one row per key in a hash table, where a ``row_number()`` window sorted
     every row of the group (3e6 rows: 0.4 s and ~170 MB instead of 1.3 s and ~410 MB).
     The ordering struct is unique per row, so the row it picks is the window's.
@@ -178,8 +178,8 @@ def consolidation_sql(keys: tuple[str, ...], groups: list[GroupInput], schemas: 
             source = f"read_parquet({quote_literal(path)}, file_row_number = true)"
             last = f"struct_pack(t := {event}, r := file_row_number)"
         ctes.append(
-            f"g{i} AS (SELECT {key_list}, __x[1] AS __et, __x[2] AS __s FROM (SELECT {key_list}, "
-            f"arg_max(row(CAST({event} AS TIMESTAMP), struct_pack({fields})), {last}) AS __x "
+            f"g{i} AS (SELECT {key_list}, __x.__et, __x.__s FROM (SELECT {key_list}, "
+            f"arg_max(struct_pack(__et := CAST({event} AS TIMESTAMP), __s := struct_pack({fields})), {last}) AS __x "
             f"FROM {source} WHERE {not_null(keys, g.event_time_col, quote_ident)} GROUP BY {key_list}))"
         )
     return join_latest_rows(ctes, [quote_ident(k) for k in keys], [quote_ident(g.name) for g in groups], key_list)
