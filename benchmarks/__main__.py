@@ -9,6 +9,7 @@ Commands::
     python -m benchmarks incremental --rows 1e7 --days 365 [--repeat 3] [--downstream none,sums,distinct,soa] \\
         [--before DIR] [--append]
     python -m benchmarks scale --rows 1e8 --memory-limit 2GB [--systems seeknal_flow,duckdb] [--append]
+    python -m benchmarks lookup --keys 5e5 [--rounds 3] [--before DIR]   # in-process get_features p50/p99
     python -m benchmarks serve [--keys 1e5] [--requests 20000] [--rounds 3] [--workers 1]
     python -m benchmarks setup-seeknal      # benchmarks/.venvs/seeknal213: uv venv + seeknal==2.13.0
     python -m benchmarks compare --before DIR --after DIR [--runs 10] [--scale 1e7]   # two checkouts, alternating
@@ -37,6 +38,7 @@ _MODULES = {
     "scale": "benchmarks.harness.scale",
     "db": "benchmarks.bench_db",
     "serve": "benchmarks.bench_serve",
+    "lookup": "benchmarks.bench_lookup",
     "ui": "benchmarks.bench_ui",
     "ordering": "benchmarks.bench_ordering",
 }
@@ -61,6 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     pl.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
     pl.add_argument("--before", default=None,
                     help="an earlier checkout of seeknal-flow: its run alternates with this one (seeknal_before)")
+
+    lk = sub.add_parser("lookup", help="in-process get_features latency (1 and 10 keys): this checkout vs another")
+    lk.add_argument("--keys", default="5e5", help="entity keys")
+    lk.add_argument("--rounds", type=int, default=3, help="alternating child processes per checkout")
+    lk.add_argument("--iterations", type=int, default=3000, help="timed calls per size in each child")
+    lk.add_argument("--before", default=None, help="an earlier checkout of seeknal-flow, measured alternately")
 
     k = sub.add_parser("sink", help="a feature group's copy (DuckDB projection -> Parquet sink): this sink vs "
                                      "another checkout's, alternating")

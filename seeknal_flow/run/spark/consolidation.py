@@ -38,7 +38,8 @@ from seeknal_flow.store.consolidation import (
 def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, str, list[str]]]) -> str:
     """The Spark SQL building an entity table (pure); ``groups`` are (name, view, event time column, columns).
 
-    Each view must carry ``ORDER_COL``. Mirrors ``consolidation_sql`` clause by clause.
+    Each view must carry ``ORDER_COL``. Picks the rows ``consolidation_sql`` picks (a window here,
+    ``arg_max`` there; the same tie rule).
 
     >>> print(consolidation_spark_sql(("id",), [("g", "v", "t", ["id", "x", "t"])]))  # doctest: +ELLIPSIS
     WITH g0 AS (SELECT `id`, CAST(`t` AS TIMESTAMP_NTZ) AS __et, struct(`x` AS `x`, `t` AS `t`) AS __s FROM v WHERE ...

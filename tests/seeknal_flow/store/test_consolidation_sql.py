@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import types
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seeknal_flow.store.consolidation import GroupInput, consolidation_sql
+from seeknal_flow.errors import StoreError
+from seeknal_flow.store.consolidation import GroupInput, consolidation_sql, describe_group
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "consolidation"
 
@@ -143,3 +146,35 @@ def test_consolidation_matches_pandas_reference(data):
     got = [(tuple(r[k] for k in keys), r["event_time"], tuple(r[g["name"]] for g in groups))
            for r in table.to_pylist()]
     assert got == _reference(keys, groups)
+
+
+def test_ties_go_to_the_row_written_last_across_files_and_row_groups(tmp_path):
+    # A partitioned group (a folder): files in name order, rows in file order; the last
+    # written of the rows sharing the latest event time wins, even across row groups.
+    t = dt.datetime(2026, 1, 2)
+    folder = tmp_path / "fg"
+    for day, values in (("day=1", [1, 2]), ("day=2", [3, 4])):
+        (folder / day).mkdir(parents=True)
+        pq.write_table(pa.table({"id": ["A", "A"], "v": values, "et": [t, t]}), folder / day / "part-0.parquet",
+                       row_group_size=1)
+    pq.write_table(pa.table({"id": ["A", "A", "B", "B"], "v": [9, 1, 5, 6],
+                             "et": [dt.datetime(2026, 1, 3), t, t, t]}),
+                   tmp_path / "flat.parquet", row_group_size=1)
+    groups = [GroupInput("a", folder, "et"), GroupInput("b", tmp_path / "flat.parquet", "et")]
+    sql = consolidation_sql(("id",), groups, {"a": ["id", "v", "et"], "b": ["id", "v", "et"]})
+    rows = duckdb.connect().sql(sql).to_arrow_table().to_pylist()
+    assert [(r["id"], r["a"] and r["a"]["v"], r["b"]["v"], r["event_time"]) for r in rows] == [
+        ("A", 4, 9, dt.datetime(2026, 1, 3)),  # folder: day=2's last row; file: the later time beats the later row
+        ("B", None, 6, t),
+    ]
+
+
+def test_a_damaged_group_output_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "feature_group_orders.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(StoreError) as err:
+        describe_group(types.SimpleNamespace(root=tmp_path), "customer", ("customer_id",),
+                       GroupInput("orders", bad, "event_time"))
+    message = str(err.value)
+    assert "\n" not in message and "feature group 'orders'" in message and str(bad) in message
+    assert "seeknal run --nodes feature_group.orders" in message
