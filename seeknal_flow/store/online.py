@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from operators.datasets import parquet_files
 from operators.durations import parse_duration
 from seeknal_flow.errors import StoreError
 from seeknal_flow.frames import reads
@@ -36,18 +37,21 @@ _BATCH_ROWS = 1 << 17  # rows flattened at a time while publishing
 
 def snapshot_table(project: Project, entity: str, catalog: dict) -> tuple[pa.Table, dict]:
     """The consolidated entity table flattened to one column per ``group.feature``, and its pointer."""
-    with pq.ParquetFile(project.entity_table(entity)) as file:
-        schema, batches = _flattened(file, catalog)
-        return pa.Table.from_batches(list(batches), schema), _pointer(catalog)
+    schema, batches = _flattened(project.entity_table(entity), catalog)
+    return pa.Table.from_batches(list(batches), schema), _pointer(catalog)
 
 
-def _flattened(file: pq.ParquetFile, catalog: dict) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _flattened(table: Path, catalog: dict) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The snapshot's schema and its batches, one Parquet batch at a time (never the whole table).
 
+    ``table`` is one file, or a folder of part files (the Spark engine writes one).
     ``ParquetFile`` rather than ``pq.read_table``: the latter goes through ``pyarrow.dataset``,
     whose import brings pandas (~0.2 s of a run that never needs it).
     """
-    source = file.schema_arrow
+    files = parquet_files(table)
+    if not files:
+        raise StoreError(f"{table}: no Parquet files; run `seeknal consolidate --force`")
+    source = pq.read_schema(files[0])
     # (snapshot column, entity table column, field of its struct or None for a key)
     plan: list[tuple[str, str, str | None]] = [(k, k, None) for k in catalog["join_keys"]]
     for group, info in sorted(catalog["groups"].items()):
@@ -59,12 +63,14 @@ def _flattened(file: pq.ParquetFile, catalog: dict) -> tuple[pa.Schema, Iterator
     ])
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for batch in file.iter_batches(batch_size=_BATCH_ROWS):
-            # pc.struct_field, not StructArray.field: a key missing from a group has a NULL
-            # struct, and only the former turns that into NULL features.
-            yield pa.RecordBatch.from_arrays(
-                [batch.column(column) if sub is None else pc.struct_field(batch.column(column), sub)
-                 for _, column, sub in plan], schema=schema)
+        for path in files:
+            with pq.ParquetFile(path) as file:
+                for batch in file.iter_batches(batch_size=_BATCH_ROWS):
+                    # pc.struct_field, not StructArray.field: a key missing from a group has a NULL
+                    # struct, and only the former turns that into NULL features.
+                    yield pa.RecordBatch.from_arrays(
+                        [batch.column(column) if sub is None else pc.struct_field(batch.column(column), sub)
+                         for _, column, sub in plan], schema=schema)
 
     return schema, batches()
 
@@ -90,9 +96,8 @@ def publish(project: Project, entity: str, catalog: dict) -> str:
 
         snapshot, pointer = snapshot_table(project, entity, catalog)
         return publish_redis(project, entity, snapshot, pointer)
-    with pq.ParquetFile(project.entity_table(entity)) as file:
-        schema, batches = _flattened(file, catalog)
-        return str(publish_embedded(project, entity, schema, batches, _pointer(catalog)))
+    schema, batches = _flattened(project.entity_table(entity), catalog)
+    return str(publish_embedded(project, entity, schema, batches, _pointer(catalog)))
 
 
 def publish_embedded(project: Project, entity: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
