@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from operators.atomic import write_atomic
 from seeknal_flow.errors import RunError, SeeknalError, SpecError
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.run.preview import load_draft, preview_file
@@ -55,9 +55,7 @@ def apply_file(ws: Workspace, file: Path, *, force: bool = False) -> Applied:
     except SeeknalError as e:
         problem = str(e).splitlines()[0]
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(source_text, encoding="utf-8")
-    os.replace(tmp, target)
+    write_atomic(target, source_text.encode("utf-8"))
     if file.resolve() != target.resolve():
         file.unlink()
     return Applied([s.id for s in specs], target, replaced, schema, problem)

@@ -33,6 +33,7 @@ import msgspec
 import pyarrow as pa
 
 import operators
+from operators.atomic import write_atomic
 from operators.errors import EngineError
 from operators.memory import MemoryConfig
 from operators.python_call import UserCodeError
@@ -111,9 +112,7 @@ def runner_script(code: PythonCode, folder: Path) -> Path:
     path = folder / f"runner_{digest}.py"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text.encode("utf-8"))
     return path
 
 

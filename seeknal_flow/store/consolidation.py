@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from operators.atomic import replace_path
+from operators.atomic import replace_path, write_atomic
 from operators.datasets import footer_summary
 from operators.memory import MemoryConfig, duckdb_connection
 from operators.sql_text import quote_ident, quote_literal
@@ -268,9 +268,7 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
         ACCEPTED_SCHEMA: accepted,
     }
     path = project.entity_catalog(entity)
-    tmp_cat = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp_cat.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
-    os.replace(tmp_cat, path)
+    write_atomic(path, json.dumps(catalog, indent=1).encode())
     return catalog
 
 

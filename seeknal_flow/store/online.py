@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from operators.atomic import write_atomic
 from operators.datasets import parquet_files
 from operators.durations import parse_duration
 from seeknal_flow.errors import StoreError
@@ -114,9 +115,7 @@ def publish_embedded(project: Project, entity: str, schema: pa.Schema, batches: 
         (folder / f".{name}.tmp").unlink(missing_ok=True)  # the published snapshot stays as it was
         raise
     os.replace(folder / f".{name}.tmp", folder / name)
-    tmp = folder / f".{POINTER}.tmp"
-    tmp.write_text(json.dumps({"snapshot": name, **pointer}), encoding="utf-8")
-    os.replace(tmp, folder / POINTER)
+    write_atomic(folder / POINTER, json.dumps({"snapshot": name, **pointer}).encode())
     for old in folder.glob("snapshot-*.arrow"):
         if old.name != name:
             old.unlink(missing_ok=True)  # open readers keep their mapping (POSIX)

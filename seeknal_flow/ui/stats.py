@@ -15,12 +15,12 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import duckdb
 import msgspec
 
+from operators.atomic import write_atomic
 from seeknal_flow.load.project import Project
 
 BINS = 20
@@ -97,9 +97,7 @@ def column_stats(project: Project, path: Path) -> dict:
             pass  # a torn or foreign file: compute again and overwrite it
     result = _compute(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(msgspec.json.encode(result))
-    os.replace(tmp, cache)
+    write_atomic(cache, msgspec.json.encode(result))
     return result
 
 
