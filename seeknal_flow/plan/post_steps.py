@@ -163,6 +163,10 @@ def plan_steps(project: Project, dag: Dag, state: RunState, nodes: Sequence[Node
     return steps
 
 
+# A step whose last attempt did not finish: the reason it runs again.
+_UNFINISHED = {StepStatus.RUNNING: "interrupted last time", StepStatus.FAILED: "failed last run"}
+
+
 def _consolidate_reasons(project: Project, entity: str, old: StepState | None, fingerprint: str,
                          inputs: dict[str, str], running: list[GroupRead], full: bool) -> list[str]:
     reasons = [f"group {g.name} runs" for g in running]
@@ -170,10 +174,8 @@ def _consolidate_reasons(project: Project, entity: str, old: StepState | None, f
         reasons.append("--full")
     if old is None or not old.fingerprint:
         return reasons or ["new"]
-    if old.status == StepStatus.RUNNING:
-        reasons.append("interrupted last time")
-    elif old.status == StepStatus.FAILED:
-        reasons.append("failed last run")
+    if unfinished := _UNFINISHED.get(old.status):
+        reasons.append(unfinished)
     ran = {g.name for g in running}
     for name in sorted(set(inputs) | set(old.inputs)):
         if name in ran:
@@ -199,10 +201,8 @@ def _publish_reasons(project: Project, entity: str, old: StepState | None, finge
     reasons = [f"entity {entity} rebuilt"] if consolidate.action == Action.RUN else []
     if old is None or not old.fingerprint:
         return reasons or ["new"]
-    if old.status == StepStatus.RUNNING:
-        reasons.append("interrupted last time")
-    elif old.status == StepStatus.FAILED:
-        reasons.append("failed last run")
+    if unfinished := _UNFINISHED.get(old.status):
+        reasons.append(unfinished)
     elif old.fingerprint != fingerprint and not reasons:
         reasons.append("online store changed")
     if (project.config.online_store.type == OnlineStoreType.EMBEDDED

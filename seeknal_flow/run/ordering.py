@@ -50,8 +50,10 @@ def _statement(sql: str) -> dict | None:
 def has_top_level_order(sql: str) -> bool | None:
     """Does the single statement ``sql`` end in its own ORDER BY? None: not one parseable SELECT."""
     node = _statement(sql)
-    if node is None:
-        return None
+    return None if node is None else _ordered(node)
+
+
+def _ordered(node: dict) -> bool:
     return any(m.get("type") == "ORDER_MODIFIER" for m in node.get("modifiers", []))
 
 
@@ -71,7 +73,11 @@ def keeps_input_order(sql: str) -> bool:
     False
     """
     node = _statement(sql)
-    if node is None or node.get("type") != "SELECT_NODE":
+    return node is not None and _keeps_order(node)
+
+
+def _keeps_order(node: dict) -> bool:
+    if node.get("type") != "SELECT_NODE":
         return False
     if node.get("group_expressions") or node.get("group_sets") or node.get("having") or node.get("qualify"):
         return False
@@ -112,10 +118,11 @@ def ordered_sql(sql: str, schema_names: list[str], first: list[str], schema: pa.
 
     Duplicate output names are left alone: a subquery would rename the second one (``x_1``).
     """
-    if len(set(schema_names)) != len(schema_names) or has_top_level_order(sql) is not False:
+    if len(set(schema_names)) != len(schema_names):
         return sql
-    if keeps_input_order(sql):
-        return sql  # already in the input's (fixed) order: a sort would only cost time
+    node = _statement(sql)  # parsed once for both questions
+    if node is None or _ordered(node) or _keeps_order(node):
+        return sql  # not one SELECT, its own ORDER BY, or already in the input's (fixed) order
     body = sql.strip().rstrip(";")
     cols = ", ".join(quote_ident(c) for c in sort_columns(schema_names, first, schema))
     return f"SELECT * FROM (\n{body}\n) AS __seeknal_rows ORDER BY {cols}"
