@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,42 +177,43 @@ def main(args) -> None:
         report.append(args.command, body)
 
 
+@contextmanager
+def _partitioned_data(rows: int, days: int, prefix: str, data_dir: Path, log) -> Iterator[tuple[Path, Path, str, dict]]:
+    """A temp folder holding ``days`` daily partitions of ``rows`` transactions, the engine warmed up.
+
+    Yields (work folder, pristine partitions, seeknal command, environment); the folder goes at the end.
+    """
+    flow = SeeknalFlow()
+    seeknal, env = flow.cli(), base_env()
+    tx = make_data(rows, data_dir).tx
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=data_dir))
+    try:
+        log(f"writing {days} partitions of {rows:,} rows")
+        pristine = work / "tx"
+        write_partitions(tx, pristine, days)
+        for cmd in flow.warmup():
+            measure(cmd, cwd=REPO, env=env)
+        yield work, pristine, seeknal, env
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_soa_variant(rows: int, days: int, repeat: int, before: str | None, *, data_dir: Path = DATA,
                     log=lambda _: None) -> str:
     """The SOA downstream (benchmarks/harness/incremental_soa.py): one new day, this code (and ``before``)."""
     from benchmarks.harness import incremental_soa
 
-    flow = SeeknalFlow()
-    seeknal, env = flow.cli(), base_env()
-    tx = make_data(rows, data_dir).tx
-    work = Path(tempfile.mkdtemp(prefix="incremental-soa-", dir=data_dir))
-    try:
-        log(f"writing {days} partitions of {rows:,} rows")
-        pristine = work / "tx"
-        write_partitions(tx, pristine, days)
-        for cmd in flow.warmup():
-            measure(cmd, cwd=REPO, env=env)
+    with _partitioned_data(rows, days, "incremental-soa-", data_dir, log) as (work, pristine, seeknal, env):
         runs = incremental_soa.run_soa(work, pristine, seeknal, env, repeat, before, log)
         verdict = incremental_soa.check(work / "soa", seeknal, {**env, "PYTHONPATH": str(REPO)})
         return incremental_soa.render(rows, days, repeat, runs, verdict)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run_variants(rows: int, days: int, variants: list[str], repeat: int, *, data_dir: Path = DATA,
                  log=lambda _: None) -> list[Variant]:
     """Each variant on its own copy of the partitions; the temp folders are removed at the end."""
-    flow = SeeknalFlow()
-    seeknal, env = flow.cli(), base_env()
-    tx = make_data(rows, data_dir).tx
-    work = Path(tempfile.mkdtemp(prefix="incremental-", dir=data_dir))
     results = []
-    try:
-        log(f"writing {days} partitions of {rows:,} rows")
-        pristine = work / "tx"
-        write_partitions(tx, pristine, days)
-        for cmd in flow.warmup():
-            measure(cmd, cwd=REPO, env=env)
+    with _partitioned_data(rows, days, "incremental-", data_dir, log) as (work, pristine, seeknal, env):
         for variant in variants:
             root = work / variant
             subprocess.run([seeknal, "init", "--name", f"incremental_{variant}", "--path", str(root)], check=True,
@@ -223,8 +226,6 @@ def run_variants(rows: int, days: int, variants: list[str], repeat: int, *, data
                 (root / "seeknal" / "transforms" / "customer_totals.yml").write_text(totals_yaml(variant))
             results.append(_run_variant(variant, root, seeknal, env, repeat, log))
             shutil.rmtree(root, ignore_errors=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return results
 
 
