@@ -191,7 +191,8 @@ class _Spec:
         return [n for n in rs.names if n not in self.by and n not in ls.names]
 
     def output_schema(self, ls: pa.Schema, rs: pa.Schema) -> pa.Schema:
-        return pa.schema([*ls, *(rs.field(n) for n in self.right_values(ls, rs))])
+        # A spine row may match nothing: its right values are NULL, whatever the right side's file says.
+        return pa.schema([*ls, *(rs.field(n).with_nullable(True) for n in self.right_values(ls, rs))])
 
     def unit(self, ls: pa.Schema, rs: pa.Schema) -> str:
         return time_unit(ls.field(self.left_on).type, rs.field(self.right_on).type)
@@ -335,7 +336,7 @@ def _indices(idx: np.ndarray) -> pa.Array:
 def _take_by_chunk(rsrc: sources.Source, chunks: list[sources.Chunk], values: list[str], idx: np.ndarray,
                    pool: ThreadPoolExecutor | None) -> pa.Table:
     """Values of the matched right rows, read row group by row group (skipping unmatched ones)."""
-    schema = pa.schema([rsrc.schema.field(n) for n in values])
+    schema = pa.schema([rsrc.schema.field(n).with_nullable(True) for n in values])  # unmatched rows: NULL
     dictionary = tuple(rsrc.dictionary_worthy(values))
     hit = np.flatnonzero(idx >= 0)
     rows = idx[hit]
@@ -384,7 +385,7 @@ def _take_from_parquet(rsrc: sources.Source, values: list[str], idx: np.ndarray)
     data = rsrc.read(values, text)
     taken = data.take(_indices(idx))
     del data
-    return taken.cast(pa.schema([rsrc.schema.field(n) for n in values]))
+    return taken.cast(pa.schema([rsrc.schema.field(n).with_nullable(True) for n in values]))  # unmatched: NULL
 
 
 def _assemble(left: pa.Table, taken: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -152,6 +152,12 @@ class _Aggs:
     exprs: dict[str, str] = field(default_factory=dict)  # SQL -> alias
     quote: Callable[[str], str] = quote_ident
     all_past: bool = False  # every row has _days_between >= 0 (or only NULL values): see soa_sql
+    # Partials that merge across input partitions (operators/soa/mergeable.py): a sample
+    # stddev/var is then kept as (count, sum, population variance) per id, which merge
+    # exactly (Chan et al.), instead of STDDEV_SAMP/VAR_SAMP, which do not.
+    mergeable: bool = False
+    # Alias of each VAR_POP partial -> the aliases of its SUM and COUNT (same column, same filter).
+    variances: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def _filter(self, flt: str) -> str | None:
         if self.all_past:
@@ -178,7 +184,26 @@ class _Aggs:
             # many groups); the result is DOUBLE, as the SOA reference promises for mean.
             total, n = self.alias("sum", col, flt), self.alias("count", col, flt)
             return f"CAST({total} AS DOUBLE) / CAST(NULLIF({n}, 0) AS DOUBLE)"
+        if self.mergeable and agg in _SAMPLE_SPREAD:
+            total, n = self.alias("sum", col, flt), self.alias("count", col, flt)
+            var_pop = self._var_pop(col, flt)
+            self.variances[var_pop] = (total, n)
+            # Sample variance from the population one: n / (n - 1); NULL below two values, as VAR_SAMP.
+            var = f"CASE WHEN {n} > 1 THEN {var_pop} * CAST({n} AS DOUBLE) / CAST({n} - 1 AS DOUBLE) END"
+            return f"SQRT({var})" if _SAMPLE_SPREAD[agg] == "stddev" else var
         return self.alias(agg, col, flt)
+
+    def _var_pop(self, col: str, flt: str) -> str:
+        sql = f"VAR_POP(CAST({self.quote(col)} AS DOUBLE))"
+        flt = self._filter(flt)
+        if flt is not None:
+            sql += f" FILTER (WHERE {flt})"
+        if sql not in self.exprs:
+            self.exprs[sql] = f"_soa_a{len(self.exprs)}"
+        return self.exprs[sql]
+
+
+_SAMPLE_SPREAD = {"stddev": "stddev", "std": "stddev", "var": "var"}
 
 
 def _final_exprs(query: SOAQuery, aggs: _Aggs) -> list[str]:

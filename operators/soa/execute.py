@@ -373,6 +373,7 @@ def execute_soa(
     *,
     spine: SOAInput | None = None,
     memory: MemoryConfig,
+    by_id: bool = False,
 ) -> pa.RecordBatchReader:
     """Run ``query`` on DataFusion and return the result as a lazy RecordBatchReader.
 
@@ -380,6 +381,8 @@ def execute_soa(
     Parquet paths, a ``pa.Table`` or a ``pa.RecordBatchReader`` (spooled to an
     Arrow IPC file under ``memory.spill_dir``, removed when the result is exhausted
     or closed). Problems with the query raise :class:`EngineError` before any work.
+    ``by_id=True`` (without a spine) returns the rows sorted by id, NULL last: one row
+    per id, so that is a total order, sorted inside the plan instead of after it.
 
     >>> import datetime as dt
     >>> t = pa.table({"k": ["a", "a", "b"], "x": [1.0, 2.0, 5.0],
@@ -415,6 +418,10 @@ def execute_soa(
             df = ctx.sql(soa_sql(query, "soa_input", "soa_spine", all_past=True))
         else:
             df = _unview(ctx, _plan(ctx, query, facts, memory), schema)
+            if by_id:
+                from datafusion import col
+
+                df = df.sort(col(query.id_col).sort(ascending=True, nulls_first=False))
     except EngineError:
         spool.cleanup()
         raise
@@ -486,11 +493,13 @@ class SOAOperator:
         *,
         spine: SOAInput | None = None,
         memory: MemoryConfig,
+        by_id: bool = False,
     ) -> None:
         self.query = query
         self._input = input
         self._spine = spine
         self._memory = memory
+        self._by_id = by_id and spine is None  # see execute_soa
         self._schema: pa.Schema | None = None
 
     @property
@@ -502,7 +511,7 @@ class SOAOperator:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         schema = self.schema
-        reader = execute_soa(self.query, self._input, spine=self._spine, memory=self._memory)
+        reader = execute_soa(self.query, self._input, spine=self._spine, memory=self._memory, by_id=self._by_id)
         with contextlib.closing(reader):
             for b in reader:
                 yield b if b.schema == schema else b.cast(schema)
@@ -510,5 +519,6 @@ class SOAOperator:
     def describe(self) -> str:
         cols = output_columns(self.query)
         temporal = ", temporal" if self._spine is not None else ""
-        return f"SOA(by {cols[0]}{temporal}: {', '.join(cols[1:])})"
+        order = ", sorted by id" if self._by_id else ""
+        return f"SOA(by {cols[0]}{temporal}{order}: {', '.join(cols[1:])})"
 

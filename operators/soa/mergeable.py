@@ -3,9 +3,11 @@
 A non-temporal SOA is a filtered aggregation *per row*: each row's day count
 (application date - feature date) decides which filtered aggregates it feeds,
 independently of every other row. So every aggregate that merges (``count``,
-``sum``, ``min``, ``max``; ``mean`` is ``sum / count``) can be kept as partial
-aggregates per id, and the partials of a new input partition merged into them
-(Chronon's tiled partial aggregates, with the partition as the tile).
+``sum``, ``min``, ``max``; ``mean`` is ``sum / count``; a sample ``stddev``/``var``
+is kept as ``count``, ``sum`` and the population variance, merged as Chan et al. do
+the M2 of parallel variance) can be kept as partial aggregates per id, and the
+partials of a new input partition merged into them (Chronon's tiled partial
+aggregates, with the partition as the tile).
 
 State kept in ``state_dir`` (``target/state/soa/<node>/`` in a project):
 
@@ -20,7 +22,7 @@ An update reads the new partitions only: totals = merge(totals, partials of the
 new partitions). A changed or removed partition cannot be taken out of a ``min``
 or ``max`` (nor, exactly, out of a floating-point ``sum``): the totals are then
 recomputed from every partition in one pass, which is what a full run costs.
-``count_distinct``, ``median``, ``stddev``/``var`` and temporal SOA (a spine) are not
+``count_distinct``, ``median`` and temporal SOA (a spine) are not
 mergeable here: :func:`not_mergeable` says why and the caller recomputes in full.
 
 >>> from operators.soa.spec import SOAFeature
@@ -58,11 +60,11 @@ __all__ = ["MERGEABLE_AGGS", "IncrementalSOA", "not_mergeable"]
 # How each partial (by the SQL function it starts with) merges across partitions.
 _MERGE = {"COUNT(": "SUM", "SUM(": "SUM", "MIN(": "MIN", "MAX(": "MAX"}
 _MANIFEST = "manifest.json"
-_VERSION = 3
+_VERSION = 4  # 4: stddev/var kept as population variances
 
 
 def _aggs(query: SOAQuery) -> tuple[_Aggs, list[str]]:
-    aggs = _Aggs(quote=quote_ident)
+    aggs = _Aggs(quote=quote_ident, mergeable=True)
     final = _final_exprs(query, aggs)
     return aggs, final
 
@@ -84,11 +86,24 @@ def merge_sql(query: SOAQuery, partials_name: str) -> str:
     """Partials (any number of rows per id) merged into one row per id, same columns."""
     aggs, _ = _aggs(query)
     key = quote_ident(query.id_col)
-    merged = []
+    merged, means = [], []
     for sql, alias in aggs.exprs.items():
+        if alias in aggs.variances:
+            # Population variances of parts with n_i values and means m_i merge into
+            # (sum(n_i * var_i) + sum(n_i * (m_i - m)^2)) / sum(n_i), m the overall mean:
+            # exact, and free of the cancellation of a sum of squares.
+            total, n = aggs.variances[alias]
+            mean = f"CAST({total} AS DOUBLE) / CAST(NULLIF({n}, 0) AS DOUBLE)"
+            means.append(f"SUM(CAST({total} AS DOUBLE)) OVER (PARTITION BY {key}) / "
+                         f"CAST(NULLIF(SUM({n}) OVER (PARTITION BY {key}), 0) AS DOUBLE) AS _m_{alias}")
+            merged.append(f"(SUM({alias} * CAST({n} AS DOUBLE)) + SUM(CAST({n} AS DOUBLE) * "
+                          f"({mean} - _m_{alias}) * ({mean} - _m_{alias}))) / "
+                          f"CAST(NULLIF(SUM({n}), 0) AS DOUBLE) AS {alias}")
+            continue
         fn = next(f for prefix, f in _MERGE.items() if sql.startswith(prefix))
         merged.append(f"{fn}({alias}) AS {alias}")
-    return f"SELECT {key}, {', '.join(merged)}\nFROM {partials_name}\nGROUP BY {key}"
+    source = partials_name if not means else f"(SELECT *, {', '.join(means)} FROM {partials_name}) AS _soa_p"
+    return f"SELECT {key}, {', '.join(merged)}\nFROM {source}\nGROUP BY {key}"
 
 
 def final_sql(query: SOAQuery, totals_name: str) -> str:

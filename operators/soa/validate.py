@@ -67,9 +67,9 @@ def structural_problems(query: SOAQuery, *, temporal: bool) -> list[str]:
     return problems
 
 
-# Tokens whose partial aggregates merge exactly (mean/avg compile to sum / count):
-# operators/soa/mergeable.py keeps them per input partition.
-MERGEABLE_AGGS = frozenset({"count", "sum", "mean", "avg", "min", "max"})
+# Tokens whose partial aggregates merge exactly (mean/avg compile to sum / count; stddev/var
+# to count, sum and population variance): operators/soa/mergeable.py keeps them per input partition.
+MERGEABLE_AGGS = frozenset({"count", "sum", "mean", "avg", "min", "max", "stddev", "std", "var"})
 
 
 def not_mergeable(query: SOAQuery, *, temporal: bool) -> str | None:

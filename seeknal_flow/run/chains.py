@@ -106,6 +106,8 @@ def leading_columns(spec) -> list[str]:
 def _soa_chain(spec, inputs, *, root, params, memory, isolation, target: Path) -> Chain:
     spine = _frame_data(inputs[spec.spine]) if spec.spine else None
     if spec.python is None:
+        if spine is None:  # one row per id: DataFusion sorts by id in the plan (no second pass)
+            return Chain(SOAOperator(spec.query, _frame_data(inputs[spec.source]), memory=memory, by_id=True))
         soa = SOAOperator(spec.query, _frame_data(inputs[spec.source]), spine=spine, memory=memory)
         return Chain(SortedOperator(soa, leading_columns(spec), memory))
     # Decorator form: the function returns the input table (it may join or filter first).

@@ -106,11 +106,37 @@ def check_parquet_files(base: Path, files: list[Path], display: str) -> None:
                            f"{files[0].relative_to(base)} has {theirs}; rewrite it with the same types")
 
 
+def footer_null_counts(path: Path, columns: tuple[str, ...]) -> int | None:
+    """NULLs in ``columns`` of a Parquet file, summed, from its footer statistics; None if any is missing.
+
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "n.parquet"
+    >>> pq.write_table(pa.table({"k": [1, None], "t": [1, 2]}), f)
+    >>> footer_null_counts(f, ("k", "t"))
+    1
+    """
+    meta = pq.read_metadata(path)
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]  # leaf paths ("s.x" inside a struct)
+    try:
+        indexes = [names.index(c) for c in columns]
+    except ValueError:
+        return None
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for i in indexes:
+            stats = group.column(i).statistics
+            if stats is None or not stats.has_null_count:
+                return None
+            total += stats.null_count
+    return total
+
+
 def check_group_output(spec: FeatureGroupSpec, tmp: Path, memory: MemoryConfig) -> list[str]:
     """A feature group's temp output: event time type and NULL keys/times (by ``spec.nulls``)."""
     if spec.entity is None:
         return []
-    schema = parquet_dataset(tmp).schema
+    schema = pq.read_schema(tmp) if tmp.is_file() else parquet_dataset(tmp).schema
     et, keys = spec.event_time_col, spec.entity.join_keys
     missing = [c for c in (*keys, et) if c not in schema.names]
     if missing:
@@ -120,6 +146,8 @@ def check_group_output(spec: FeatureGroupSpec, tmp: Path, memory: MemoryConfig) 
     if not (pa.types.is_timestamp(et_type) or pa.types.is_date(et_type)):
         raise RunError(f"event_time_col '{et}' is {et_type}, not a timestamp or date; CAST it in the node "
                        f"(e.g. CAST({et} AS TIMESTAMPTZ) for text with UTC offsets)")
+    if tmp.is_file() and footer_null_counts(tmp, (*keys, et)) == 0:
+        return []  # the writer's statistics say so: no second pass over the rows
     con = duckdb_connection(memory, shared=True)
     try:
         null_key = " OR ".join(f"{quote_ident(k)} IS NULL" for k in keys)

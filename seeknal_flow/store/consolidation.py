@@ -202,6 +202,9 @@ def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: 
     groups' event times.
     """
     key_list = ", ".join(keys)
+    if len(ctes) == 1:  # one group: its own keys are all the keys (no union, no join)
+        return (f"WITH {ctes[0]} SELECT {', '.join('g0.' + k for k in keys)}, g0.__et AS event_time, "
+                f"g0.__s AS {names[0]} FROM g0 ORDER BY {order}")
     all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(ctes)))
     joins = " ".join(f"LEFT JOIN g{i} USING ({key_list})" for i in range(len(ctes)))
     structs = ", ".join(f"g{i}.__s AS {name}" for i, name in enumerate(names))

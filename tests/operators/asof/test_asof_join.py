@@ -213,6 +213,22 @@ def test_parquet_path_input_matches_table(tmp_path):
     assert asof_join(left, right.to_reader(max_chunksize=500), memory=mem, **kwargs).equals(want)
 
 
+def test_right_values_of_a_file_without_nulls_are_null_for_unmatched_rows(tmp_path):
+    # A writer may mark columns that hold no NULL as required (DuckDB's COPY does): a left
+    # row with no match still gets NULL values, in every path (in memory, by row group, spilled).
+    right = pa.table({"cid": ["a", "a", "b"], "event_time": pa.array([1, 5, 2], pa.timestamp("s")),
+                      "x": [1.0, 2.0, 3.0]})
+    required = pa.schema([f.with_nullable(False) for f in right.schema])
+    pq.write_table(right.cast(required), tmp_path / "f.parquet", row_group_size=1)
+    assert not pq.read_schema(tmp_path / "f.parquet").field("x").nullable
+    left = pa.table({"cid": ["a", "c", "b", "a"], "ts": pa.array([6, 9, 1, 0], pa.timestamp("s"))})
+    kwargs = dict(left_on="ts", right_on="event_time", by="cid")
+    for memory in (None, MemoryConfig(memory_limit=30_000, spill_dir=tmp_path / "spill")):
+        out = asof_join(left, tmp_path / "f.parquet", memory=memory, **kwargs)
+        assert out.column("x").to_pylist() == [2.0, None, None, None]
+        assert out.schema.field("x").nullable
+
+
 def test_operator_protocol_and_schema():
     left = pa.table({"id": ["a", "b"], "ts": pa.array([5, 5], pa.timestamp("s"))})
     right = pa.table({"id": ["a"], "et": pa.array([1], pa.timestamp("s")), "ts": [9], "x": [1.0]})

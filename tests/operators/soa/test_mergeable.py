@@ -26,11 +26,11 @@ APP = dt.date(2026, 1, 20)
 QUERY = SOAQuery(
     id_col="k", feature_date_col="d", application_date_col="app",
     features={
-        "x": SOAFeature(basic=("sum", "count", "mean", "min", "max")),
-        "n": SOAFeature(basic=("sum", "max", "mean")),
-        "recent": SOAFeature(source_feature="x", window=(0, 3), basic=("sum", "min")),
+        "x": SOAFeature(basic=("sum", "count", "mean", "min", "max", "stddev", "var")),
+        "n": SOAFeature(basic=("sum", "max", "mean", "std")),
+        "recent": SOAFeature(source_feature="x", window=(0, 3), basic=("sum", "min", "stddev")),
         "trend": SOAFeature(source_feature="x", ratio=SOARatio(numerator=(0, 3), denominator=(4, 30),
-                                                              aggs=("sum", "count", "max"))),
+                                                              aggs=("sum", "count", "max", "stddev"))),
         "big": SOAFeature(source_feature="x", since=SOASince(condition="x > 5", aggs=("count", "mean"))),
     },
 )
@@ -113,6 +113,9 @@ def test_incremental_equals_full_recompute(first, edits):
             op = SortedOperator(SOAOperator(QUERY, str(root), memory=MEM), ["k"], MEM)
             ordered = pa.Table.from_batches(list(op.batches()), schema=op.schema)
             assert got.column("k").to_pylist() == ordered.column("k").to_pylist()
+            # ... and what a full run writes: the plan sorted by id (run/chains.py).
+            by_id = SOAOperator(QUERY, str(root), memory=MEM, by_id=True)
+            assert pa.Table.from_batches(list(by_id.batches()), schema=by_id.schema).equals(ordered)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -159,8 +162,8 @@ def test_a_run_killed_before_the_manifest_keeps_the_previous_state(tmp_path, mon
 
 def test_not_mergeable_aggregates_are_named():
     q = SOAQuery(id_col="k", feature_date_col="d", application_date_col="app",
-                 features={"x": SOAFeature(basic=("count_distinct", "stddev", "sum"))})
-    assert not_mergeable(q, temporal=False) == "count_distinct, stddev are not mergeable"
+                 features={"x": SOAFeature(basic=("count_distinct", "median", "stddev", "sum"))})
+    assert not_mergeable(q, temporal=False) == "count_distinct, median are not mergeable"
     assert not_mergeable(QUERY, temporal=True) == "a temporal SOA (spine) is not mergeable"
     assert not_mergeable(QUERY, temporal=False) is None
 
