@@ -3,8 +3,8 @@
 Project: ``source.tx`` (``--days`` daily Hive partitions, the transactions) →
 ``transform.daily`` (YAML, ``partitioned: true``: per customer and day, orders and
 revenue, the application date carried) → ``second_order_aggregation.spend`` (YAML,
-by customer: sum/mean/min/max of daily revenue, orders, a 30-day window sum and a
-30/90-day ratio; all mergeable, so it keeps partial aggregates per input partition
+by customer: sum/mean/min/max/stddev of daily revenue, orders, a 30-day window sum and a
+30/90-day ratio; all mergeable (stddev as count, sum and population variance), so it keeps partial aggregates per input partition
 under ``target/state/soa/``).
 
 The last ``--repeat`` days are held out: ``--repeat`` times ``seeknal run --full`` over the others, then
@@ -48,7 +48,7 @@ feature_date_col: order_date
 application_date_col: application_date
 features:
   revenue:
-    basic: [sum, mean, min, max]
+    basic: [sum, mean, min, max, stddev]
   orders:
     basic: [sum, count]
   recent:

@@ -106,6 +106,21 @@ def merge_sql(query: SOAQuery, partials_name: str) -> str:
     return f"SELECT {key}, {', '.join(merged)}\nFROM {source}\nGROUP BY {key}"
 
 
+def update_sql(query: SOAQuery, totals_name: str, partials_name: str) -> str:
+    """The totals after merging ``partials_name`` into ``totals_name``: only the ids of the partials change.
+
+    Both have the totals' columns. Ids match NULL-safely (a NULL id is a group of its own),
+    as hash joins: the ids the new partials do not touch are copied, not re-aggregated.
+    """
+    key = quote_ident(query.id_col)
+    same = f"{totals_name}.{key} IS NOT DISTINCT FROM _soa_ids.{key}"
+    parts = (f"SELECT {totals_name}.* FROM {totals_name} LEFT SEMI JOIN _soa_ids ON {same}\n"
+             f"UNION ALL SELECT * FROM {partials_name}")
+    return (f"WITH _soa_ids AS (SELECT DISTINCT {key} FROM {partials_name}),\n_soa_parts AS ({parts})\n"
+            f"SELECT {totals_name}.* FROM {totals_name} LEFT ANTI JOIN _soa_ids ON {same}\n"
+            f"UNION ALL\n{merge_sql(query, '_soa_parts')}")
+
+
 def final_sql(query: SOAQuery, totals_name: str) -> str:
     """The SOA's output columns from the merged totals, in id order.
 
@@ -194,6 +209,15 @@ class IncrementalSOA:
     def _merge(self, parts: list[pa.Table]) -> pa.Table:
         return self._sql(merge_sql(self.query, "_soa_parts"), {"_soa_parts": _concat(parts)})
 
+    def _merge_affected(self, kept: pa.Table, news: list[pa.Table]) -> pa.Table:
+        """The totals with the ids of the new partials updated; every other id's row kept as it is.
+
+        A new day touches some of the ids: merging only their rows (not a GROUP BY over
+        every id) makes the update cost the size of the new data, not of the totals.
+        """
+        return self._sql(update_sql(self.query, "_soa_kept", "_soa_new"),
+                         {"_soa_kept": kept, "_soa_new": _concat(news)})
+
     # ------------------------------------------------------------------ state
 
     def _load_manifest(self) -> dict | None:
@@ -225,7 +249,7 @@ class IncrementalSOA:
                     self._totals = kept
                     return f"0 of {len(now)} input partitions changed"
                 news = [self._sql(partial_sql(self.query, "_soa_input"), {"_soa_input": now[p][0]}) for p in todo]
-                totals = self._merge([kept, *news])
+                totals = self._merge_affected(kept, news)
                 summary = f"{len(todo)} new of {len(now)} input partitions merged into the totals"
             except (OSError, pa.ArrowException):
                 # An unreadable totals file, or new partials whose types do not fit the totals'

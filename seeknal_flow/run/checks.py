@@ -30,7 +30,6 @@ from seeknal_flow.errors import RunError
 from seeknal_flow.load.project import Project
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.run_state import RunState
-from seeknal_flow.store.consolidation import ACCEPTED_SCHEMA, read_catalog
 
 
 @dataclass(frozen=True)
@@ -236,6 +235,10 @@ def accepted_schema(project: Project, spec: FeatureGroupSpec) -> dict[str, str] 
     """The group's last accepted schema (column -> Arrow type), kept in its entity catalog."""
     if spec.entity is None:
         return None
+    # Here, not at the top: the store brings DuckDB and pyarrow.compute (~0.15 s), which a run
+    # of nodes without an entity (the local engine imports this module) never needs.
+    from seeknal_flow.store.consolidation import ACCEPTED_SCHEMA, read_catalog
+
     catalog = read_catalog(project, spec.entity.name)
     if catalog is None:
         return None
@@ -244,6 +247,8 @@ def accepted_schema(project: Project, spec: FeatureGroupSpec) -> dict[str, str] 
 
 def accept_schema(ws: Workspace, group: str) -> tuple[str, dict[str, str]]:
     """``validate-features --accept-schema``: record the group's current output schema as accepted."""
+    from seeknal_flow.store.consolidation import ACCEPTED_SCHEMA, read_catalog  # see accepted_schema
+
     checks = group_checks(ws, group)
     spec = checks.spec
     if spec.entity is None:
