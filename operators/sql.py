@@ -69,6 +69,42 @@ def _single_select(sql: str) -> bool:
     return len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
 
 
+def run_interruptible(con, sql: str) -> int:
+    """Run one statement returning a count on a worker thread; Ctrl-C interrupts it at once.
+
+    One long DuckDB call (a ``COPY``) never returns to Python until it ends, so the
+    signal handler's ``KeyboardInterrupt`` would wait for it. Here the main thread
+    waits in short joins, and on the interrupt asks DuckDB to stop
+    (``connection.interrupt()``), waits for the worker, and raises the interrupt on.
+    """
+    import threading
+
+    outcome: dict[str, object] = {}
+    # An Event, not Thread.join: a join that a KeyboardInterrupt broke may later return
+    # while the thread still runs (CPython 3.11), and the connection would still be busy.
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["rows"] = con.execute(sql).fetchone()[0]
+        except BaseException as e:  # handed to the caller's thread below
+            outcome["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="duckdb-copy", daemon=True).start()
+    try:
+        while not done.wait(0.05):
+            pass
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return int(outcome["rows"])
+
+
 def _copies_as_is(t: pa.DataType) -> bool:
     """Types that DuckDB's Parquet writer stores so that they read back as the same Arrow type."""
     return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_string(t)
@@ -192,8 +228,8 @@ class SqlOperator:
         con, self._con = self._con, None
         try:
             con = con or self._connect()
-            rows = con.execute(f"COPY (\n{query}\n) TO {quote_literal(str(path))} "
-                               "(FORMAT parquet, COMPRESSION zstd)").fetchone()[0]
+            rows = run_interruptible(con, f"COPY (\n{query}\n) TO {quote_literal(str(path))} "
+                                       "(FORMAT parquet, COMPRESSION zstd)")
         except duckdb.ParserException:
             Path(path).unlink(missing_ok=True)
             return None

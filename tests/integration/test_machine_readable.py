@@ -167,6 +167,35 @@ def test_ctrl_c_stops_keeps_finished_work_and_the_next_run_resumes(example_proje
     assert (example_project / "target/feature_store/customer/features.parquet").is_file()
 
 
+def test_ctrl_c_stops_a_sql_node_inside_duckdbs_copy(example_project):
+    # A SQL node's result is written by one long DuckDB `COPY` call (operators/sql.py): Ctrl-C
+    # must stop it at once, not when the call returns, and keep the node's previous output.
+    node = example_project / "seeknal/transforms/big.yml"
+    sql = "kind: transform\nname: big\nsql: |\n  SELECT i, md5(CAST(i AS VARCHAR)) AS h FROM range({n}) t(i)\n"
+    node.write_text(sql.format(n=10))
+    cli = [sys.executable, "-m", "seeknal_flow.cli.main", "run", "--nodes", "transform.big"]
+    subprocess.run(cli, cwd=example_project, capture_output=True, text=True, check=True)
+    out_file = example_project / "target/intermediate/transform_big.parquet"
+    before = out_file.read_bytes()
+    node.write_text(sql.format(n=2_000_000_000))  # minutes of work
+    proc = subprocess.Popen(cli, cwd=example_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.monotonic() + 60
+    while not list(out_file.parent.glob(".transform_big.parquet.*.tmp")):  # the COPY is writing
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the COPY never started"
+        time.sleep(0.05)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    stopped_in = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    assert stopped_in < 3, f"took {stopped_in:.1f}s to stop"
+    assert "interrupted:" in err and "Traceback" not in err and "internal error" not in err
+    assert out_file.read_bytes() == before
+    assert not list(out_file.parent.glob(".transform_big.parquet.*"))
+
+
 def test_every_json_command_prints_one_parseable_document(seeknal, example_project):
     assert seeknal("run", "--quiet", cwd=example_project).code == 0
     for args in (["entity", "list"], ["entity", "show", "customer"], ["lineage", "feature_group.customer_features"],
