@@ -180,15 +180,23 @@ def test_ctrl_c_stops_a_sql_node_inside_duckdbs_copy(example_project):
     node.write_text(sql.format(n=2_000_000_000))  # minutes of work
     proc = subprocess.Popen(cli, cwd=example_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "NO_COLOR": "1"})
-    deadline = time.monotonic() + 60
-    while not list(out_file.parent.glob(".transform_big.parquet.*.tmp")):  # the COPY is writing
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the COPY never started"
-        time.sleep(0.05)
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    stopped_in = time.monotonic() - sent
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out_file.parent.glob(".transform_big.parquet.*.tmp")):  # the COPY is writing
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the COPY never started"
+            time.sleep(0.05)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("Ctrl-C did not stop the COPY within 10 s")
+        stopped_in = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:  # never leave minutes of DuckDB work running after a failure
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, err
     assert stopped_in < 3, f"took {stopped_in:.1f}s to stop"
     assert "interrupted:" in err and "Traceback" not in err and "internal error" not in err
