@@ -146,6 +146,7 @@ class Outcome:
     merged: dict[str, int] = field(default_factory=dict)  # group -> new partitions merged
     reused: list[str] = field(default_factory=list)
     no_state: str = ""  # why there was no kept state ("" when there was)
+    unreadable: list[str] = field(default_factory=list)  # groups whose kept file could not be read
 
     def note(self) -> str:
         """``1 of 3 groups recomputed`` / ``1 new partition of tx merged`` / ``rebuilt in full (no kept state)``."""
@@ -155,6 +156,8 @@ class Outcome:
         merged = [f"{n} new partition{'s' if n != 1 else ''} of {g} merged" for g, n in sorted(self.merged.items())]
         if self.recomputed or not merged:
             merged.insert(0, f"{len(self.recomputed)} of {total} group{'s' if total != 1 else ''} recomputed")
+        if self.unreadable:
+            merged.append(f"kept rows of {', '.join(self.unreadable)} unreadable")
         return ", ".join(merged)
 
 
@@ -210,6 +213,8 @@ class KeptLatest:
             old = (manifest or {}).get("groups", {}).get(g.name)
             file = self.dir / f"{g.name}-{uuid.uuid4().hex[:8]}.parquet"
             kept = self._kept(old, entry)
+            if kept is None and self._same(old, entry):
+                out.unreadable.append(g.name)
             if kept is not None and old["signature"] == sig:
                 entry["file"] = old["file"]
                 out.files[g.name] = kept
@@ -234,10 +239,15 @@ class KeptLatest:
         self._clean(doc)
         return out
 
-    def _kept(self, old: dict | None, entry: dict) -> Path | None:
-        """The group's kept file if it still describes the same group (path, time column, ttl, schema) and reads."""
+    @staticmethod
+    def _same(old: dict | None, entry: dict) -> bool:
+        """Do the kept rows describe this group (same path, event time column, ttl and schema)?"""
         same = ("path", "event_time_col", "ttl", "schema")
-        if not isinstance(old, dict) or any(old.get(k) != entry[k] for k in same):
+        return isinstance(old, dict) and all(old.get(k) == entry[k] for k in same)
+
+    def _kept(self, old: dict | None, entry: dict) -> Path | None:
+        """The group's kept file if it describes this group and its footer reads."""
+        if not self._same(old, entry):
             return None
         file = self.dir / str(old.get("file", ""))
         try:
