@@ -6,6 +6,12 @@ event times for that key, and one STRUCT column per group (alphabetical) with
 that group's latest row for the key. DuckDB builds it straight from the
 groups' Parquet (streaming, under the memory limit) into a temp file that is
 renamed into place; ``_entity_catalog.json`` describes it.
+
+Incremental: each group's latest rows are kept in ``<entity>/latest/``
+(:mod:`seeknal_flow.store.latest`), so a consolidation reads again only the groups
+whose output changed (only the new partitions of a partitioned group that just
+grew) and joins the table from the kept rows; the catalog's ``consolidation``
+says what it did. An entity of one single-file group is one query, nothing kept.
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ manifest and the files it names; a damaged manifest means no kept state (full re
 
 Example::
 
-    kept = KeptLatest(project.entity_dir("customer") / "latest", ("customer_id",))
-    files, note = kept.update(con, groups, schemas, schema_of)   # note: "1 of 3 groups recomputed"
+    kept = KeptLatest(project.entity_dir("customer") / STATE_DIR, ("customer_id",))
+    done = kept.update(con, sources)   # sources: a GroupSource per group, alphabetical
+    done.files["tx_features"]          # its kept latest rows (a Parquet file)
+    done.note()                        # "1 of 3 groups recomputed"
 """
 
 from __future__ import annotations
