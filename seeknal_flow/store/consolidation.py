@@ -351,10 +351,6 @@ def _build_from_kept(con, kept: KeptLatest, keys: tuple[str, ...], sources: list
 def entity_from_kept_sql(keys: tuple[str, ...], groups: list, files: dict[str, Path]) -> str:
     """The entity query over the groups' kept latest rows (``files``: group -> kept Parquet file)."""
     key_list = ", ".join(quote_ident(k) for k in keys)
-    # The same aggregate shape as a full pass (its keys from GROUP BY, its struct from arg_max), though the
-    # kept rows are unique per key already: DuckDB derives the output's nullability from the query
-    # (and from a Parquet file's statistics), so only this shape writes the very schema a full pass does.
-    ctes = [f"g{i} AS (SELECT {key_list}, __x.__et, __x.__s FROM (SELECT {key_list}, arg_max(struct_pack("
-            f"__et := __et, __s := __s), __o) AS __x FROM read_parquet({quote_literal(str(files[g.name]))}) "
-            f"GROUP BY {key_list}))" for i, g in enumerate(groups)]
+    ctes = [f"g{i} AS (SELECT {key_list}, __et, __s FROM read_parquet({quote_literal(str(files[g.name]))}))"
+            for i, g in enumerate(groups)]
     return join_latest_rows(ctes, [quote_ident(k) for k in keys], [quote_ident(g.name) for g in groups], key_list)

@@ -271,7 +271,10 @@ class KeptLatest:
                 return False
         except duckdb.Error:
             return False
-        union = f"{kept_sql(self.keys, kept)} UNION ALL {rows}"
+        # The keys filtered again: DuckDB then knows them non-NULL and writes them REQUIRED, as a
+        # full pass does (the entity table's nullability follows the kept files').
+        not_null = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in self.keys)
+        union = f"SELECT * FROM ({kept_sql(self.keys, kept)} UNION ALL {rows}) WHERE {not_null}"
         con.execute(f"COPY ({latest_sql(self.keys, union)}) TO {quote_literal(str(file))} "
                     "(FORMAT parquet, COMPRESSION zstd)")
         return True
