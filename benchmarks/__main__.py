@@ -16,6 +16,7 @@ Commands::
     python -m benchmarks db --rows 2e6 [--repeat 3]   # PostgreSQL -> Parquet vs psql copy and plain ADBC
     python -m benchmarks ui --rows 1e7 [--repeat 3]   # seeknal ui: column statistics, cache, preview
     python -m benchmarks ordering --before DIR [--rows 1e7] [--runs 3]   # cost of the defined row order
+    python -m benchmarks consolidation [--rows 3e6] [--repeat 3]   # incremental consolidation vs full rebuild
 
 ``--append`` adds the printed tables, with the command, to benchmarks/RESULTS.md
 under "Full pipeline and scale (issue 7)".
@@ -41,6 +42,7 @@ _MODULES = {
     "lookup": "benchmarks.bench_lookup",
     "ui": "benchmarks.bench_ui",
     "ordering": "benchmarks.bench_ordering",
+    "consolidation": "benchmarks.bench_consolidation",
 }
 
 
@@ -120,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     o.add_argument("--rows", default="1e7")
     o.add_argument("--runs", type=int, default=3, help="alternating runs after a warm-up pair; medians reported")
     o.add_argument("--memory-limit", default="2GB")
+
+    cs = sub.add_parser("consolidation", help="entity consolidation after one changed group / one new partition: "
+                                              "incremental (kept latest rows) vs full rebuild, whole processes")
+    cs.add_argument("--rows", default="3e6", help="transactions rows the three groups are written from")
+    cs.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
+    cs.add_argument("--data", default=None, help="folder for the generated data (default benchmarks/data)")
 
     sub.add_parser("setup-seeknal", help="create benchmarks/.venvs/seeknal213 with uv (needs PyPI)")
 

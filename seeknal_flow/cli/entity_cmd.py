@@ -56,10 +56,13 @@ def register(cli: click.Group) -> None:
         from seeknal_flow.load.workspace import Workspace
         from seeknal_flow.run.lock import project_lock
         from seeknal_flow.run.post_run import record_steps
-        from seeknal_flow.store.consolidation import consolidate_and_publish
+        from seeknal_flow.store.consolidation import consolidate_and_publish, read_catalog
 
         ws = Workspace.open(project_dir)
         with project_lock(ws.project, "seeknal consolidate", wait=not no_wait, note=lock_note):
             rebuilt = consolidate_and_publish(ws.project, ws.dag, ws.memory(), prune=prune, force=force)
             record_steps(ws.project, ws.dag, rebuilt)
         click.echo(f"Consolidated: {', '.join(rebuilt)}" if rebuilt else "Every entity is up to date.")
+        for entity in rebuilt:  # what each consolidation did: "1 of 3 groups recomputed"
+            if note := (read_catalog(ws.project, entity) or {}).get("consolidation"):
+                click.echo(f"  {entity}: {note}")

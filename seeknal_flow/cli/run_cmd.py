@@ -139,6 +139,9 @@ def register(cli: click.Group) -> None:
             where = " on Spark" if summary.engine == "spark" else ""
             printer.summary(f"Consolidated and published{where}: {', '.join(summary.consolidated)} "
                             f"({summary.consolidation_seconds:.2f}s)")
+            for entity in summary.consolidated:
+                if note := summary.consolidation_notes.get(entity):
+                    printer.summary(f"  {entity}: {note}")
         printer.summary(
             f"Done in {summary.seconds:.2f}s: {len(summary.succeeded)} ok, {len(summary.failed)} failed, "
             f"{summary.up_to_date} up to date" + (f", {len(summary.skipped)} skipped" if summary.skipped else "")

@@ -27,14 +27,18 @@ from seeknal_flow.plan.post_steps import StepKind, StepPlan, consolidate_inputs,
 from seeknal_flow.plan.run_state import RunState, StepState, StepStatus
 
 
-def run_post_steps(project: Project, dag: Dag, state: RunState, engine, summary) -> list[StepPlan]:
+def run_post_steps(project: Project, dag: Dag, state: RunState, engine, summary, *,
+                   full: bool = False) -> list[StepPlan]:
     """Run every stale consolidate/publish step (re-planned on ``state``); return the steps run.
 
     ``engine`` is the run's :class:`~seeknal_flow.run.engine.Engine` (it builds the entity
-    tables); ``summary.consolidated`` gets each entity as soon as it is published.
+    tables); ``summary.consolidated`` gets each entity as soon as it is published, and
+    ``summary.consolidation_notes`` what its consolidation did ("1 of 3 groups recomputed").
+    ``full`` (``seeknal run --full``): the entities' kept latest rows are dropped first, so
+    every group is recomputed from its output.
     """
     # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
-    from seeknal_flow.store.consolidation import read_catalog
+    from seeknal_flow.store.consolidation import forget_kept_rows, read_catalog
     from seeknal_flow.store.online import publish
 
     steps = plan_steps(project, dag, state)
@@ -49,8 +53,12 @@ def run_post_steps(project: Project, dag: Dag, state: RunState, engine, summary)
         if step.action == Action.RUN:
             inputs = consolidate_inputs(project, step.groups, fingerprints)
             with _recording(project, state, step, inputs):
+                if full:
+                    forget_kept_rows(project, step.entity, "--full")
                 engine.consolidate([step.entity], built.__setitem__)
             catalog = built.get(step.entity)
+            if catalog is not None and catalog.get("consolidation"):
+                summary.consolidation_notes[step.entity] = catalog["consolidation"]
             done.append(step)
         pub = publishing.get(step.entity)
         if pub is None:

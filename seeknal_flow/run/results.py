@@ -75,6 +75,8 @@ class RunResults(msgspec.Struct, kw_only=True):
     engine: str | None = None
     nodes: list[NodeRunResult] = []
     consolidated: list[str] = []  # entities rebuilt and published
+    # entity -> what its consolidation did: "1 of 3 groups recomputed", "rebuilt in full (no kept state)"
+    consolidation_notes: dict[str, str] = {}
     consolidation_s: float | None = None
     removed: list[str] = []  # nodes whose file was gone: outputs, features and state deleted
     error: str | None = None  # a failure outside any node (e.g. consolidation)

@@ -80,6 +80,7 @@ class RunSummary:
     node_seconds: float = 0.0  # the nodes' wall time alone
     errors: list[NodeExecutionError] = field(default_factory=list)
     consolidated: list[str] = field(default_factory=list)
+    consolidation_notes: dict[str, str] = field(default_factory=dict)  # entity -> "1 of 3 groups recomputed"
     consolidation_seconds: float = 0.0
     interrupted: bool = False
     results: RunResults | None = None  # what was written to target/run_results.json
@@ -142,7 +143,8 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
                 # Planned steps, re-planned on what the nodes left: each stale entity is rebuilt and
                 # published as soon as it is built (a later entity failing leaves none built but
                 # unpublished), and each step is recorded in run_state.json as it finishes.
-                run_post_steps(project, dag, state, engine, summary)
+                run_post_steps(project, dag, state, engine, summary,
+                               full=any("--full" in s.reasons for s in plan.steps))
             finally:
                 summary.consolidation_seconds = time.perf_counter() - post
         finally:
@@ -196,6 +198,8 @@ def _finish(results: RunResults, summary: RunSummary, plan: Plan, dag, outcomes:
                 summary.skipped.append(n.node_id)
     results.nodes = [outcomes[n.node_id] for n in plan.nodes]
     results.consolidated = list(summary.consolidated)
+    results.consolidation_notes = {e: summary.consolidation_notes[e] for e in summary.consolidated
+                                   if e in summary.consolidation_notes}
     results.consolidation_s = round(summary.consolidation_seconds, 4) if summary.consolidated else None
     results.finished_at = utc_now()
     results.elapsed_s = round(summary.seconds, 4)

@@ -6,6 +6,12 @@ event times for that key, and one STRUCT column per group (alphabetical) with
 that group's latest row for the key. DuckDB builds it straight from the
 groups' Parquet (streaming, under the memory limit) into a temp file that is
 renamed into place; ``_entity_catalog.json`` describes it.
+
+Incremental: each group's latest rows are kept in ``<entity>/latest/``
+(:mod:`seeknal_flow.store.latest`), so a consolidation reads again only the groups
+whose output changed (only the new partitions of a partitioned group that just
+grew) and joins the table from the kept rows; the catalog's ``consolidation``
+says what it did. An entity of one single-file group is one query, nothing kept.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.load.project import Project
+from seeknal_flow.store.latest import STATE_DIR, GroupSource, KeptLatest
 from seeknal_flow.store.online import publish, remove_published
 
 ACCEPTED_SCHEMA = "accepted_schema"  # catalog key: group -> {column: Arrow type}
@@ -113,6 +120,13 @@ def consolidate(
                 shutil.rmtree(project.entity_dir(catalog["entity"]), ignore_errors=True)
                 remove_published(project, catalog["entity"])
     return rebuilt
+
+
+def forget_kept_rows(project: Project, entity: str, reason: str) -> None:
+    """Drop an entity's kept latest rows: its next consolidation recomputes every group (``seeknal run --full``)."""
+    folder = project.entity_dir(entity)
+    if folder.is_dir():
+        KeptLatest(folder / STATE_DIR, ()).forget(reason)
 
 
 def entity_inputs(project: Project, dag: Dag, specs: list[FeatureGroupSpec], catalog: dict | None,
@@ -249,7 +263,7 @@ def describe_group(project: Project, entity: str, keys: tuple[str, ...], g: Grou
 
 
 def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_info: dict, row_count: int,
-                  previous: dict | None) -> dict:
+                  previous: dict | None, *, note: str = "") -> dict:
     """Write ``_entity_catalog.json`` atomically (schema version bumps when a group's schema changes)."""
     layout = {g: info["schema"] for g, info in group_info.items()}
     version = 1
@@ -269,6 +283,7 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
         "consolidated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema_version": version,
         ACCEPTED_SCHEMA: accepted,
+        "consolidation": note,  # what the last consolidation did ("1 of 3 groups recomputed")
     }
     path = project.entity_catalog(entity)
     write_atomic(path, json.dumps(catalog, indent=1).encode())
@@ -276,8 +291,15 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
 
 
 def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
-                 memory: MemoryConfig, previous: dict | None) -> dict:
-    """Write ``features.parquet`` and the catalog for one entity, atomically."""
+                 memory: MemoryConfig, previous: dict | None, *, rebuild: bool = False) -> dict:
+    """Write ``features.parquet`` and the catalog for one entity, atomically.
+
+    Each group's latest rows are kept (``store/latest.py``): only groups whose output changed
+    are recomputed (only new partitions when a partitioned output just grew), then the table
+    is joined from the kept rows. A single-file single group has nothing to reuse: one query,
+    no kept state. ``rebuild``: ignore the kept state. The catalog's ``consolidation`` says
+    what was done ("1 of 3 groups recomputed").
+    """
     folder = project.entity_dir(entity)
     folder.mkdir(parents=True, exist_ok=True)
     schemas, group_info = {}, {}
@@ -286,15 +308,49 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
         schemas[g.name] = schema.names
     out = project.entity_table(entity)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    kept = KeptLatest(folder / STATE_DIR, keys)
+    sources = [GroupSource(g.name, g.path, g.event_time_col, g.ttl, schemas[g.name], group_info[g.name]["schema"])
+               for g in groups]
     con = duckdb_connection(memory)
     try:
-        sql = consolidation_sql(keys, groups, schemas)
-        con.execute(f"COPY ({sql}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+        if len(groups) == 1 and not groups[0].path.is_dir():
+            # Nothing to reuse when the only group changed (and no partitions to add): one pass.
+            kept.forget()
+            note = "rebuilt in full (one group)"
+            con.execute(f"COPY ({consolidation_sql(keys, groups, schemas)}) TO {quote_literal(str(tmp))} "
+                        "(FORMAT parquet, COMPRESSION zstd)")
+        else:
+            note = _build_from_kept(con, kept, keys, sources, tmp, rebuild)
         replace_path(tmp, out)
     except duckdb.Error as e:  # report it; the previous table stays
         tmp.unlink(missing_ok=True)
         raise StoreError(f"consolidating entity '{entity}' failed: {str(e).splitlines()[0]}") from e
     finally:
         con.close()
-    return write_catalog(project, entity, keys, group_info, pq.read_metadata(out).num_rows, previous)
+    return write_catalog(project, entity, keys, group_info, pq.read_metadata(out).num_rows, previous, note=note)
 
+
+def _build_from_kept(con, kept: KeptLatest, keys: tuple[str, ...], sources: list[GroupSource], tmp: Path,
+                     rebuild: bool) -> str:
+    """Update the kept rows, then join the entity table from them (small: one row per key and group)."""
+    done = kept.update(con, sources, rebuild=rebuild, why="--full" if rebuild else "")
+    try:
+        con.execute(f"COPY ({entity_from_kept_sql(keys, sources, done.files)}) TO {quote_literal(str(tmp))} "
+                    "(FORMAT parquet, COMPRESSION zstd)")
+    except duckdb.Error as e:
+        if not (done.reused or done.merged):
+            raise
+        # A kept file damaged inside (its footer read): recompute every group from its output.
+        tmp.unlink(missing_ok=True)
+        done = kept.update(con, sources, rebuild=True, why=f"kept state unreadable: {str(e).splitlines()[0]}")
+        con.execute(f"COPY ({entity_from_kept_sql(keys, sources, done.files)}) TO {quote_literal(str(tmp))} "
+                    "(FORMAT parquet, COMPRESSION zstd)")
+    return done.note()
+
+
+def entity_from_kept_sql(keys: tuple[str, ...], groups: list, files: dict[str, Path]) -> str:
+    """The entity query over the groups' kept latest rows (``files``: group -> kept Parquet file)."""
+    key_list = ", ".join(quote_ident(k) for k in keys)
+    ctes = [f"g{i} AS (SELECT {key_list}, __et, __s FROM read_parquet({quote_literal(str(files[g.name]))}))"
+            for i, g in enumerate(groups)]
+    return join_latest_rows(ctes, [quote_ident(k) for k in keys], [quote_ident(g.name) for g in groups], key_list)

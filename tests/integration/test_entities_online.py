@@ -249,12 +249,14 @@ def test_prune_removes_groups_then_the_entity(seeknal, ran):
     assert "product_preferences" in table.column_names  # kept without --prune
 
     r = seeknal("consolidate", "--prune", cwd=ran)
-    assert r.code == 0 and r.out.strip() == "Consolidated: customer", r.text
+    assert r.code == 0 and r.out.splitlines()[0] == "Consolidated: customer", r.text
     table = pq.read_table(ran / FEATURES_FILE)
     assert table.column_names == ["customer_id", "event_time", "customer_features"]
     assert table.num_rows == 6
     catalog = json.loads((ran / CATALOG_FILE).read_text())
     assert list(catalog["groups"]) == ["customer_features"]
+    # the pruned group's kept latest rows went too (one single-file group left: nothing is kept)
+    assert not list((ran / FEATURES_FILE.parent).rglob("product_preferences-*.parquet"))
     with pytest.raises(SeeknalError, match=r"unknown group 'product_preferences' of entity 'customer'"):
         OnlineFeaturesDuckDB(entity="customer", features=["product_preferences.category_count"], project=ran)
     online = OnlineFeaturesDuckDB(entity="customer", project=ran)

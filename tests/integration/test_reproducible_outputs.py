@@ -12,7 +12,9 @@ from tests.conftest import EXAMPLE
 
 
 def _tables(target: Path) -> dict:
-    out = {str(p.relative_to(target)): pq.read_table(p) for p in sorted(target.rglob("*.parquet"))}
+    # Outputs only: an entity's kept latest rows (feature_store/<entity>/latest/) are state, named afresh each time.
+    out = {str(p.relative_to(target)): pq.read_table(p) for p in sorted(target.rglob("*.parquet"))
+           if p.parent.name != "latest"}
     for snap in sorted(target.glob("online/*/*.arrow")):
         out[f"online/{snap.parent.name}"] = ipc.open_file(str(snap)).read_all()
     return out

@@ -94,5 +94,6 @@ def build_entity_spark(spark, project: Project, entity: str, keys: tuple[str, ..
         written = write_parquet(spark.sql(consolidation_spark_sql(keys, plan)), project.entity_table(entity))
     except (*spark_errors(), EngineError, pa.ArrowException, OSError) as e:  # the previous table stays
         raise StoreError(f"consolidating entity '{entity}' on Spark failed: {spark_error(e)}") from e
-    return write_catalog(project, entity, keys, group_info, written.rows, previous)
+    return write_catalog(project, entity, keys, group_info, written.rows, previous,
+                         note="rebuilt in full (Spark: no kept latest rows)")
 
