@@ -55,10 +55,10 @@ def write_parquet(
     3
     """
     start = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
-
-    def write(tmp: Path) -> int:
-        nonlocal rows
+    try:
         # The background writer exits (joins its thread) before the ParquetWriter closes.
         with pq.ParquetWriter(tmp, schema, compression="zstd") as pq_writer, _BackgroundWriter(pq_writer) as writer:
             buffer: list[pa.RecordBatch] = []
@@ -78,43 +78,6 @@ def write_parquet(
                 if progress is not None:
                     progress(rows)
             writer.finish(pa.Table.from_batches(buffer, schema) if buffer else None)
-        return rows
-
-    sink = write_committed(write, schema, path, before_commit=before_commit, start=start)
-    assert sink is not None  # this writer always writes
-    return sink
-
-
-def write_committed(
-    write: Callable[[Path], int | None],
-    schema: pa.Schema,
-    path: Path,
-    *,
-    before_commit: Callable[[Path], None] | None = None,
-    start: float | None = None,
-) -> SinkResult | None:
-    """Let ``write(tmp)`` fill a temp file beside ``path`` (returning its row count), then rename it into place.
-
-    The writer may be anything that produces a Parquet file: the streaming writer of
-    :func:`write_parquet`, or DuckDB's own parallel ``COPY`` (``SqlOperator.copy_to``).
-    ``before_commit(tmp)`` may reject the file; on any error the temp file goes and the
-    previous ``path`` stays. A writer that declines (returns None, leaving no file)
-    changes nothing: None is returned.
-
-    >>> import tempfile
-    >>> out = Path(tempfile.mkdtemp()) / "y.parquet"
-    >>> t = pa.table({"a": [1, 2]})
-    >>> write_committed(lambda tmp: (pq.write_table(t, tmp), t.num_rows)[1], t.schema, out).rows
-    2
-    """
-    start = time.perf_counter() if start is None else start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        rows = write(tmp)
-        if rows is None:
-            tmp.unlink(missing_ok=True)
-            return None
         if before_commit is not None:
             before_commit(tmp)
         replace_path(tmp, path)  # atomic for file over file; also replaces a directory (Spark output)

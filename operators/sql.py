@@ -105,13 +105,6 @@ def run_interruptible(con, sql: str) -> int:
     return int(outcome["rows"])
 
 
-def _copies_as_is(t: pa.DataType) -> bool:
-    """Types that DuckDB's Parquet writer stores so that they read back as the same Arrow type."""
-    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_string(t)
-            or pa.types.is_binary(t) or pa.types.is_date32(t) or pa.types.is_timestamp(t)
-            or pa.types.is_decimal128(t))
-
-
 class SqlOperator:
     """Run one DuckDB query over named inputs and stream the result.
 
@@ -205,47 +198,6 @@ class SqlOperator:
         finally:
             if con is not None:
                 con.close()
-
-    def copy_to(self, path: Path) -> int | None:
-        """Write the whole result to Parquet at ``path`` with DuckDB's own ``COPY`` and return its rows.
-
-        DuckDB's Parquet writer encodes row groups on all its threads, where the streamed
-        path (:meth:`batches` into ``operators.sink``) encodes on one: a node whose query
-        goes straight to its sink (a feature group that projects or filters its source)
-        then writes at Parquet-writer speed, without its rows passing through Python.
-        Returns None, having written nothing that stays, when this cannot give the same
-        file as the streamed path: not one SELECT, a column type DuckDB's writer would
-        store differently (nested, intervals, ...: checked on the written footer), or a
-        statement the ``COPY`` wrapper cannot hold. Then stream :meth:`batches` instead.
-        """
-        import duckdb
-
-        schema = self.schema  # first: its connection then runs the COPY too
-        if not self._lone_select or not all(_copies_as_is(f.type) for f in schema):
-            return None
-        # A trailing `;` would end the statement inside the parentheses; the newline ends a `--` comment.
-        query = self._query().rstrip().rstrip(";").rstrip()
-        con, self._con = self._con, None
-        try:
-            con = con or self._connect()
-            rows = run_interruptible(con, f"COPY (\n{query}\n) TO {quote_literal(str(path))} "
-                                       "(FORMAT parquet, COMPRESSION zstd)")
-        except duckdb.ParserException:
-            Path(path).unlink(missing_ok=True)
-            return None
-        except (duckdb.Error, pa.ArrowException) as e:
-            Path(path).unlink(missing_ok=True)
-            raise EngineError(f"SQL error: {first_line(str(e))}") from e
-        finally:
-            if con is not None:
-                con.close()
-        import pyarrow.parquet as pq  # here: most SQL operators never write through COPY
-
-        written = pq.read_schema(path)
-        if written.names != schema.names or [f.type for f in written] != [f.type for f in schema]:
-            Path(path).unlink()
-            return None
-        return int(rows)
 
     def read_all(self) -> pa.Table:
         schema = self.schema  # first: its connection then runs the query too

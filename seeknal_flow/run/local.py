@@ -22,10 +22,9 @@ from operators.datasets import parquet_dataset
 from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
 from operators.scan import ScanOperator
-from operators.sink import write_committed, write_parquet
+from operators.sink import write_parquet
 from operators.soa.check import soa_output_schema
 from operators.soa.mergeable import IncrementalSOA, IncrementalSOAOperator
-from operators.sql import SqlOperator
 from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import NodeExecutionError, RunError
 from seeknal_flow.frames.frame import frame_for
@@ -137,24 +136,14 @@ class LocalEngine:
                     check_lines.extend(check_group_output(spec, tmp, memory))
                 check_lines.extend(apply_on_run_checks(spec, tmp, job.previous_schema, memory))
 
-            target = out_path or project.intermediate_path(spec.output_name)
-            sink = None
-            if isinstance(op, SqlOperator) and partition is None:
-                # DuckDB writes the result itself, on all its threads (None: a type it would store
-                # differently). Not for partitions: DuckDB marks a column without NULLs as required,
-                # and the parts of one output should not disagree on that.
-                sink = write_committed(op.copy_to, schema_out, target, before_commit=before_commit)
-                if sink is not None:
-                    progress.rows(sink.rows)
-            if sink is None:
-                sink = write_parquet(
-                    schema_out,
-                    batches,
-                    target,
-                    progress=progress.rows,
-                    before_commit=before_commit,
-                    buffer_bytes=memory.sink_buffer_bytes,
-                )
+            sink = write_parquet(
+                schema_out,
+                batches,
+                out_path or project.intermediate_path(spec.output_name),
+                progress=progress.rows,
+                before_commit=before_commit,
+                buffer_bytes=memory.sink_buffer_bytes,
+            )
             output = chain.output + "".join(line + "\n" for line in check_lines)
             return NodeResult(sink.path, sink.rows, sink.bytes, time.perf_counter() - started,
                               {f.name: str(f.type) for f in schema_out}, output)

@@ -215,65 +215,35 @@ def test_parquet_input_path_with_quote(tmp_path):
     assert op.read_all().to_pylist() == [{"s": 6}]
 
 
-# ------------------------------------------------------------------ copy_to: DuckDB writes the file itself
-
-_MIXED = pa.table({
-    "k": pa.array(["a", None, "c"], pa.string()),
-    "i": pa.array([1, 2, None], pa.int64()),
-    "u": pa.array([1, 2, 3], pa.uint16()),
-    "f": pa.array([0.5, None, 2.0], pa.float64()),
-    "b": pa.array([True, None, False]),
-    "d": pa.array([1, 2, 3], pa.int32()).cast(pa.date32()),
-    "t": pa.array([1_000_000, None, 3_000_000], pa.int64()).cast(pa.timestamp("us")),
-    "z": pa.array([1_000_000, 2, 3], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-    "m": pa.array(["1.25", "2.50", None]).cast(pa.decimal128(9, 2)),
-    "y": pa.array([b"x", b"", None], pa.binary()),
-})
+# ------------------------------------------------------------------ run_interruptible
 
 
-def _copy_or_stream(op: SqlOperator, path: Path) -> tuple[int | None, pa.Table]:
-    rows = op.copy_to(path)
-    return rows, (pq.read_table(path) if rows is not None else None)
+def test_run_interruptible_stops_a_long_copy_at_once(tmp_path):
+    # One long DuckDB call (consolidation's COPY) returns to Python only when it ends:
+    # Ctrl-C must interrupt it at once, and the connection must be usable (closable) after.
+    import os
+    import signal
+    import threading
+    import time
 
+    import duckdb
 
-def test_copy_to_writes_the_rows_and_types_the_streamed_result_has(tmp_path):
-    src = tmp_path / "in.parquet"
-    pq.write_table(_MIXED, src)
-    query = "SELECT * FROM ref('source.t') ORDER BY u"
-    rows, copied = _copy_or_stream(SqlOperator(query, {"source.t": ("t", src)}), tmp_path / "out.parquet")
-    streamed = SqlOperator(query, {"source.t": ("t", src)}).read_all()
-    assert rows == 3
-    assert copied.schema.names == streamed.schema.names
-    assert [f.type for f in copied.schema] == [f.type for f in streamed.schema]
-    assert copied.to_pylist() == streamed.to_pylist()
+    from operators.sql import run_interruptible
 
+    def handler(signum, frame):
+        raise KeyboardInterrupt
 
-def test_copy_to_declines_what_it_cannot_write_alike(tmp_path):
-    src = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"k": ["a"], "l": [[1, 2]]}), src)
-    out = tmp_path / "out.parquet"
-    nested = SqlOperator("SELECT * FROM ref('source.t')", {"source.t": ("t", src)})
-    assert nested.copy_to(out) is None and not out.exists()  # a list column: streamed instead
-    assert nested.read_all().num_rows == 1  # and the operator still streams
-    several = SqlOperator("CREATE TEMP TABLE x AS SELECT 1 AS a; SELECT * FROM x", {})
-    assert several.copy_to(out) is None and not out.exists()
-
-
-@pytest.mark.parametrize("tail", [";", " ;\n", "\n-- the end", "  -- a comment; with a semicolon\n;\n"])
-def test_copy_to_holds_a_trailing_semicolon_or_comment(tmp_path, tail):
-    src = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"k": ["a", "b"]}), src)
-    op = SqlOperator("SELECT k FROM ref('source.t') WHERE k <> 'b'" + tail, {"source.t": ("t", src)})
-    out = tmp_path / "out.parquet"
-    assert op.copy_to(out) == 1
-    assert pq.read_table(out).column("k").to_pylist() == ["a"]
-
-
-def test_copy_to_reports_a_failing_query_and_leaves_no_file(tmp_path):
-    src = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"k": ["a", "x"]}), src)
-    op = SqlOperator("SELECT CAST(k AS INTEGER) AS n FROM ref('source.t')", {"source.t": ("t", src)})
-    out = tmp_path / "out.parquet"
-    with pytest.raises(EngineError, match="SQL error: Conversion Error"):
-        op.copy_to(out)
-    assert not out.exists()
+    previous = signal.signal(signal.SIGINT, handler)
+    con = duckdb.connect()
+    try:
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            run_interruptible(con, "COPY (SELECT i, md5(CAST(i AS VARCHAR)) AS h FROM range(2000000000) t(i)) "
+                                   f"TO '{tmp_path / 'x.parquet'}' (FORMAT parquet)")
+        assert time.monotonic() - began < 5
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    con.close()  # not "busy with another call": the statement has really stopped
+    assert run_interruptible(duckdb.connect(), f"COPY (SELECT 1 AS a) TO '{tmp_path / 'y.parquet'}'") == 1
