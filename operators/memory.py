@@ -135,7 +135,7 @@ def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = 
     if cfg.memory_limit is None or baseline is None:
         return cfg
     if resident is None:
-        _release_arrow_pool()
+        release_arrow_pool()
     now = resident if resident is not None else resident_bytes()
     if now is None:
         return cfg
@@ -145,7 +145,13 @@ def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = 
     return replace(cfg, memory_limit=max(cfg.memory_limit // 4, cfg.memory_limit - held))
 
 
-def _release_arrow_pool() -> None:
+def release_arrow_pool() -> None:
+    """Hand the blocks Arrow's allocator keeps after they were freed back to the system.
+
+    Between the steps of a run: a later step's (consolidation's, the next node's) own peak
+    would otherwise come on top of what earlier nodes left cached (3e6-row user path: the
+    process peak 640 → 480 MB).
+    """
     import sys
 
     if "pyarrow" in sys.modules:  # Arrow's pool keeps freed blocks until asked

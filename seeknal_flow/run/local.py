@@ -20,7 +20,7 @@ import pyarrow as pa
 from operators.base import with_constant_columns
 from operators.datasets import parquet_dataset
 from operators.errors import EngineError, SeeknalError
-from operators.memory import MemoryConfig, budget_left, resident_bytes, shared_duckdb
+from operators.memory import MemoryConfig, budget_left, release_arrow_pool, resident_bytes, shared_duckdb
 from operators.scan import ScanOperator
 from operators.sink import write_parquet
 from operators.soa.check import soa_output_schema
@@ -69,6 +69,7 @@ class LocalEngine:
         return None
 
     def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
+        release_arrow_pool()  # an earlier node's cached blocks would otherwise sit under this node's peak
         memory = self.memory
         budget = budget_left(memory, self._baseline)
         note = "" if budget is memory else (
@@ -90,6 +91,7 @@ class LocalEngine:
         # which a run that changed no feature group never needs.
         from seeknal_flow.store.consolidation import consolidate
 
+        release_arrow_pool()  # what the nodes left cached would add to consolidation's peak
         return consolidate(self.project, self.dag, self.memory, entities=entities, on_built=on_built)
 
     def close(self) -> None:
