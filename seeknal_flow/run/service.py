@@ -145,6 +145,10 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
                 # unpublished), and each step is recorded in run_state.json as it finishes.
                 run_post_steps(project, dag, state, engine, summary,
                                full=any("--full" in s.reasons for s in plan.steps))
+            except Exception as e:
+                if flag.is_set():  # an engine's own form of Ctrl-C (DuckDB: "Query interrupted")
+                    raise KeyboardInterrupt from e
+                raise
             finally:
                 summary.consolidation_seconds = time.perf_counter() - post
         finally:
@@ -276,6 +280,13 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
             if not continue_on_error:
                 break
             continue
+        except Exception as error:
+            if not interrupted.is_set():
+                raise
+            # An engine's own form of the interrupt (DuckDB raises RuntimeError "Query interrupted"
+            # when Ctrl-C lands inside its call): the run was interrupted, not broken.
+            _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
+            raise KeyboardInterrupt from error
         new = node_plan.state
         if result.files is not None:  # a database source: what it fetched decides its fingerprint
             new.files, new.data = result.files, result.data

@@ -153,3 +153,37 @@ def test_an_entity_built_before_a_failing_one_is_published(example_project, monk
     assert (ws.project.online_dir("churn_scoring") / "CURRENT").exists()
     assert not (ws.project.online_dir("customer") / "CURRENT").exists()
     assert not ws.project.tmp.exists()
+
+
+@pytest.mark.parametrize("where", ["node", "consolidation"])
+def test_an_engines_own_error_after_ctrl_c_is_an_interrupt(example_project, where):
+    # DuckDB answers Ctrl-C inside its call with RuntimeError("Query interrupted"): with the
+    # interrupt flag set, that is the run being interrupted, not an internal error.
+    from seeknal_flow.plan.run_state import RunState as State
+    from seeknal_flow.run.interrupt import InterruptFlag
+    from seeknal_flow.run.results import NodeOutcome, RunStatus
+
+    ws = Workspace.open(example_project)
+    flag = InterruptFlag()
+    first = ws.dag.order[0]
+
+    class InterruptedEngine(CountingEngine):
+        def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
+            if where == "node" and job.node_id == first:
+                flag.set()
+                raise RuntimeError("Query interrupted")
+            return super().compute(job, progress)
+
+        def consolidate(self, entities, on_built) -> list[str]:
+            flag.set()
+            raise RuntimeError("Query interrupted")
+
+    summary = run_project(ws, plan_project(ws), lambda: InterruptedEngine(ws), Recorder(), interrupted=flag)
+    assert summary.interrupted and not summary.errors
+    assert summary.results.status == RunStatus.INTERRUPTED and summary.results.error is None
+    if where == "node":
+        assert summary.cancelled[0] == first
+        assert {n.status for n in summary.results.nodes} == {NodeOutcome.CANCELLED}
+        assert first not in State.load(ws.project.state_path).nodes
+    else:
+        assert not summary.cancelled and not summary.consolidated
