@@ -158,7 +158,9 @@ def _run_locked(ws, full, nodes, tags, params, memory_limit, threads, continue_o
     from seeknal_flow.run.service import run_project
 
     open_engine = choose_engine(ws, ws.memory(memory_limit, threads), engine=engine, spark_master=spark_master)
-    p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params))
+    # The engine the run will use (`--engine`, or `--spark-master` alone) decides some reasons.
+    run_on = EngineName(engine) if engine else (EngineName.SPARK if spark_master else None)
+    p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params), engine=run_on)
     printer = RunPrinter(quiet=quiet, verbose=verbose, to_stderr=as_json,
                          reasons={n.node_id: ", ".join(n.reasons) for n in p.nodes})
     try:

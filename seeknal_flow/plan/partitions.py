@@ -77,8 +77,8 @@ def incremental_soa_blocker(spec, dag) -> str | None:
     """Why an SOA node is recomputed in full rather than merged from partial aggregates (None: merged).
 
     Only YAML, non-temporal SOA nodes whose input is partitioned and whose aggregates
-    merge (count, sum, mean, min, max) keep their partial aggregates and merge new input
-    partitions into them (operators/soa/mergeable.py).
+    merge (count, sum, mean, min, max, stddev, var) keep their partial aggregates and merge
+    new input partitions into them (operators/soa/mergeable.py), on the local engine.
     """
     if spec.kind != Kind.SECOND_ORDER_AGGREGATION:
         return "not an SOA"

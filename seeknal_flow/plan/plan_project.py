@@ -6,6 +6,7 @@ from typing import Any
 
 from seeknal_flow.errors import PlanError
 from seeknal_flow.load.dag import Dag
+from seeknal_flow.load.project import EngineName
 from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.plan.planner import Plan, make_plan
 from seeknal_flow.plan.post_steps import plan_steps
@@ -31,11 +32,14 @@ def select_nodes(dag: Dag, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = 
 
 
 def plan_project(ws: Workspace, *, full: bool = False, nodes: tuple[str, ...] = (), tags: tuple[str, ...] = (),
-                 params: dict[str, Any] | None = None) -> Plan:
-    """RUN/SKIP per node with reasons; every problem found before data is read is raised here."""
+                 params: dict[str, Any] | None = None, engine: EngineName | None = None) -> Plan:
+    """RUN/SKIP per node with reasons; every problem found before data is read is raised here.
+
+    ``engine``: the engine the run will use, when not the project's (``--engine``).
+    """
     state = RunState.load(ws.project.state_path)
     plan = make_plan(ws.project, ws.dag, state, full=full, select=select_nodes(ws.dag, nodes, tags),
-                     cli_params=params or {})
+                     cli_params=params or {}, engine=engine)
     plan.steps = plan_steps(ws.project, ws.dag, state, plan.nodes, full=full,
                             removed={n.node_id for n in plan.removed})
     preflight(ws.project, ws.dag, plan)

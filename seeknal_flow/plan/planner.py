@@ -10,7 +10,7 @@ from seeknal_flow.authoring.specs import Kind
 from seeknal_flow.errors import PlanError
 from seeknal_flow.load.connections import expand, identity, resolve_sqlite
 from seeknal_flow.load.dag import Dag
-from seeknal_flow.load.project import Project
+from seeknal_flow.load.project import EngineName, Project
 from seeknal_flow.plan.fingerprint import (
     ENGINE_VERSION,
     code_hash,
@@ -165,6 +165,7 @@ def make_plan(
     full: bool = False,
     select: set[str] | None = None,
     cli_params: dict | None = None,
+    engine: EngineName | None = None,
 ) -> Plan:
     """Compute every node's fingerprint and decide RUN or SKIP.
 
@@ -264,7 +265,7 @@ def make_plan(
             partitions_run, partitions_remove = None, []
         elif spec.kind == Kind.SECOND_ORDER_AGGREGATION and any(is_partitioned(dag.nodes[u])
                                                                  for u in dag.upstream[node_id]):
-            reasons = [*reasons, _soa_merge_reason(spec, dag, full)]
+            reasons = [*reasons, _soa_merge_reason(spec, dag, full, engine or project.config.engine)]
         plans[node_id] = NodePlan(node_id=node_id, action=action, reasons=reasons, state=new, params=params,
                                   partitions_run=partitions_run, partitions_remove=partitions_remove,
                                   conditional=conditional)
@@ -274,9 +275,11 @@ def make_plan(
     return Plan(nodes=[plans[n] for n in dag.order], removed=removed)
 
 
-def _soa_merge_reason(spec, dag: Dag, full: bool) -> str:
+def _soa_merge_reason(spec, dag: Dag, full: bool, engine: EngineName) -> str:
     """How an SOA over partitioned input runs: merged from partial aggregates, or in full and why."""
     why = incremental_soa_blocker(spec, dag)
+    if why is None and engine == EngineName.SPARK:
+        why = "the Spark engine keeps no partial aggregates"
     if why is not None:
         return f"full recompute: {why}"
     if full:

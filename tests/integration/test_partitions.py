@@ -358,3 +358,13 @@ def test_removing_an_incremental_soa_removes_its_state(seeknal, tmp_path):
     r = seeknal("run", cwd=root)
     assert r.code == 0, r.text
     assert not state.exists()
+
+
+def test_soa_planned_for_spark_says_it_recomputes(seeknal, tmp_path):
+    # The Spark engine keeps no partial aggregates: the plan must not promise a merge there.
+    root = _soa_project(seeknal, tmp_path / "soa3")
+    config = root / "seeknal_project.yml"
+    config.write_text(config.read_text() + "engine: spark\n")
+    r = seeknal("plan", cwd=root)
+    assert "full recompute: the Spark engine keeps no partial aggregates" in r.out, r.out
+    assert "merges the partial aggregates" not in r.out
