@@ -37,7 +37,8 @@ _TIMES = [dt.datetime(2026, 1, d, h) for d in (1, 2) for h in (0, 12)]  # few: t
 class World:
     """Group outputs under ``data/``, written with strictly increasing mtimes (as real rewrites are)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: tuple[str, ...] = KEYS) -> None:
+        self.keys = keys
         self.root, self.data = root, root / "data"
         self.data.mkdir()
         self.groups: dict[str, dict] = {}  # name -> {"partitioned", "parts" or "rows", "value_type"}
@@ -50,9 +51,12 @@ class World:
         os.utime(path, ns=(self.clock, self.clock))
 
     def _table(self, rows, value_type) -> pa.Table:
-        return pa.table({"k": pa.array([r[0] for r in rows], pa.string()),
-                         "v": pa.array([r[2] for r in rows], pa.int64()).cast(value_type),
-                         "t": pa.array([r[1] for r in rows], pa.timestamp("us"))})
+        table = pa.table({"k": pa.array([r[0] for r in rows], pa.string()),
+                          "v": pa.array([r[2] for r in rows], pa.int64()).cast(value_type),
+                          "t": pa.array([r[1] for r in rows], pa.timestamp("us"))})
+        if "k2" in self.keys:  # a second join key (last, so the value column keeps its place)
+            table = table.append_column("k2", pa.array([r[2] % 2 for r in rows], pa.int64()))
+        return table
 
     def write_file(self, path: Path, rows, value_type) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,14 +77,14 @@ class World:
 
     def consolidate(self) -> str:
         groups = self.inputs()
-        self.catalog_a = build_entity(self.a, "e", KEYS, groups, MEMORY, self.catalog_a)
+        self.catalog_a = build_entity(self.a, "e", self.keys, groups, MEMORY, self.catalog_a)
         shutil.rmtree(self.b.entity_dir("e"), ignore_errors=True)
-        build_entity(self.b, "e", KEYS, groups, MEMORY, None)
+        build_entity(self.b, "e", self.keys, groups, MEMORY, None)
         got, full = pq.read_table(self.a.entity_table("e")), pq.read_table(self.b.entity_table("e"))
         assert got.equals(full), (self.catalog_a["consolidation"], got.to_pylist(), full.to_pylist())
         assert got.schema.equals(full.schema)
         schemas = {g.name: footer_summary(g.path)[0].names for g in groups}
-        reference = duckdb.connect().sql(consolidation_sql(KEYS, groups, schemas)).to_arrow_table()
+        reference = duckdb.connect().sql(consolidation_sql(self.keys, groups, schemas)).to_arrow_table()
         assert got.to_pylist() == reference.to_pylist()
         return self.catalog_a["consolidation"]
 
@@ -153,8 +157,18 @@ def _apply(w: World, edit, pick: int) -> None:
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_group(), min_size=1, max_size=3), st.lists(st.tuples(_edit, st.integers(0, 5)), min_size=2, max_size=5))
 def test_incremental_equals_full_rebuild(groups, edits):
+    _edits_keep_incremental_equal_to_full(groups, edits, KEYS)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_group(), min_size=1, max_size=2), st.lists(st.tuples(_edit, st.integers(0, 5)), min_size=2, max_size=4))
+def test_incremental_equals_full_rebuild_with_two_join_keys(groups, edits):
+    _edits_keep_incremental_equal_to_full(groups, edits, ("k", "k2"))
+
+
+def _edits_keep_incremental_equal_to_full(groups, edits, keys: tuple[str, ...]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        w = World(Path(tmp))
+        w = World(Path(tmp), keys)
         for i, spec in enumerate(groups):
             _write_group(w, f"g{i}", spec)
         w.consolidate()
