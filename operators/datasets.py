@@ -9,6 +9,9 @@ with different types, hence the choice per key.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +38,33 @@ def parquet_files(path: Path, listed: list[Path] | None = None) -> list[Path]:
         p for p in candidates
         if p.suffix == ".parquet" and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
     )
+
+
+def partition_files(root: Path, *, skip: tuple[str, ...] = (".",)) -> dict[str, tuple[list[str], str]]:
+    """Partition folder (relative to ``root``; ``.`` for files at the top) -> (its Parquet files
+    relative to ``root``, a signature of their names, sizes and modification times).
+
+    Names starting with one of ``skip`` (a writer's hidden ``.tmp-*``) are left out. A
+    partition a run rewrites is new files, so its signature changes; kept state (incremental
+    SOA totals, an entity's kept latest rows) compares these signatures.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp()); (root / "day=1").mkdir()
+    >>> pq.write_table(pa.table({"x": [1]}), root / "day=1" / "part-0.parquet")
+    >>> files, signature = partition_files(root)["day=1"]
+    >>> files, len(signature)
+    (['day=1/part-0.parquet'], 24)
+    """
+    found: dict[str, list] = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(skip))
+        for name in sorted(names):
+            if name.startswith(skip) or not name.endswith(".parquet"):
+                continue
+            st = os.stat(os.path.join(folder, name))
+            found.setdefault(Path(folder).relative_to(root).as_posix(), []).append([name, st.st_size, st.st_mtime_ns])
+    return {p: ([(Path(p) / f[0]).as_posix() for f in files],
+                hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]) for p, files in sorted(found.items())}
 
 
 def hive_keys(path: Path, files: list[Path]) -> list[str]:

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from operators.datasets import partition_files
 from operators.errors import DATAFUSION_ERRORS, EngineError
 from operators.memory import MemoryConfig, datafusion_context
 from operators.soa.compile import _Aggs, _final_exprs, since_conditions, source_columns
@@ -145,17 +146,7 @@ def input_partitions(root: Path) -> dict[str, tuple[Path, str]]:
     signature is names, sizes and modification times: a partition written by a
     run is a new folder with new files.
     """
-    found: dict[str, list] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-        for name in sorted(filenames):
-            if name.startswith((".", "_")) or not name.endswith(".parquet"):
-                continue
-            st = os.stat(os.path.join(dirpath, name))
-            rel = Path(dirpath).relative_to(root).as_posix()
-            found.setdefault(rel, []).append([name, st.st_size, st.st_mtime_ns])
-    return {p: (root / p, hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24])
-            for p, files in sorted(found.items())}
+    return {p: (root / p, signature) for p, (_, signature) in partition_files(root, skip=(".", "_")).items()}
 
 
 class IncrementalSOA:
@@ -205,9 +196,6 @@ class IncrementalSOA:
             return _unview(ctx.sql(sql).to_arrow_table())
         except DATAFUSION_ERRORS as exc:
             raise EngineError(f"second-order aggregation (incremental): {error_line(exc)}") from exc
-
-    def _merge(self, parts: list[pa.Table]) -> pa.Table:
-        return self._sql(merge_sql(self.query, "_soa_parts"), {"_soa_parts": _concat(parts)})
 
     def _merge_affected(self, kept: pa.Table, news: list[pa.Table]) -> pa.Table:
         """The totals with the ids of the new partials updated; every other id's row kept as it is.

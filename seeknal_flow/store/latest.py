@@ -32,7 +32,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -45,6 +44,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from operators.datasets import partition_files
 from operators.sql import run_interruptible  # Ctrl-C stops a long COPY at once
 from operators.sql_text import quote_ident, quote_literal
 
@@ -68,21 +68,7 @@ def group_signature(path: Path, parts: dict | None = None) -> dict:
         return {}
     if not path.is_dir():
         return {"file": [st.st_size, st.st_mtime_ns]}
-    return {"partitions": {p: sig for p, (_, sig) in (parts if parts is not None else partitions(path)).items()}}
-
-
-def partitions(root: Path) -> dict[str, tuple[list[str], str]]:
-    """Partition folder (relative to ``root``) -> (its Parquet files relative to ``root``, their signature)."""
-    found: dict[str, list] = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith(".") or not name.endswith(".parquet"):
-                continue
-            st = os.stat(os.path.join(folder, name))
-            found.setdefault(Path(folder).relative_to(root).as_posix(), []).append([name, st.st_size, st.st_mtime_ns])
-    return {p: ([(Path(p) / f[0]).as_posix() for f in files],
-                hashlib.sha256(json.dumps(files).encode()).hexdigest()[:24]) for p, files in sorted(found.items())}
+    return {"partitions": {p: sig for p, (_, sig) in (parts if parts is not None else partition_files(path)).items()}}
 
 
 def rows_sql(keys: tuple[str, ...], path: Path, event_time_col: str, columns: list[str],
@@ -209,7 +195,7 @@ class KeptLatest:
         entries = {}
         for g in groups:
             # Taken before the read: a rewrite during it shows up as a change next time.
-            parts = partitions(g.path) if g.path.is_dir() else {}
+            parts = partition_files(g.path) if g.path.is_dir() else {}
             sig = group_signature(g.path, parts)
             entry = {"path": str(g.path), "event_time_col": g.event_time_col, "ttl": g.ttl,
                      "schema": dict(g.schema), "signature": sig}
