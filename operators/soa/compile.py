@@ -168,7 +168,10 @@ class _Aggs:
         return flt
 
     def alias(self, agg: str, col: str, flt: str) -> str:
-        sql = AGG_SQL[agg].format(x=self.quote(col))
+        return self._register(AGG_SQL[agg].format(x=self.quote(col)), flt)
+
+    def _register(self, sql: str, flt: str) -> str:
+        """The alias of aggregate ``sql`` under filter ``flt``, added on first use."""
         flt = self._filter(flt)
         if flt is not None:
             sql += f" FILTER (WHERE {flt})"
@@ -186,21 +189,12 @@ class _Aggs:
             return f"CAST({total} AS DOUBLE) / CAST(NULLIF({n}, 0) AS DOUBLE)"
         if self.mergeable and agg in _SAMPLE_SPREAD:
             total, n = self.alias("sum", col, flt), self.alias("count", col, flt)
-            var_pop = self._var_pop(col, flt)
+            var_pop = self._register(f"VAR_POP(CAST({self.quote(col)} AS DOUBLE))", flt)
             self.variances[var_pop] = (total, n)
             # Sample variance from the population one: n / (n - 1); NULL below two values, as VAR_SAMP.
             var = f"CASE WHEN {n} > 1 THEN {var_pop} * CAST({n} AS DOUBLE) / CAST({n} - 1 AS DOUBLE) END"
             return f"SQRT({var})" if _SAMPLE_SPREAD[agg] == "stddev" else var
         return self.alias(agg, col, flt)
-
-    def _var_pop(self, col: str, flt: str) -> str:
-        sql = f"VAR_POP(CAST({self.quote(col)} AS DOUBLE))"
-        flt = self._filter(flt)
-        if flt is not None:
-            sql += f" FILTER (WHERE {flt})"
-        if sql not in self.exprs:
-            self.exprs[sql] = f"_soa_a{len(self.exprs)}"
-        return self.exprs[sql]
 
 
 _SAMPLE_SPREAD = {"stddev": "stddev", "std": "stddev", "var": "var"}
