@@ -264,10 +264,14 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
         except KeyboardInterrupt:
             _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
             raise
-        except NodeExecutionError as error:
+        except Exception as error:
             if interrupted.is_set():
+                # Whatever the engine made of Ctrl-C (DuckDB: its own error, or RuntimeError "Query
+                # interrupted" when it lands inside a call): the run was interrupted, not broken.
                 _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
                 raise KeyboardInterrupt from error
+            if not isinstance(error, NodeExecutionError):
+                raise
             blocked.add(node_id)
             summary.failed.append(node_id)
             summary.errors.append(error)
@@ -280,13 +284,6 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
             if not continue_on_error:
                 break
             continue
-        except Exception as error:
-            if not interrupted.is_set():
-                raise
-            # An engine's own form of the interrupt (DuckDB raises RuntimeError "Query interrupted"
-            # when Ctrl-C lands inside its call): the run was interrupted, not broken.
-            _cancel(state, state_path, summary, outcomes, node_id, kind, began, progress)
-            raise KeyboardInterrupt from error
         new = node_plan.state
         if result.files is not None:  # a database source: what it fetched decides its fingerprint
             new.files, new.data = result.files, result.data
