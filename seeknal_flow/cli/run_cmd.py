@@ -153,14 +153,14 @@ def register(cli: click.Group) -> None:
 def _run_locked(ws, full, nodes, tags, params, memory_limit, threads, continue_on_error, engine, spark_master, quiet,
                 verbose, as_json, started):
     from seeknal_flow.plan.plan_project import plan_project
-    from seeknal_flow.run.engines import choose_engine
+    from seeknal_flow.run.engines import choose_engine, chosen_engine
     from seeknal_flow.run.interrupt import interrupt_guard
     from seeknal_flow.run.service import run_project
 
     open_engine = choose_engine(ws, ws.memory(memory_limit, threads), engine=engine, spark_master=spark_master)
-    # The engine the run will use (`--engine`, or `--spark-master` alone) decides some reasons.
-    run_on = EngineName(engine) if engine else (EngineName.SPARK if spark_master else None)
-    p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params), engine=run_on)
+    # The engine the run will use decides some reasons (an SOA merges its partials on the local engine only).
+    p = plan_project(ws, full=full, nodes=nodes, tags=tags, params=_parse_params(params),
+                     engine=chosen_engine(ws, engine, spark_master))
     printer = RunPrinter(quiet=quiet, verbose=verbose, to_stderr=as_json,
                          reasons={n.node_id: ", ".join(n.reasons) for n in p.nodes})
     try:

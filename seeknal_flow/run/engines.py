@@ -12,6 +12,13 @@ from seeknal_flow.load.workspace import Workspace
 from seeknal_flow.run.engine import Engine
 
 
+def chosen_engine(ws: Workspace, engine: str | None = None, spark_master: str | None = None) -> EngineName:
+    """The engine a run uses: ``--engine``, else Spark when ``--spark-master`` is given, else the project's."""
+    if spark_master and engine == EngineName.LOCAL:
+        raise RunError("--spark-master needs --engine spark (or leave --engine out)")
+    return EngineName(engine) if engine else (EngineName.SPARK if spark_master else ws.project.config.engine)
+
+
 def choose_engine(ws: Workspace, memory: MemoryConfig, *, engine: str | None = None,
                   spark_master: str | None = None) -> Callable[[], Engine]:
     """A factory of the engine for this run.
@@ -21,10 +28,7 @@ def choose_engine(ws: Workspace, memory: MemoryConfig, *, engine: str | None = N
     the run service has work for it, so a run with nothing to do imports no
     engine (not even pyarrow).
     """
-    if spark_master and engine == EngineName.LOCAL:
-        raise RunError("--spark-master needs --engine spark (or leave --engine out)")
-    chosen = EngineName(engine) if engine else (EngineName.SPARK if spark_master else ws.project.config.engine)
-    if chosen == EngineName.SPARK:
+    if chosen_engine(ws, engine, spark_master) == EngineName.SPARK:
         check_available()
 
         def spark() -> Engine:
