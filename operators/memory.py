@@ -122,7 +122,8 @@ def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = 
     ends (DataFusion's allocator holds on to pages its worker threads allocated;
     a Python node may keep objects alive), and the next node's engines cannot
     reuse it. Never below a quarter of the limit: a node needs some room to
-    spill in.
+    spill in. Call :func:`release_arrow_pool` first (the local engine does, before
+    each node): blocks Arrow keeps cached would otherwise count as held.
 
     >>> cfg = MemoryConfig(memory_limit=1000)
     >>> budget_left(cfg, baseline=100, resident=700).memory_limit
@@ -134,8 +135,6 @@ def budget_left(cfg: MemoryConfig, baseline: int | None, resident: int | None = 
     """
     if cfg.memory_limit is None or baseline is None:
         return cfg
-    if resident is None:
-        release_arrow_pool()
     now = resident if resident is not None else resident_bytes()
     if now is None:
         return cfg
