@@ -81,7 +81,8 @@ class MemoryConfig:
     def sink_buffer_bytes(self) -> int:
         """Bytes a Parquet sink may buffer per row group: 64 MB, or 1/32 of the budget.
 
-        The sink holds two: one being compressed on its writer thread, one filling.
+        The sink holds one per encoder thread (at most ``operators.sink.MAX_THREADS``) and
+        one filling.
         """
         full = 64 << 20
         return full if self.memory_limit is None else max(1 << 20, min(full, self.memory_limit // 32))

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from operators.atomic import replace_path
+from operators.parquet_concat import ConcatenatedFile, encode_part
 
 ROW_GROUP_ROWS = 1 << 20
 # Batches are buffered into row groups of ROW_GROUP_ROWS rows (ParquetWriter
 # makes one row group per written batch otherwise) but never beyond this many
 # bytes, so wide rows do not inflate memory.
 ROW_GROUP_BYTES = 64 << 20
+MAX_THREADS = 4  # encoders by default: each holds a row group (up to ROW_GROUP_BYTES)
+MIN_SPLIT_ROWS = 1 << 17  # the last table is cut into row groups of at least this many rows
+
+
+def default_threads() -> int:
+    """Row-group encoders when the caller does not say: the cores, at most ``MAX_THREADS``."""
+    return max(1, min(os.cpu_count() or 1, MAX_THREADS))
 
 
 @dataclass(frozen=True)
@@ -42,11 +50,14 @@ def write_parquet(
     progress: Callable[[int], None] | None = None,
     before_commit: Callable[[Path], None] | None = None,
     buffer_bytes: int = ROW_GROUP_BYTES,
+    threads: int | None = None,
 ) -> SinkResult:
     """Write ``batches`` to ``path`` atomically and return what was written.
 
     ``before_commit(tmp_path)`` may inspect the finished file and raise to
-    reject it; the previous ``path`` then stays as it was.
+    reject it; the previous ``path`` then stays as it was. Row groups are encoded on
+    ``threads`` threads (default: the cores, at most ``MAX_THREADS``), each holding
+    one row group of at most ``buffer_bytes``.
 
     >>> import tempfile
     >>> out = Path(tempfile.mkdtemp()) / "x.parquet"
@@ -59,8 +70,8 @@ def write_parquet(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
     try:
-        # The background writer exits (joins its thread) before the ParquetWriter closes.
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as pq_writer, _BackgroundWriter(pq_writer) as writer:
+        # The encoders exit (join their threads) before the file closes.
+        with open(tmp, "wb") as f, _ParallelRowGroups(f, schema, threads or default_threads()) as writer:
             buffer: list[pa.RecordBatch] = []
             buffered_rows = buffered_bytes = 0
             for batch in batches:
@@ -87,48 +98,65 @@ def write_parquet(
     return SinkResult(path, rows, path.stat().st_size, schema, time.perf_counter() - start)
 
 
-class _BackgroundWriter:
-    """Compress and write row groups on one thread while the caller computes the next one.
+class _ParallelRowGroups:
+    """Encode row groups on up to ``threads`` threads while the caller computes the next one.
 
-    Parquet encoding and zstd release the GIL, and so do the producers (DuckDB,
-    DataFusion, the Arrow kernels), so the two overlap: a node takes about
-    max(compute, write) instead of their sum. At most one row group is being written
-    while the next one is buffered (one row group more in memory than writing inline).
-    The last row group is written inline, so a one-row-group output starts no thread.
+    Each row group becomes a small Parquet file in memory on a worker thread
+    (:func:`operators.parquet_concat.encode_part`: encoding and zstd release the GIL,
+    and so do the producers: DuckDB, DataFusion, the Arrow kernels), then its bytes
+    are appended to the output in order. A node takes about max(compute, write /
+    threads) instead of their sum. At most ``threads`` row groups are being encoded
+    while the next one is buffered. The last table is cut into row groups of at
+    least ``MIN_SPLIT_ROWS`` rows so that a one-row-group output is encoded on
+    several threads too; a small one is encoded here, starting no thread.
     """
 
-    def __init__(self, writer: pq.ParquetWriter) -> None:
-        self._writer = writer
+    def __init__(self, f, schema: pa.Schema, threads: int) -> None:
+        self._out = ConcatenatedFile(f)
+        self._schema = schema
+        self._threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
+        self._pending: deque[Future] = deque()
 
     def write_table(self, table: pa.Table) -> None:
-        """Queue one row group (a table of at most ``ROW_GROUP_ROWS`` rows) behind the previous one."""
+        """Queue one row group (a table of at most about ``ROW_GROUP_ROWS`` rows) behind the others."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquet-sink")
-        self._wait()  # in order, and at most one in flight
-        self._pending = self._pool.submit(self._writer.write_table, table, row_group_size=ROW_GROUP_ROWS)
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="parquet-sink")
+        while len(self._pending) >= self._threads:
+            self._out.append(self._pending.popleft().result())
+        self._pending.append(self._pool.submit(encode_part, table))
 
     def finish(self, last: pa.Table | None) -> None:
-        """Wait for the queued row group, then write ``last`` here; raises the writer's error."""
-        self._wait()
-        if last is not None:
-            self._writer.write_table(last, row_group_size=ROW_GROUP_ROWS)
+        """Encode ``last``, append every queued row group, write the footer; raises the encoders' error."""
+        pieces = _split(last, self._threads) if last is not None else []
+        if len(pieces) == 1 and not self._pending:
+            self._out.append(encode_part(pieces[0]))
+        else:
+            for piece in pieces:
+                self.write_table(piece)
+        while self._pending:
+            self._out.append(self._pending.popleft().result())
+        if not self._out.rows:
+            self._out.append(encode_part(self._schema.empty_table()))
+        self._out.close()
 
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def __enter__(self) -> _BackgroundWriter:
+    def __enter__(self) -> _ParallelRowGroups:
         return self
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
-            # On an error or Ctrl-C the row group being written finishes (a C++ call
+            # On an error or Ctrl-C the row groups being encoded finish (a C++ call
             # cannot be interrupted) before the file is closed and removed.
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _split(table: pa.Table, threads: int) -> list[pa.Table]:
+    n = min(threads, table.num_rows // MIN_SPLIT_ROWS)
+    if n <= 1:
+        return [table]
+    size = -(-table.num_rows // n)
+    return [table.slice(a, size) for a in range(0, table.num_rows, size)]
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

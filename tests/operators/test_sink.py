@@ -174,18 +174,36 @@ def test_failure_while_a_row_group_is_being_written_leaves_previous_file_intact(
     assert _leftovers(tmp_path, "node.parquet") == []
 
 
-def test_an_error_on_the_writer_thread_reaches_the_caller():
-    from operators.sink import _BackgroundWriter
+def test_an_error_on_an_encoder_thread_reaches_the_caller(tmp_path, monkeypatch):
+    import operators.sink as sink
 
-    class Broken:
-        calls = 0
+    out = tmp_path / "node.parquet"
+    write_parquet(SCHEMA, _many(1), out)
+    before = out.read_bytes()
+    calls = []
 
-        def write_table(self, table, row_group_size):
-            Broken.calls += 1
-            raise OSError("disk full")
+    def broken(table):
+        calls.append(table.num_rows)
+        raise OSError("disk full")
 
-    table = pa.Table.from_batches(_many(1))
-    with pytest.raises(OSError, match="disk full"), _BackgroundWriter(Broken()) as writer:
-        writer.write_table(table)
-        writer.write_table(table)  # waits for the first, whose error surfaces here
-    assert Broken.calls == 1  # nothing was started after the failure
+    monkeypatch.setattr(sink, "encode_part", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_parquet(SCHEMA, iter(_many(12)), out, buffer_bytes=1, threads=2)
+    assert len(calls) <= 3  # the failure surfaces at the next wait: no more is queued after it
+    assert out.read_bytes() == before
+    assert _leftovers(tmp_path, "node.parquet") == []
+
+
+def test_a_one_table_output_is_cut_into_row_groups_encoded_at_once(tmp_path):
+    import operators.sink as sink
+
+    n = 2 * sink.MIN_SPLIT_ROWS + 5
+    table = pa.table({"id": pa.array(range(n), pa.int64()), "name": pa.array([str(i % 7) for i in range(n)])})
+    out = tmp_path / "node.parquet"
+    write_parquet(table.schema, table.to_batches(), out, threads=2)
+    meta = pq.ParquetFile(out).metadata
+    assert meta.num_row_groups == 2
+    assert [meta.row_group(i).num_rows for i in range(2)] == [sink.MIN_SPLIT_ROWS + 3, sink.MIN_SPLIT_ROWS + 2]
+    assert pq.read_table(out).equals(table)
+    write_parquet(table.schema, table.to_batches(), out, threads=1)
+    assert pq.ParquetFile(out).metadata.num_row_groups == 1
