@@ -140,12 +140,16 @@ def test_consolidation_matches_pandas_reference(data):
     with tempfile.TemporaryDirectory() as tmp:
         inputs = [_write(Path(tmp), keys, g) for g in groups]
         schemas = {gi.name: pq.read_schema(gi.path).names for gi in inputs}
-        sql = consolidation_sql(keys, inputs, schemas)
-        table = duckdb.connect().sql(sql).to_arrow_table()
-    assert table.column_names == [*keys, "event_time", *(g["name"] for g in groups)]
-    got = [(tuple(r[k] for k in keys), r["event_time"], tuple(r[g["name"]] for g in groups))
-           for r in table.to_pylist()]
-    assert got == _reference(keys, groups)
+        types = {gi.name: pq.read_schema(gi.path).field(gi.event_time_col).type for gi in inputs}
+        # Ordered by a struct (no types given) and by one HUGEINT (the types given): the same rows.
+        tables = [duckdb.connect().sql(consolidation_sql(keys, inputs, schemas, time_types)).to_arrow_table()
+                  for time_types in (None, types)]
+    want = _reference(keys, groups)
+    for table in tables:
+        assert table.column_names == [*keys, "event_time", *(g["name"] for g in groups)]
+        got = [(tuple(r[k] for k in keys), r["event_time"], tuple(r[g["name"]] for g in groups))
+               for r in table.to_pylist()]
+        assert got == want
 
 
 def test_ties_go_to_the_row_written_last_across_files_and_row_groups(tmp_path):
@@ -178,3 +182,17 @@ def test_a_damaged_group_output_is_a_one_line_error(tmp_path):
     message = str(err.value)
     assert "\n" not in message and "feature group 'orders'" in message and str(bad) in message
     assert "seeknal run --nodes feature_group.orders" in message
+
+
+@pytest.mark.parametrize("unit", ["us", "ns"])
+def test_the_integer_order_keeps_the_finest_time_unit_ahead_of_the_row(tmp_path, unit):
+    # One tick later beats any later row; equal times go to the later row.
+    t = pa.array([1_700_000_000_000_001, 1_700_000_000_000_000, 1_700_000_000_000_000, 5], pa.int64())
+    path = tmp_path / "g.parquet"
+    pq.write_table(pa.table({"id": ["A", "A", "B", "B"], "v": [1, 2, 3, 4], "et": t.cast(pa.timestamp(unit))}),
+                   path, row_group_size=1)
+    group = GroupInput("g", path, "et")
+    sql = consolidation_sql(("id",), [group], {"g": ["id", "v", "et"]}, {"g": pa.timestamp(unit)})
+    assert "HUGEINT" in sql
+    rows = duckdb.connect().sql(sql).to_arrow_table().to_pylist()
+    assert [(r["id"], r["g"]["v"]) for r in rows] == [("A", 1), ("B", 3)]
