@@ -142,14 +142,31 @@ def footer_summary(path: Path, *, files: list[Path] | None = None,
     (['x', 'day'], 4)
     """
     files, _, path_only = _layout(Path(path), files)
-    schema = _footer(files[0], pq.read_schema)
-    for key in path_only:
-        schema = schema.append(pa.field(key, pa.string()))
+    schema = _with_path_keys(_footer(files[0], pq.read_schema), path_only)
     known = known_rows if known_rows is not None else {}
     for f in files:
         if str(f) not in known:
             known[str(f)] = _footer(f, pq.read_metadata).num_rows
     return schema, sum(known[str(f)] for f in files)
+
+
+def footer_schema(path: Path) -> pa.Schema:
+    """The schema ``parquet_dataset(path)`` has, from one footer (no ``pyarrow.dataset``, no pandas).
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp()); (root / "day=1").mkdir()
+    >>> pq.write_table(pa.table({"x": [1]}), root / "day=1" / "part-0.parquet")
+    >>> footer_schema(root).names
+    ['x', 'day']
+    """
+    files, _, path_only = _layout(Path(path))
+    return _with_path_keys(_footer(files[0], pq.read_schema), path_only)
+
+
+def _with_path_keys(schema: pa.Schema, path_only: list[str]) -> pa.Schema:
+    for key in path_only:  # as pyarrow.dataset's Hive partitioning: strings
+        schema = schema.append(pa.field(key, pa.string()))
+    return schema
 
 
 def _footer(file: Path, read):

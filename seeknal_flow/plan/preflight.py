@@ -33,9 +33,10 @@ def preflight(project: Project, dag: Dag, plan: Plan) -> None:
             if upstream in running or not path.exists():
                 break  # the input is produced in this run: the operator checks it then
             # pyarrow, only when an SOA node's input already exists: `seeknal plan` stays light.
-            from operators.datasets import parquet_dataset
+            # One footer: pyarrow.dataset would import pandas (0.3 s of the run).
+            from operators.datasets import footer_schema
 
-            schemas.append(parquet_dataset(path).schema)
+            schemas.append(footer_schema(path))
         else:
             from operators.soa.check import check_soa  # pyarrow, and DataFusion to plan: only when an SOA node runs
 
