@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -177,3 +179,51 @@ def test_a_damaged_totals_file_is_rebuilt_from_the_input(tmp_path):
     soa = IncrementalSOA(QUERY, root, state, memory=MEM)
     assert soa.update() == "2 input partitions aggregated in full (the kept totals did not fit)"
     assert_same(soa.result().read_all(), execute_soa(QUERY, str(root), memory=MEM).read_all())
+
+
+@pytest.mark.parametrize("new_ids", [False, True])
+def test_many_ids_on_two_threads_stay_in_id_order(tmp_path, new_ids):
+    # Large enough for several batches and partitions: the merged rows are put in place
+    # (or, with new ids, sorted again) and the output keeps the full run's order.
+    mem = MemoryConfig(threads=2)
+    rng = random.Random(7)
+    ids = [f"c{i:05d}" for i in range(20_000)]
+    root, state = tmp_path / "in", tmp_path / "state"
+
+    def rows(keys):
+        return [(k, rng.uniform(-50, 50), rng.randint(-9, 9), rng.randint(0, 29)) for k in keys]
+
+    _put(root, 0, rows(ids + [None]))
+    IncrementalSOA(QUERY, root, state, memory=mem).update()
+    touched = rng.sample(ids, 3_000) + ([f"new{i}" for i in range(50)] if new_ids else []) + [None]
+    _put(root, 1, rows(touched))
+    soa = IncrementalSOA(QUERY, root, state, memory=mem)
+    assert soa.update() == "1 new of 2 input partitions merged into the totals"
+    got = soa.result().read_all()
+    op = SortedOperator(SOAOperator(QUERY, str(root), memory=mem), ["k"], mem)
+    want = pa.Table.from_batches(list(op.batches()), schema=op.schema)
+    assert got.column("k").to_pylist() == want.column("k").to_pylist()
+    assert_same(got, want)
+
+
+@pytest.mark.parametrize("values, new", [
+    (pa.array([1.5, None, 3.0, 4.0]), pa.array([None, 9.0])),
+    (pa.array([1, 2, None, 4], pa.int32()), pa.array([7, None], pa.int32())),
+    (pa.array([dt.date(2026, 1, d) for d in (1, 2, 3, 4)]), pa.array([None, dt.date(2027, 1, 1)])),
+    (pa.array(["a", None, "c", "d"]), pa.array(["x", None])),
+    (pa.array([True, None, False, True]), pa.array([None, False])),
+    (pa.array([1, 2, 3, 4], pa.decimal128(5, 2)), pa.array([None, 7], pa.decimal128(5, 2))),
+])
+def test_replaced_rows_keep_every_other_value_and_null(values, new):
+    from operators.soa.mergeable import _scatter, replace_rows
+
+    totals = pa.table({"k": ["a", "b", "c", None], "v": values})
+    touched = pa.table({"k": [None, "b"], "v": new})
+    got = replace_rows(totals, touched, "k").column("v").to_pylist()
+    want = values.to_pylist()
+    want[3], want[1] = new.to_pylist()
+    assert got == want
+    # Arrays that start inside their buffers (a slice).
+    shifted = pa.concat_arrays([values.slice(0, 1), values]).slice(1)
+    new_shifted = pa.concat_arrays([new.slice(0, 1), new]).slice(1)
+    assert _scatter(shifted, np.array([1, 3]), new_shifted.take(pa.array([1, 0]))).to_pylist() == want
