@@ -227,3 +227,29 @@ def test_replaced_rows_keep_every_other_value_and_null(values, new):
     shifted = pa.concat_arrays([values.slice(0, 1), values]).slice(1)
     new_shifted = pa.concat_arrays([new.slice(0, 1), new]).slice(1)
     assert _scatter(shifted, np.array([1, 3]), new_shifted.take(pa.array([1, 0]))).to_pylist() == want
+
+
+def test_the_operator_ends_only_once_the_state_is_saved(tmp_path, monkeypatch):
+    from operators.soa.mergeable import IncrementalSOAOperator
+
+    root, state = tmp_path / "in", tmp_path / "state"
+    _put(root, 0, [("a", 1.0, 1, 1), ("b", 2.0, 2, 2)])
+    IncrementalSOA(QUERY, root, state, memory=MEM).update()
+    manifest = (state / "manifest.json").read_text()
+    _put(root, 1, [("a", 3.0, 3, 3)])
+    schema = execute_soa(QUERY, str(root), memory=MEM).schema
+
+    def disk_full(*_a):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("operators.soa.mergeable._write", disk_full)
+    op = IncrementalSOAOperator(IncrementalSOA(QUERY, root, state, memory=MEM), schema)
+    with pytest.raises(OSError, match="No space"):
+        list(op.batches())  # the rows came; the failed save still fails the node
+    assert (state / "manifest.json").read_text() == manifest
+    monkeypatch.undo()
+    op = IncrementalSOAOperator(IncrementalSOA(QUERY, root, state, memory=MEM), schema)
+    got = pa.Table.from_batches(list(op.batches()), schema=schema)
+    assert op.output == "1 new of 2 input partitions merged into the totals\n"
+    assert (state / "manifest.json").read_text() != manifest
+    assert_same(got, execute_soa(QUERY, str(root), memory=MEM).read_all())
