@@ -187,3 +187,100 @@ def test_an_engines_own_error_after_ctrl_c_is_an_interrupt(example_project, wher
         assert first not in State.load(ws.project.state_path).nodes
     else:
         assert not summary.cancelled and not summary.consolidated
+
+
+class WatchingEngine(LocalEngine):
+    """The local engine, noting when nodes start and end and when entities are built."""
+
+    def __init__(self, ws: Workspace) -> None:
+        super().__init__(ws.project, ws.dag, ws.memory())
+        self.events: list[tuple] = []
+
+    def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
+        self.events.append(("start", job.node_id))
+        result = super().compute(job, progress)
+        self.events.append(("end", job.node_id))
+        return result
+
+    def consolidate(self, entities, on_built, *, alongside_nodes: bool = False) -> list[str]:
+        self.events.append(("consolidate", *entities, alongside_nodes))
+        return super().consolidate(entities, on_built, alongside_nodes=alongside_nodes)
+
+
+def test_an_entity_is_built_beside_the_nodes_after_its_groups(example_project):
+    import pyarrow.parquet as pq
+
+    from seeknal_flow.store.consolidation import consolidate
+
+    ws = Workspace.open(example_project)
+    engine = WatchingEngine(ws)
+    summary = run_project(ws, plan_project(ws), lambda: engine, Recorder())
+    assert not summary.errors and summary.consolidated == ["churn_scoring", "customer"]
+    events = engine.events
+    last_end = max(i for i, e in enumerate(events) if e[0] == "end")
+    # Both entities started once their groups were done, before the last node ended.
+    for entity, group in (("customer", "feature_group.product_preferences"),
+                          ("churn_scoring", "feature_group.customer_spend_features")):
+        at = events.index(("consolidate", entity, True))
+        assert events.index(("end", group)) < at < last_end
+    assert not any(e[0] == "consolidate" and not e[-1] for e in events)  # no second build after the nodes
+    state = RunState.load(ws.project.state_path)
+    assert {s.status.value for s in state.steps.values()} == {"ok"}
+    assert not plan_project(ws).steps_to_run  # recorded as done: the next plan has nothing to build
+    # The same tables as a build after the nodes.
+    built = {e: pq.read_table(ws.project.entity_table(e)) for e in ("customer", "churn_scoring")}
+    consolidate(ws.project, ws.dag, ws.memory(), force=True)
+    for entity, table in built.items():
+        assert pq.read_table(ws.project.entity_table(entity)).equals(table)
+
+
+def test_ctrl_c_stops_an_entity_being_built_beside_the_nodes(example_project):
+    import threading
+    import time
+
+    import duckdb
+
+    from operators.sql import run_interruptible
+    from seeknal_flow.plan.run_state import StepStatus
+
+    ws = Workspace.open(example_project)
+    building = threading.Event()
+
+    class SlowBuild(WatchingEngine):
+        def consolidate(self, entities, on_built, *, alongside_nodes: bool = False) -> list[str]:
+            if alongside_nodes:  # a statement of ~20 s, unless the run stops it
+                building.set()
+                run_interruptible(duckdb.connect(), "SELECT sum(hash(i)) FROM range(6000000000) t(i)")
+            return super().consolidate(entities, on_built, alongside_nodes=alongside_nodes)
+
+        def compute(self, job: NodeJob, progress: Progress) -> NodeResult:
+            if job.node_id == "feature_group.customer_spend_features":
+                assert building.wait(30)
+                raise KeyboardInterrupt  # Ctrl-C during the next node
+            return super().compute(job, progress)
+
+    began = time.monotonic()
+    summary = run_project(ws, plan_project(ws), lambda: SlowBuild(ws), Recorder())
+    assert summary.interrupted and time.monotonic() - began < 12  # the statement was stopped, not waited for
+    state = RunState.load(ws.project.state_path)
+    assert state.steps["consolidate.customer"].status == StepStatus.RUNNING  # the next plan rebuilds it
+    assert "consolidate.customer" in {s.id for s in plan_project(ws).steps_to_run}
+
+
+def test_a_failed_build_beside_the_nodes_fails_its_step(example_project):
+    from seeknal_flow.errors import StoreError
+    from seeknal_flow.plan.run_state import StepStatus
+
+    ws = Workspace.open(example_project)
+
+    class BrokenBuild(WatchingEngine):
+        def consolidate(self, entities, on_built, *, alongside_nodes: bool = False) -> list[str]:
+            if alongside_nodes and entities == ["customer"]:
+                raise StoreError("consolidating entity 'customer' failed: disk full")
+            return super().consolidate(entities, on_built, alongside_nodes=alongside_nodes)
+
+    with pytest.raises(StoreError, match="disk full"):
+        run_project(ws, plan_project(ws), lambda: BrokenBuild(ws), Recorder())
+    state = RunState.load(ws.project.state_path)
+    assert state.steps["consolidate.customer"].status == StepStatus.FAILED
+    assert state.steps["consolidate.churn_scoring"].status == StepStatus.OK  # built (first) and kept
