@@ -8,10 +8,7 @@ replaced by the input's view name.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,24 +69,6 @@ def _single_select(sql: str) -> bool:
     return len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
 
 
-# Set by :func:`interrupted_by` in a thread that is not the main one (no Ctrl-C reaches it):
-# run_interruptible stops its statement when this event is set, as on a Ctrl-C.
-_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("seeknal_cancel", default=None)
-
-
-@contextlib.contextmanager
-def interrupted_by(event: threading.Event) -> Iterator[None]:
-    """Within the block, :func:`run_interruptible` treats ``event`` being set as a Ctrl-C.
-
-    For a statement run on a background thread, which the signal never reaches.
-    """
-    token = _CANCEL.set(event)
-    try:
-        yield
-    finally:
-        _CANCEL.reset(token)
-
-
 def run_interruptible(con, sql: str) -> int:
     """Run one statement returning a count on a worker thread; Ctrl-C interrupts it at once.
 
@@ -97,9 +76,9 @@ def run_interruptible(con, sql: str) -> int:
     signal handler's ``KeyboardInterrupt`` would wait for it. Here the main thread
     waits in short joins, and on the interrupt asks DuckDB to stop
     (``connection.interrupt()``), waits for the worker, and raises the interrupt on.
-    On a background thread, the event of :func:`interrupted_by` plays the Ctrl-C.
     """
-    cancel = _CANCEL.get()
+    import threading
+
     outcome: dict[str, object] = {}
     # An Event, not Thread.join: a join that a KeyboardInterrupt broke may later return
     # while the thread still runs (CPython 3.11), and the connection would still be busy.
@@ -116,8 +95,7 @@ def run_interruptible(con, sql: str) -> int:
     threading.Thread(target=work, name="duckdb-copy", daemon=True).start()
     try:
         while not done.wait(0.05):
-            if cancel is not None and cancel.is_set():
-                raise KeyboardInterrupt
+            pass
     except KeyboardInterrupt:
         con.interrupt()
         done.wait()

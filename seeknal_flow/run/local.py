@@ -86,25 +86,13 @@ class LocalEngine:
             raise
         return replace(result, output=note + result.output) if note else result
 
-    # An entity may be built on a thread while later nodes run (run/post_run.py,
-    # EarlyConsolidation): DuckDB's COPY leaves the GIL, the nodes' engines too.
-    consolidates_alongside_nodes = True
-
-    def consolidate(self, entities: Sequence[str], on_built: Callable[[str, dict], None], *,
-                    alongside_nodes: bool = False) -> list[str]:
+    def consolidate(self, entities: Sequence[str], on_built: Callable[[str, dict], None]) -> list[str]:
         # Imported here: consolidation brings DuckDB and the online store's pyarrow.compute,
         # which a run that changed no feature group never needs.
         from seeknal_flow.store.consolidation import consolidate
 
-        memory = self.memory
-        if alongside_nodes:
-            # Nodes run meanwhile: this build takes half the memory limit (the nodes' budget
-            # counts what it holds, see budget_left), and Arrow's pool is theirs to release.
-            if memory.memory_limit is not None:
-                memory = replace(memory, memory_limit=memory.memory_limit // 2)
-        else:
-            release_arrow_pool()  # what the nodes left cached would add to consolidation's peak
-        return consolidate(self.project, self.dag, memory, entities=entities, on_built=on_built)
+        release_arrow_pool()  # what the nodes left cached would add to consolidation's peak
+        return consolidate(self.project, self.dag, self.memory, entities=entities, on_built=on_built)
 
     def close(self) -> None:
         pass

@@ -36,7 +36,7 @@ from seeknal_flow.plan.planner import Action, Plan, seal
 from seeknal_flow.plan.run_state import NodeState, NodeStatus, RunState
 from seeknal_flow.run.engine import Engine, NodeJob, NodeResult
 from seeknal_flow.run.interrupt import InterruptFlag
-from seeknal_flow.run.post_run import EarlyConsolidation, run_post_steps
+from seeknal_flow.run.post_run import run_post_steps
 from seeknal_flow.run.removal import delete_paths, remove_nodes, stale_temp_files
 from seeknal_flow.run.results import (
     NodeOutcome,
@@ -130,16 +130,12 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
             return summary
         engine = open_engine()
         summary.engine = results.engine = engine.name
-        full = any("--full" in s.reasons for s in plan.steps)
-        # An entity whose groups are done is built beside the nodes still to run (local engine).
-        early = EarlyConsolidation(project, dag, state, engine, [n.node_id for n in plan.to_run], full=full) \
-            if getattr(engine, "consolidates_alongside_nodes", False) else None
         try:
             line = engine.start()
             if line:
                 reporter.note(line)
             nodes_began = time.perf_counter()
-            _run_nodes(ws, plan, state, engine, reporter, summary, outcomes, continue_on_error, flag, early)
+            _run_nodes(ws, plan, state, engine, reporter, summary, outcomes, continue_on_error, flag)
             summary.node_seconds = time.perf_counter() - nodes_began
             write_manifest(project, dag)
             post = time.perf_counter()
@@ -147,7 +143,8 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
                 # Planned steps, re-planned on what the nodes left: each stale entity is rebuilt and
                 # published as soon as it is built (a later entity failing leaves none built but
                 # unpublished), and each step is recorded in run_state.json as it finishes.
-                run_post_steps(project, dag, state, engine, summary, full=full, early=early)
+                run_post_steps(project, dag, state, engine, summary,
+                               full=any("--full" in s.reasons for s in plan.steps))
             except Exception as e:
                 if flag.is_set():  # an engine's own form of Ctrl-C (DuckDB: "Query interrupted")
                     raise KeyboardInterrupt from e
@@ -156,8 +153,6 @@ def run_project(ws: Workspace, plan: Plan, open_engine: Callable[[], Engine], re
                 summary.consolidation_seconds = time.perf_counter() - post
         finally:
             flag.shielded = True  # from here on a Ctrl-C only sets the flag: the write-up completes
-            if early is not None:
-                early.close()  # a build still under way (a node failed or Ctrl-C came) stops here
             engine.close()
             shutil.rmtree(project.tmp, ignore_errors=True)
     except KeyboardInterrupt:
@@ -222,7 +217,7 @@ def _finish(results: RunResults, summary: RunSummary, plan: Plan, dag, outcomes:
 
 def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, reporter: Reporter,
                summary: RunSummary, outcomes: dict[str, NodeRunResult], continue_on_error: bool,
-               interrupted: InterruptFlag, early: EarlyConsolidation | None = None) -> None:
+               interrupted: InterruptFlag) -> None:
     dag, project = ws.dag, ws.project
     state_path = project.state_path
     todo = plan.to_run
@@ -252,8 +247,6 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
             why = f"up to date ({', '.join(node_plan.conditional)}: same data as last run)"
             outcomes[node_id] = NodeRunResult(id=node_id, kind=kind, status=NodeOutcome.SKIPPED, reason=why)
             reporter.skipped(node_id, why)
-            if early is not None:
-                early.node_done(node_id)
             continue
         if moved:
             seal(node_id, dag.nodes[node_id], node_plan.state, dag, states)
@@ -313,8 +306,6 @@ def _run_nodes(ws: Workspace, plan: Plan, state: RunState, engine: Engine, repor
             duration_s=round(result.seconds, 4), rows_out=result.rows,
             partitions=_touched(node_plan), output=_relative(result.path, project.root))
         reporter.done(node_id, result)
-        if early is not None:
-            early.node_done(node_id)
 
 
 def _cancel(state: RunState, state_path, summary: RunSummary, outcomes: dict, node_id: str, kind: str,
