@@ -9,6 +9,10 @@ groups' bytes to the output in order and writes one footer for all of them: the
 parts' footers (Thrift compact protocol) are decoded, the file offsets they hold
 are shifted to where their bytes landed, and the whole is encoded again.
 
+The footers are decoded and encoded in Python, ~0.1 ms per column of each row group
+(a 500-column row group: ~50 ms against ~0.5-1 s to encode its 64 MB), each row group's
+metadata as soon as its part arrives, so closing the file only joins them.
+
 Only the footer holds absolute file offsets; pages do not, so their bytes are
 copied unchanged. The exception is the page index (its offset index lists page
 positions), which the parts must not write: :func:`encode_part` never asks for one,
@@ -77,7 +81,7 @@ class ConcatenatedFile:
         self._f.write(MAGIC)
         self._pos = len(MAGIC)
         self._meta: list | None = None  # the first part's footer, the template of the file's
-        self._row_groups: list = []
+        self._row_groups: list[bytes] = []  # each row group's metadata, shifted and encoded
         self.rows = 0
 
     def append(self, part: pa.Buffer | bytes) -> None:
@@ -94,7 +98,10 @@ class ConcatenatedFile:
         self._pos += len(body)
         for group in _get(meta, _FILE_ROW_GROUPS, (_STRUCT, []))[1]:
             _shift_row_group(group, shift, len(self._row_groups))
-            self._row_groups.append(group)
+            # Encoded now, while the encoders still work: the footer is then only joined.
+            encoded = bytearray()
+            _encode_struct(group, encoded)
+            self._row_groups.append(bytes(encoded))
         self.rows += _get(meta, _FILE_NUM_ROWS, 0)
         if self._meta is None:
             self._meta = meta
@@ -275,7 +282,12 @@ def _encode_value(value, ctype: int, out: bytearray) -> None:
             out.append(0xF0 | etype)
             _put_varint(out, len(items))
         for item in items:
-            _encode_struct(item, out) if etype == _STRUCT else _encode_value(item, etype, out)
+            if etype == _STRUCT and isinstance(item, bytes):  # encoded already (ConcatenatedFile's row groups)
+                out += item
+            elif etype == _STRUCT:
+                _encode_struct(item, out)
+            else:
+                _encode_value(item, etype, out)
     elif ctype == _MAP:
         ktype, vtype, pairs = value
         _put_varint(out, len(pairs))
