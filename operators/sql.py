@@ -105,6 +105,16 @@ def run_interruptible(con, sql: str) -> int:
     return int(outcome["rows"])
 
 
+def copy_to_parquet(con, query: str, path: Path) -> int:
+    """``COPY (query) TO path`` as zstd Parquet, through :func:`run_interruptible`; the rows written.
+
+    >>> import duckdb, tempfile
+    >>> copy_to_parquet(duckdb.connect(), "SELECT 1 AS a", Path(tempfile.mkdtemp()) / "a.parquet")
+    1
+    """
+    return run_interruptible(con, f"COPY ({query}) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+
+
 class SqlOperator:
     """Run one DuckDB query over named inputs and stream the result.
 

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from operators.atomic import replace_path, write_atomic
 from operators.datasets import footer_summary
 from operators.memory import MemoryConfig, duckdb_connection
-from operators.sql import run_interruptible  # Ctrl-C stops a long COPY at once
+from operators.sql import copy_to_parquet  # Ctrl-C stops a long COPY at once
 from operators.sql_text import quote_ident, quote_literal
 from seeknal_flow.authoring.specs import NAME_RE, FeatureGroupSpec
 from seeknal_flow.errors import StoreError
@@ -341,9 +341,7 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
             kept.forget()
             note = "rebuilt in full (one group)"
             time_types = {g.name: group_schemas[g.name].field(g.event_time_col).type for g in groups}
-            run_interruptible(con, f"COPY ({consolidation_sql(keys, groups, schemas, time_types)}) "
-                              f"TO {quote_literal(str(tmp))} "
-                              "(FORMAT parquet, COMPRESSION zstd)")
+            copy_to_parquet(con, consolidation_sql(keys, groups, schemas, time_types), tmp)
         else:
             note = _build_from_kept(con, kept, keys, sources, tmp, rebuild)
         replace_path(tmp, out)
@@ -360,16 +358,14 @@ def _build_from_kept(con, kept: KeptLatest, keys: tuple[str, ...], sources: list
     """Update the kept rows, then join the entity table from them (small: one row per key and group)."""
     done = kept.update(con, sources, rebuild=rebuild, why="--full" if rebuild else "")
     try:
-        run_interruptible(con, f"COPY ({entity_from_kept_sql(keys, sources, done.files)}) TO {quote_literal(str(tmp))} "
-                          "(FORMAT parquet, COMPRESSION zstd)")
+        copy_to_parquet(con, entity_from_kept_sql(keys, sources, done.files), tmp)
     except duckdb.Error as e:
         if not (done.reused or done.merged):
             raise
         # A kept file damaged inside (its footer read): recompute every group from its output.
         tmp.unlink(missing_ok=True)
         done = kept.update(con, sources, rebuild=True, why=f"kept state unreadable: {str(e).splitlines()[0]}")
-        run_interruptible(con, f"COPY ({entity_from_kept_sql(keys, sources, done.files)}) TO {quote_literal(str(tmp))} "
-                          "(FORMAT parquet, COMPRESSION zstd)")
+        copy_to_parquet(con, entity_from_kept_sql(keys, sources, done.files), tmp)
     return done.note()
 
 

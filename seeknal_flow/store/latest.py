@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from operators.datasets import partition_files
-from operators.sql import run_interruptible  # Ctrl-C stops a long COPY at once
+from operators.sql import copy_to_parquet  # Ctrl-C stops a long COPY at once
 from operators.sql_text import quote_ident, quote_literal
 
 STATE_DIR = "latest"
@@ -215,8 +215,7 @@ class KeptLatest:
                 out.merged[g.name] = len(new)
             else:
                 rows = rows_sql(self.keys, g.path, g.event_time_col, g.columns)
-                run_interruptible(con, f"COPY ({latest_sql(self.keys, rows)}) TO {quote_literal(str(file))} "
-                                  "(FORMAT parquet, COMPRESSION zstd)")
+                copy_to_parquet(con, latest_sql(self.keys, rows), file)
                 entry["file"] = file.name
                 out.files[g.name] = file
                 out.recomputed.append(g.name)
@@ -262,8 +261,7 @@ class KeptLatest:
         # full pass does (the entity table's nullability follows the kept files').
         not_null = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in self.keys)
         union = f"SELECT * FROM ({kept_sql(self.keys, kept)} UNION ALL {rows}) WHERE {not_null}"
-        run_interruptible(con, f"COPY ({latest_sql(self.keys, union)}) TO {quote_literal(str(file))} "
-                          "(FORMAT parquet, COMPRESSION zstd)")
+        copy_to_parquet(con, latest_sql(self.keys, union), file)
         return True
 
     def _clean(self, manifest: dict | None) -> None:
