@@ -39,7 +39,7 @@ from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.load.project import Project
-from seeknal_flow.store.latest import STATE_DIR, GroupSource, KeptLatest
+from seeknal_flow.store.latest import STATE_DIR, GroupSource, KeptLatest, not_null
 from seeknal_flow.store.online import publish, remove_published
 
 ACCEPTED_SCHEMA = "accepted_schema"  # catalog key: group -> {column: Arrow type}
@@ -220,15 +220,6 @@ def _time_then_row(event: str, time_type: pa.DataType | None) -> str:
         epoch = "epoch_ns" if pa.types.is_timestamp(time_type) and time_type.unit == "ns" else "epoch_us"
         return f"{epoch}({event})::HUGEINT * {1 << 40} + file_row_number"
     return f"struct_pack(t := {event}, r := file_row_number)"
-
-
-def not_null(keys: tuple[str, ...], event_time_col: str, quote) -> str:
-    """Rows with a NULL join key or event time never reach an entity (the group said how many: run/data_checks.py).
-
-    >>> not_null(("id",), "t", quote_ident)
-    '"id" IS NOT NULL AND "t" IS NOT NULL'
-    """
-    return " AND ".join(f"{quote(c)} IS NOT NULL" for c in (*keys, event_time_col))
 
 
 def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: str) -> str:

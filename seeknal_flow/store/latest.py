@@ -71,6 +71,15 @@ def group_signature(path: Path, parts: dict | None = None) -> dict:
     return {"partitions": {p: sig for p, (_, sig) in (parts if parts is not None else partition_files(path)).items()}}
 
 
+def not_null(keys: tuple[str, ...], event_time_col: str, quote) -> str:
+    """Rows with a NULL join key or event time never reach an entity (the group said how many: run/data_checks.py).
+
+    >>> not_null(("id",), "t", quote_ident)
+    '"id" IS NOT NULL AND "t" IS NOT NULL'
+    """
+    return " AND ".join(f"{quote(c)} IS NOT NULL" for c in (*keys, event_time_col))
+
+
 def rows_sql(keys: tuple[str, ...], path: Path, event_time_col: str, columns: list[str],
              files: list[str] | None = None) -> str:
     """One row per input row (NULL key/time left out): keys, ``__et``, the struct ``__s`` and the ordering ``__o``.
@@ -92,9 +101,9 @@ def rows_sql(keys: tuple[str, ...], path: Path, event_time_col: str, columns: li
         name = "filename"
     else:
         source, name = f"read_parquet({quote_literal(str(path))}, file_row_number = true)", "''"
-    not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in (*keys, event_time_col))
     return (f"SELECT {key_list}, CAST({event} AS TIMESTAMP) AS __et, struct_pack({fields}) AS __s, "
-            f"struct_pack(t := {event}, f := {name}, r := file_row_number) AS __o FROM {source} WHERE {not_null}")
+            f"struct_pack(t := {event}, f := {name}, r := file_row_number) AS __o FROM {source} "
+            f"WHERE {not_null(keys, event_time_col, quote_ident)}")
 
 
 def latest_sql(keys: tuple[str, ...], rows: str) -> str:
@@ -259,8 +268,8 @@ class KeptLatest:
             return False
         # The keys filtered again: DuckDB then knows them non-NULL and writes them REQUIRED, as a
         # full pass does (the entity table's nullability follows the kept files').
-        not_null = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in self.keys)
-        union = f"SELECT * FROM ({kept_sql(self.keys, kept)} UNION ALL {rows}) WHERE {not_null}"
+        keys_set = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in self.keys)
+        union = f"SELECT * FROM ({kept_sql(self.keys, kept)} UNION ALL {rows}) WHERE {keys_set}"
         copy_to_parquet(con, latest_sql(self.keys, union), file)
         return True
 

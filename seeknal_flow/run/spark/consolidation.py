@@ -29,10 +29,10 @@ from seeknal_flow.store.consolidation import (
     entity_inputs,
     is_stale,
     join_latest_rows,
-    not_null,
     read_catalog,
     write_catalog,
 )
+from seeknal_flow.store.latest import not_null
 
 
 def consolidation_spark_sql(keys: tuple[str, ...], groups: list[tuple[str, str, str, list[str]]]) -> str:
