@@ -35,11 +35,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from operators.arrays import arrow_array
 from operators.asof import sources
 from operators.asof.kernel import AsofPlan
 from operators.asof.key_encoding import (
     KeyCodec,
-    arrow_array,
     cast_key,
     check_time_type,
     key_hash,

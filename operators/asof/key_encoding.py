@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.lib.stride_tricks import as_strided
 
+from operators.arrays import arrow_array, unpack_bits
 from operators.errors import EngineError
 
 _INT64_SAFE = 1 << 62
@@ -466,24 +467,6 @@ def _fixed_view(offsets: np.ndarray, data: np.ndarray, w: int):
     return as_strided(data[int(offsets[0]):], shape=(n, w), strides=(w, 1), writeable=False)
 
 
-def arrow_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
-    """A numeric numpy array as an Arrow array, zero-copy; ``mask`` marks nulls.
-
-    ``pa.array(ndarray)`` would import pandas (~0.2 s) on its first call.
-
-    >>> arrow_array(np.array([1, 2, 3]), mask=np.array([False, True, False])).to_pylist()
-    [1, None, 3]
-    """
-    values = np.ascontiguousarray(values)
-    validity, nulls = None, 0
-    if mask is not None:
-        nulls = int(np.count_nonzero(mask))
-        if nulls:
-            validity = pa.py_buffer(np.packbits(~np.asarray(mask, bool), bitorder="little"))
-    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
-                                 [validity, pa.py_buffer(values)], null_count=nulls)
-
-
 def _ints(col) -> np.ndarray:
     """A null-free integer Arrow array as int64 numpy (zero-copy for int64).
 
@@ -507,11 +490,7 @@ def _bools(col) -> np.ndarray:
     if isinstance(col, pa.ChunkedArray):
         parts = [_bools(c) for c in col.chunks]
         return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, bool)
-    bits = np.frombuffer(col.buffers()[1], np.uint8)
-    start = col.offset
-    first, last = start // 8, (start + len(col) + 7) // 8
-    flat = np.unpackbits(bits[first:last], bitorder="little")
-    return flat[start - 8 * first: start - 8 * first + len(col)].astype(bool)
+    return unpack_bits(col.buffers()[1], col.offset, len(col))
 
 
 def _is_text(t: pa.DataType) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from operators.arrays import arrow_array
 from operators.errors import DATAFUSION_ERRORS, EngineError
 from operators.memory import MemoryConfig, datafusion_context
 from operators.soa.check import soa_output_schema
@@ -360,8 +361,8 @@ def _spool_spine(src: SOAInput, columns: list[str], spool: _Spool) -> Path:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, out_schema) as writer:
         for b in _spine_batches(src, list(dict.fromkeys(columns))):
             n = b.num_rows
-            # from_buffers, not pa.array: the latter imports pandas to check for pandas objects.
-            rows = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(np.arange(row, row + n, dtype=np.int64))])
+            # From its buffer, not pa.array: the latter imports pandas to check for pandas objects.
+            rows = arrow_array(np.arange(row, row + n, dtype=np.int64))
             writer.write_batch(pa.RecordBatch.from_arrays([*b.columns, rows], schema=out_schema))
             row += n
     return path

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from operators.arrays import arrow_array, bool_array, pack_bits, validity
 from operators.datasets import partition_files
 from operators.errors import DATAFUSION_ERRORS, EngineError
 from operators.memory import MemoryConfig, datafusion_context
@@ -150,28 +151,17 @@ def replace_rows(totals: pa.Table, touched: pa.Table, key: str) -> pa.Table | No
     # Per kept row, its row in `touched` (NULL: untouched), hashing the touched ids only.
     where = call_function("index_in", [totals.column(key)],
                           SetLookupOptions(touched.column(key), skip_nulls=False)).combine_chunks()
-    hit = _valid(where)
-    rows = np.flatnonzero(hit)  # kept positions, ascending
+    rows = np.flatnonzero(validity(where))  # kept positions, ascending
     if len(rows) != touched.num_rows:
         return None
     src = np.frombuffer(where.buffers()[1], np.int32, len(where), where.offset * 4)[rows]
-    ordered = touched.take(pa.Array.from_buffers(pa.int32(), len(src), [None, pa.py_buffer(src)]))
+    ordered = touched.take(arrow_array(src))
     # The ids stay as they are; every other column gets the touched values at the touched
     # positions: a copy and a scatter (pyarrow's take of every column cost 3x as much).
     columns = [totals.column(name) if name == key else
                _scatter(totals.column(name).combine_chunks(), rows, ordered.column(name).combine_chunks())
                for name in totals.column_names]
     return pa.Table.from_arrays(columns, schema=totals.schema)
-
-
-def _valid(arr: pa.Array):
-    """The validity of ``arr`` as a numpy bool array, from its bitmap (``to_numpy`` may import pandas)."""
-    import numpy as np
-
-    if arr.null_count == 0 or arr.buffers()[0] is None:
-        return np.ones(len(arr), bool)
-    bits = np.unpackbits(np.frombuffer(arr.buffers()[0], np.uint8), bitorder="little")
-    return bits[arr.offset:arr.offset + len(arr)].astype(bool)
 
 
 def _scatter(arr: pa.Array, rows, new: pa.Array) -> pa.Array:
@@ -184,18 +174,17 @@ def _scatter(arr: pa.Array, rows, new: pa.Array) -> pa.Array:
 
         mask = np.zeros(len(arr), bool)
         mask[rows] = True
-        return call_function("replace_with_mask", [arr, pa.Array.from_buffers(pa.bool_(), len(mask), [
-            None, pa.py_buffer(np.packbits(mask, bitorder="little"))]), new])
+        return call_function("replace_with_mask", [arr, bool_array(mask), new])
     width = t.bit_width // 8
     dtype = np.dtype(f"V{width}")  # the bytes of each value, whatever its type
     values = np.frombuffer(arr.buffers()[1], dtype, len(arr), arr.offset * width).copy()
     values[rows] = np.frombuffer(new.buffers()[1], dtype, len(new), new.offset * width)
-    validity = None
+    bitmap = None
     if arr.null_count or new.null_count:
-        valid = _valid(arr)
-        valid[rows] = _valid(new)
-        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(t, len(arr), [validity, pa.py_buffer(values)])
+        valid = validity(arr)
+        valid[rows] = validity(new)
+        bitmap = pack_bits(valid)
+    return pa.Array.from_buffers(t, len(arr), [bitmap, pa.py_buffer(values)])
 
 
 def final_sql(query: SOAQuery, totals_name: str) -> str:
