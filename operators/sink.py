@@ -24,13 +24,8 @@ ROW_GROUP_ROWS = 1 << 20
 # makes one row group per written batch otherwise) but never beyond this many
 # bytes, so wide rows do not inflate memory.
 ROW_GROUP_BYTES = 64 << 20
-MAX_THREADS = 4  # encoders by default: each holds a row group (up to ROW_GROUP_BYTES)
+MAX_THREADS = 4  # encoders at most: each holds a row group (up to ROW_GROUP_BYTES)
 MIN_SPLIT_ROWS = 1 << 17  # the last table is cut into row groups of at least this many rows
-
-
-def default_threads() -> int:
-    """Row-group encoders when the caller does not say: the cores, at most ``MAX_THREADS``."""
-    return max(1, min(os.cpu_count() or 1, MAX_THREADS))
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ def write_parquet(
 
     ``before_commit(tmp_path)`` may inspect the finished file and raise to
     reject it; the previous ``path`` then stays as it was. Row groups are encoded on
-    ``threads`` threads (default: the cores, at most ``MAX_THREADS``), each holding
+    ``threads`` threads (default: the cores; at most ``MAX_THREADS``), each holding
     one row group of at most ``buffer_bytes``.
 
     >>> import tempfile
@@ -69,9 +64,10 @@ def write_parquet(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
+    encoders = max(1, min(threads or os.cpu_count() or 1, MAX_THREADS))
     try:
         # The encoders exit (join their threads) before the file closes.
-        with open(tmp, "wb") as f, _ParallelRowGroups(f, schema, threads or default_threads()) as writer:
+        with open(tmp, "wb") as f, _ParallelRowGroups(f, schema, encoders) as writer:
             buffer: list[pa.RecordBatch] = []
             buffered_rows = buffered_bytes = 0
             for batch in batches:

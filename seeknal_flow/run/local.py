@@ -22,7 +22,7 @@ from operators.datasets import parquet_dataset
 from operators.errors import EngineError, SeeknalError
 from operators.memory import MemoryConfig, budget_left, release_arrow_pool, resident_bytes, shared_duckdb
 from operators.scan import ScanOperator
-from operators.sink import MAX_THREADS, write_parquet
+from operators.sink import write_parquet
 from operators.soa.check import soa_output_schema
 from operators.soa.mergeable import IncrementalSOA, IncrementalSOAOperator
 from seeknal_flow.authoring.specs import Kind
@@ -145,7 +145,7 @@ class LocalEngine:
                 progress=progress.rows,
                 before_commit=before_commit,
                 buffer_bytes=memory.sink_buffer_bytes,
-                threads=min(memory.effective_threads, MAX_THREADS),
+                threads=memory.effective_threads,
             )
             output = chain.output + "".join(line + "\n" for line in check_lines)
             return NodeResult(sink.path, sink.rows, sink.bytes, time.perf_counter() - started,
