@@ -66,6 +66,8 @@ __all__ = ["MERGEABLE_AGGS", "IncrementalSOA", "not_mergeable"]
 _MERGE = {"COUNT(": "SUM", "SUM(": "SUM", "MIN(": "MIN", "MAX(": "MAX"}
 _MANIFEST = "manifest.json"
 _VERSION = 5  # 4: stddev/var kept as population variances; 5: totals in id order
+# The row of each id in the totals, as touched_sql returns it with the merged rows.
+POSITION_COL = "_soa_pos"
 
 
 def _aggs(query: SOAQuery) -> tuple[_Aggs, list[str]]:
@@ -111,18 +113,25 @@ def merge_sql(query: SOAQuery, partials_name: str) -> str:
     return f"SELECT {key}, {', '.join(merged)}\nFROM {source}\nGROUP BY {key}"
 
 
-def touched_sql(query: SOAQuery, totals_name: str, partials_name: str) -> str:
+def touched_sql(query: SOAQuery, totals_name: str, partials_name: str, positions_name: str) -> str:
     """The new totals of the ids ``partials_name`` touches: their kept row merged with their partials.
 
     Both have the totals' columns. Ids match NULL-safely (a NULL id is a group of its own),
     as a hash join: only the touched ids' rows are read from the totals, not re-aggregated.
+    Each merged row carries its id's row in the totals (``positions_name``: the id and
+    :data:`POSITION_COL`; NULL for an id the totals lack) and the rows come in that order,
+    new ids last: the caller puts them in place without hashing the ids again.
     """
     key = quote_ident(query.id_col)
     same = f"{totals_name}.{key} IS NOT DISTINCT FROM _soa_ids.{key}"
     parts = (f"SELECT {totals_name}.* FROM {totals_name} LEFT SEMI JOIN _soa_ids ON {same}\n"
              f"UNION ALL SELECT * FROM {partials_name}")
-    return (f"WITH _soa_ids AS (SELECT DISTINCT {key} FROM {partials_name}),\n_soa_parts AS ({parts})\n"
-            f"{merge_sql(query, '_soa_parts')}")
+    merged = (f"WITH _soa_ids AS (SELECT DISTINCT {key} FROM {partials_name}),\n_soa_parts AS ({parts})\n"
+              f"{merge_sql(query, '_soa_parts')}")
+    pos = quote_ident(POSITION_COL)
+    return (f"SELECT _soa_m.*, {positions_name}.{pos} FROM ({merged}) AS _soa_m\n"
+            f"LEFT JOIN {positions_name} ON _soa_m.{key} IS NOT DISTINCT FROM {positions_name}.{key}\n"
+            f"ORDER BY {positions_name}.{pos} ASC NULLS LAST")
 
 
 def in_id_order(sql: str, query: SOAQuery) -> str:
@@ -130,36 +139,23 @@ def in_id_order(sql: str, query: SOAQuery) -> str:
     return f"SELECT * FROM ({sql}) AS _soa_unsorted ORDER BY {quote_ident(query.id_col)} ASC NULLS LAST"
 
 
-def replace_rows(totals: pa.Table, touched: pa.Table, key: str) -> pa.Table | None:
-    """``totals`` (one row per id, in id order) with the rows of ``touched``'s ids replaced, in place.
+def replace_rows(totals: pa.Table, touched: pa.Table, rows, key: str) -> pa.Table:
+    """``totals`` with its rows ``rows`` (ascending positions) replaced by ``touched``'s rows, in order.
 
-    None when ``touched`` has an id the totals lack (a new id has no place yet: the
-    caller sorts). Ids match as in SQL ``IS NOT DISTINCT FROM`` (NULL matches NULL).
+    The id column is kept as it is (the touched rows are the same ids); every other
+    column gets the touched values at those positions.
 
+    >>> import numpy as np
     >>> t = pa.table({"k": ["a", "b", None], "v": [1, 2, 3]})
-    >>> replace_rows(t, pa.table({"k": [None, "a"], "v": [30, 10]}), "k").to_pydict()
+    >>> replace_rows(t, pa.table({"k": ["a", None], "v": [10, 30]}), np.array([0, 2]), "k").to_pydict()
     {'k': ['a', 'b', None], 'v': [10, 2, 30]}
-    >>> replace_rows(t, pa.table({"k": ["c"], "v": [4]}), "k") is None
-    True
     """
-    import numpy as np
-    from pyarrow._compute import SetLookupOptions, call_function  # pyarrow.compute's wrappers cost 0.05 s
-
     touched = touched.select(totals.column_names)
     if touched.schema.types != totals.schema.types:
         touched = touched.cast(totals.schema)
-    # Per kept row, its row in `touched` (NULL: untouched), hashing the touched ids only.
-    where = call_function("index_in", [totals.column(key)],
-                          SetLookupOptions(touched.column(key), skip_nulls=False)).combine_chunks()
-    rows = np.flatnonzero(validity(where))  # kept positions, ascending
-    if len(rows) != touched.num_rows:
-        return None
-    src = np.frombuffer(where.buffers()[1], np.int32, len(where), where.offset * 4)[rows]
-    ordered = touched.take(arrow_array(src))
-    # The ids stay as they are; every other column gets the touched values at the touched
-    # positions: a copy and a scatter (pyarrow's take of every column cost 3x as much).
+    # A copy and a scatter per column (pyarrow's take of every column cost 3x as much).
     columns = [totals.column(name) if name == key else
-               _scatter(totals.column(name).combine_chunks(), rows, ordered.column(name).combine_chunks())
+               _scatter(totals.column(name).combine_chunks(), rows, touched.column(name).combine_chunks())
                for name in totals.column_names]
     return pa.Table.from_arrays(columns, schema=totals.schema)
 
@@ -281,13 +277,25 @@ class IncrementalSOA:
         putting them in place keeps the totals in id order without a sort, unless a new id
         came (then the totals are sorted once more).
         """
-        touched = self._sql(touched_sql(self.query, "_soa_kept", "_soa_new"),
-                            {"_soa_kept": kept, "_soa_new": _concat(news)})
-        totals = replace_rows(kept, touched, self.query.id_col)
-        if totals is None:
-            key = quote_ident(self.query.id_col)
+        import numpy as np
+
+        key = self.query.id_col
+        positions = pa.table({key: kept.column(key),
+                              POSITION_COL: arrow_array(np.arange(kept.num_rows, dtype=np.int64))})
+        touched = self._sql(touched_sql(self.query, "_soa_kept", "_soa_new", "_soa_positions"),
+                            {"_soa_kept": kept, "_soa_new": _concat(news), "_soa_positions": positions})
+        pos = touched.column(POSITION_COL).combine_chunks()
+        touched = touched.drop_columns([POSITION_COL])
+        if len(pos) == 0:  # new partitions without rows
+            return kept
+        totals = None
+        if pos.null_count == 0:  # every touched id has its row: put the merged rows there
+            rows = np.frombuffer(pos.buffers()[1], np.int64, len(pos), pos.offset)
+            totals = replace_rows(kept, touched, rows, key)
+        if totals is None:  # a new id has no place yet: the totals are sorted once more
+            k = quote_ident(key)
             rest = (f"SELECT _soa_kept.* FROM _soa_kept LEFT ANTI JOIN _soa_touched "
-                    f"ON _soa_kept.{key} IS NOT DISTINCT FROM _soa_touched.{key} "
+                    f"ON _soa_kept.{k} IS NOT DISTINCT FROM _soa_touched.{k} "
                     f"UNION ALL SELECT * FROM _soa_touched")
             totals = self._sql(in_id_order(rest, self.query), {"_soa_kept": kept, "_soa_touched": touched})
         return totals

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from operators.base import to_reader
-from operators.memory import MemoryConfig
+from operators.memory import MemoryConfig, duckdb_connection
 from operators.python_call import PythonCallOperator, load_function
 from operators.scan import ScanOperator
 from operators.soa.execute import SOAOperator
@@ -21,11 +21,16 @@ from seeknal_flow.run.ordering import SortedOperator, ordered_sql
 
 
 class Chain:
-    """The operator at the end of a node's chain, plus what to clean up after it."""
+    """The operator at the end of a node's chain, plus what to clean up after it.
 
-    def __init__(self, operator, context: Context | None = None) -> None:
+    ``sorted_by``: the columns the rows come sorted by first (those the schema has), when the
+    chain sorts them (``run/ordering.py``); () when their order is the query's own.
+    """
+
+    def __init__(self, operator, context: Context | None = None, sorted_by: tuple[str, ...] = ()) -> None:
         self.operator = operator
         self.context = context
+        self.sorted_by = sorted_by
 
     @property
     def output(self) -> str:
@@ -76,20 +81,32 @@ def build_chain(
             ref: (ref.replace(".", "_"), _frame_data(frame)) for ref, frame in inputs.items()
         }
         op = SqlOperator(spec.sql, views, memory=memory)
-        _define_order(spec, op)
-        return Chain(op)
+        return Chain(op, sorted_by=_define_order(spec, op))
     if getattr(spec, "python", None) is not None:
         call, ctx = _python_call(spec, inputs, params=params, memory=memory, isolation=isolation, target=target)
         if spec.kind == Kind.FEATURE_GROUP and getattr(spec, "entity", None) is not None:
             call = SortedOperator(call, leading_columns(spec), memory)  # keys and time, as a SQL group
+            return Chain(call, ctx, sorted_by=tuple(leading_columns(spec)))
         return Chain(call, ctx)
     raise RunError(f"{spec.id} ({spec.location}): no operator computes it (neither SQL nor Python)")
 
 
-def _define_order(spec, op: SqlOperator) -> None:
+def _define_order(spec, op: SqlOperator) -> tuple[str, ...]:
     """Give a SQL node's rows a defined order (``run/ordering.py``): a feature group's join keys and
-    event time first, then every column; a query with its own ``ORDER BY`` keeps it."""
-    op.sql = ordered_sql(spec.sql, op.schema.names, leading_columns(spec), op.schema)
+    event time first, then every column; a query with its own ``ORDER BY`` keeps it.
+
+    Returns the leading columns of the order it gave (() when the query keeps its own).
+    """
+    first = leading_columns(spec)
+    con = duckdb_connection(op.memory, shared=True)  # the node's database (a cursor), parsed there
+    try:
+        ordered = ordered_sql(spec.sql, op.schema.names, first, op.schema, con=con)
+    finally:
+        con.close()
+    if ordered == op.sql:
+        return ()
+    op.sql = ordered
+    return tuple(c for c in first if c in op.schema.names)
 
 
 def leading_columns(spec) -> list[str]:

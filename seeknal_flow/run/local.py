@@ -14,13 +14,22 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from operators.base import with_constant_columns
 from operators.datasets import parquet_dataset
 from operators.errors import EngineError, SeeknalError
-from operators.memory import MemoryConfig, budget_left, release_arrow_pool, resident_bytes, shared_duckdb
+from operators.last_rows import LastRowPerKey, comparable_key
+from operators.memory import (
+    MemoryConfig,
+    budget_left,
+    duckdb_connection,
+    release_arrow_pool,
+    resident_bytes,
+    shared_duckdb,
+)
 from operators.scan import ScanOperator
 from operators.sink import write_parquet
 from operators.soa.check import soa_output_schema
@@ -49,6 +58,9 @@ from seeknal_flow.run.data_checks import (
 from seeknal_flow.run.db_sources import run_database_source
 from seeknal_flow.run.engine import NodeJob, NodeResult, Progress, node_error
 
+if TYPE_CHECKING:
+    from seeknal_flow.store.latest import HandedRows
+
 
 class LocalEngine:
     """Arrow, DataFusion and DuckDB in this process, under one memory budget.
@@ -62,6 +74,8 @@ class LocalEngine:
     def __init__(self, project: Project, dag: Dag, memory: MemoryConfig) -> None:
         self.project, self.dag, self.memory = project, dag, memory
         self._baseline: int | None = None
+        # Feature group -> its latest rows, found as its node wrote it this run (see _latest_tap).
+        self._handed: dict[str, HandedRows] = {}
 
     def start(self) -> str | None:
         # Memory an earlier node's engine still holds comes out of the next node's share.
@@ -92,7 +106,8 @@ class LocalEngine:
         from seeknal_flow.store.consolidation import consolidate
 
         release_arrow_pool()  # what the nodes left cached would add to consolidation's peak
-        return consolidate(self.project, self.dag, self.memory, entities=entities, on_built=on_built)
+        return consolidate(self.project, self.dag, self.memory, entities=entities, on_built=on_built,
+                           handed=self._handed)
 
     def close(self) -> None:
         pass
@@ -121,6 +136,10 @@ class LocalEngine:
             schema_out, batches = op.schema, op.batches()
             if extra_columns:  # a partition's values, when the node's result does not carry them
                 schema_out, batches = with_constant_columns(schema_out, batches, extra_columns)
+            self._handed.pop(spec.name, None)
+            last = _latest_tap(spec, chain, schema_out) if partition is None and out_path is None else None
+            if last is not None:
+                batches = _watched(batches, last)
             check_lines: list[str] = []
 
             def before_commit(tmp: Path) -> None:
@@ -147,6 +166,8 @@ class LocalEngine:
                 buffer_bytes=memory.sink_buffer_bytes,
                 threads=memory.effective_threads,
             )
+            if last is not None:
+                self._hand_over(spec, last, sink.path, memory)
             output = chain.output + "".join(line + "\n" for line in check_lines)
             return NodeResult(sink.path, sink.rows, sink.bytes, time.perf_counter() - started,
                               {f.name: str(f.type) for f in schema_out}, output)
@@ -155,6 +176,27 @@ class LocalEngine:
         finally:
             if chain is not None:
                 chain.close()
+
+    def _hand_over(self, spec, last: LastRowPerKey, output: Path, memory: MemoryConfig) -> None:
+        """Keep the group's latest rows for this run's consolidation (which then never reads the group again)."""
+        import duckdb
+
+        from seeknal_flow.store.latest import hand_over  # as consolidate(): the store loads after the nodes
+
+        rows = last.table()
+        if rows is None:
+            return
+        folder = self.project.tmp  # this run's: removed when the run ends, used or not
+        folder.mkdir(parents=True, exist_ok=True)
+        file = folder / f"latest-{spec.name}-{uuid.uuid4().hex[:8]}.parquet"
+        con = duckdb_connection(memory)
+        try:
+            self._handed[spec.name] = hand_over(con, tuple(spec.entity.join_keys), rows, output,
+                                                spec.event_time_col, file)
+        except (duckdb.Error, OSError):
+            pass  # the consolidation reads the group itself, as without this
+        finally:
+            con.close()
 
     def _run_partitioned(self, job: NodeJob, memory: MemoryConfig, progress: Progress) -> NodeResult:
         """Recompute the plan's partitions one by one; each replaces its output folder atomically.
@@ -302,3 +344,27 @@ def register_in_place(project: Project, job: NodeJob, started: float) -> NodeRes
 
 
 __all__ = ["LocalEngine", "empty_like", "register_in_place"]
+
+
+def _latest_tap(spec, chain: Chain, schema: pa.Schema) -> LastRowPerKey | None:
+    """A watcher of a one-file feature group's rows that finds each key's latest row, when their order allows.
+
+    The rows must come sorted by the entity's join keys, then the event time (the order
+    ``run/ordering.py`` gives a group; not a query's own ``ORDER BY``), with keys whose
+    equality is plain (no floats: NaN).
+    """
+    entity = getattr(spec, "entity", None)
+    if spec.kind != Kind.FEATURE_GROUP or entity is None or is_partitioned(spec):
+        return None
+    first = (*entity.join_keys, spec.event_time_col)
+    if chain.sorted_by[:len(first)] != first or len(set(schema.names)) != len(schema.names):
+        return None
+    if not all(k in schema.names and comparable_key(schema.field(k).type) for k in entity.join_keys):
+        return None
+    return LastRowPerKey(list(entity.join_keys), spec.event_time_col)
+
+
+def _watched(batches, last: LastRowPerKey):
+    for batch in batches:
+        last.observe(batch)
+        yield batch

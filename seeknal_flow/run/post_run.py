@@ -37,11 +37,14 @@ def run_post_steps(project: Project, dag: Dag, state: RunState, engine, summary,
     ``full`` (``seeknal run --full``): the entities' kept latest rows are dropped first, so
     every group is recomputed from its output.
     """
-    # Imported here: the online store needs pyarrow, and a run with nothing to do imports none.
+    steps = plan_steps(project, dag, state)
+    if not any(s.action == Action.RUN for s in steps):
+        return []
+    # Imported here: the store needs DuckDB and pyarrow.compute (0.05-0.1 s), which a run
+    # without entities, or with nothing to do, never uses.
     from seeknal_flow.store.consolidation import forget_kept_rows, read_catalog
     from seeknal_flow.store.online import publish
 
-    steps = plan_steps(project, dag, state)
     fingerprints = {node_id: ns.fingerprint for node_id, ns in state.nodes.items()}
     done: list[StepPlan] = []
     built: dict[str, dict] = {}  # entity -> the catalog its consolidation wrote

@@ -140,20 +140,24 @@ def stale_temp_files(project: Project, *, locked: bool = True) -> list[Path]:
         return []
     me = os.getpid()
     found: list[Path] = []
-    for folder, dirs, files in os.walk(project.target):
-        here = Path(folder)
+    # Strings, not Paths, while walking: a partitioned project has thousands of entries
+    # (a run walks them all), and only the few matches become Paths.
+    target, tmp_root = str(project.target), str(project.tmp_root)
+    for folder, dirs, files in os.walk(target):
+        stale = []
         for name in [*dirs, *files]:
             if name in (LOCK_FILE, HOLDER_FILE):
                 continue
-            path = here / name
-            m = _PID_TEMP.match(name) or (_RUN_DIR.match(name) if here == project.tmp_root else None)
+            m = _PID_TEMP.match(name) or (_RUN_DIR.match(name) if folder == tmp_root else None)
             if m is not None:
                 pid = int(m.group(1))
                 if pid != me and not pid_alive(pid):
-                    found.append(path)
-            elif locked and _PIDLESS_TEMP.match(name) and here != project.target:
-                found.append(path)
-        dirs[:] = [d for d in dirs if here / d not in found]
+                    stale.append(name)
+            elif locked and _PIDLESS_TEMP.match(name) and folder != target:
+                stale.append(name)
+        if stale:
+            found += [Path(folder, name) for name in stale]
+            dirs[:] = [d for d in dirs if d not in stale]
     return found
 
 

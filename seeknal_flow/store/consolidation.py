@@ -39,7 +39,7 @@ from seeknal_flow.errors import StoreError
 from seeknal_flow.load.dag import Dag
 from seeknal_flow.load.entities import entity_groups
 from seeknal_flow.load.project import Project
-from seeknal_flow.store.latest import STATE_DIR, GroupSource, KeptLatest, not_null
+from seeknal_flow.store.latest import STATE_DIR, GroupSource, HandedRows, KeptLatest, not_null
 from seeknal_flow.store.online import publish, remove_published
 
 ACCEPTED_SCHEMA = "accepted_schema"  # catalog key: group -> {column: Arrow type}
@@ -90,6 +90,7 @@ def consolidate(
     force: bool = False,
     entities: Collection[str] | None = None,
     on_built: Callable[[str, dict], None] | None = None,
+    handed: Mapping[str, HandedRows] | None = None,
 ) -> list[str]:
     """Rebuild every stale entity (all with ``force``; exactly ``entities`` if given); return their names.
 
@@ -97,7 +98,8 @@ def consolidate(
     stay in their entity; with it they are dropped, and entities left without
     groups are removed. ``on_built(entity, catalog)`` runs right after each entity
     is written (the run service publishes it online there), so a failure in a later
-    entity never leaves an earlier one built but unpublished.
+    entity never leaves an earlier one built but unpublished. ``handed``: group ->
+    the latest rows its node found while writing it this run (``store/latest.py``).
     """
     rebuilt = []
     by_entity = entity_groups(dag)
@@ -109,7 +111,7 @@ def consolidate(
         if not groups:
             continue
         if force or entities is not None or is_stale(project, catalog, groups, keys):
-            built = build_entity(project, entity, keys, groups, memory, catalog)
+            built = build_entity(project, entity, keys, groups, memory, catalog, handed=handed)
             rebuilt.append(entity)
             if on_built is not None:
                 on_built(entity, built)
@@ -231,7 +233,10 @@ def join_latest_rows(ctes: list[str], keys: list[str], names: list[str], order: 
     """
     key_list = ", ".join(keys)
     if len(ctes) == 1:  # one group: its own keys are all the keys (no union, no join)
-        return (f"WITH {ctes[0]} SELECT {', '.join('g0.' + k for k in keys)}, g0.__et AS event_time, "
+        # The CASE keeps event_time nullable, as on every other path: DuckDB would mark it NOT NULL
+        # when it reads kept rows whose Parquet statistics show no NULL (one schema, whatever the path).
+        return (f"WITH {ctes[0]} SELECT {', '.join('g0.' + k for k in keys)}, "
+                "CASE WHEN g0.__et IS NOT NULL THEN g0.__et END AS event_time, "
                 f"g0.__s AS {names[0]} FROM g0 ORDER BY {order}")
     all_keys = " UNION ".join(f"SELECT {key_list} FROM g{i}" for i in range(len(ctes)))
     joins = " ".join(f"LEFT JOIN g{i} USING ({key_list})" for i in range(len(ctes)))
@@ -305,14 +310,16 @@ def write_catalog(project: Project, entity: str, keys: tuple[str, ...], group_in
 
 
 def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: list[GroupInput],
-                 memory: MemoryConfig, previous: dict | None, *, rebuild: bool = False) -> dict:
+                 memory: MemoryConfig, previous: dict | None, *, rebuild: bool = False,
+                 handed: Mapping[str, HandedRows] | None = None) -> dict:
     """Write ``features.parquet`` and the catalog for one entity, atomically.
 
     Each group's latest rows are kept (``store/latest.py``): only groups whose output changed
     are recomputed (only new partitions when a partitioned output just grew), then the table
     is joined from the kept rows. A single-file single group has nothing to reuse: one query,
-    no kept state. ``rebuild``: ignore the kept state. The catalog's ``consolidation`` says
-    what was done ("1 of 3 groups recomputed").
+    no kept state, unless its latest rows were ``handed`` over by its node's run (then the
+    table is a projection of them). ``rebuild``: ignore the kept state. The catalog's
+    ``consolidation`` says what was done ("1 of 3 groups recomputed").
     """
     folder = project.entity_dir(entity)
     folder.mkdir(parents=True, exist_ok=True)
@@ -327,14 +334,19 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
                for g in groups]
     con = duckdb_connection(memory)
     try:
-        if len(groups) == 1 and not groups[0].path.is_dir():
+        one_file = len(groups) == 1 and not groups[0].path.is_dir()
+        if one_file and groups[0].name in (handed or {}):
+            # The group's run found its latest rows as it wrote them: no second read of the group.
+            _build_from_kept(con, kept, keys, sources, tmp, True, handed)
+            note = "rebuilt in full (one group)"
+        elif one_file:
             # Nothing to reuse when the only group changed (and no partitions to add): one pass.
             kept.forget()
             note = "rebuilt in full (one group)"
             time_types = {g.name: group_schemas[g.name].field(g.event_time_col).type for g in groups}
             copy_to_parquet(con, consolidation_sql(keys, groups, schemas, time_types), tmp)
         else:
-            note = _build_from_kept(con, kept, keys, sources, tmp, rebuild)
+            note = _build_from_kept(con, kept, keys, sources, tmp, rebuild, handed)
         replace_path(tmp, out)
     except duckdb.Error as e:  # report it; the previous table stays
         tmp.unlink(missing_ok=True)
@@ -345,9 +357,9 @@ def build_entity(project: Project, entity: str, keys: tuple[str, ...], groups: l
 
 
 def _build_from_kept(con, kept: KeptLatest, keys: tuple[str, ...], sources: list[GroupSource], tmp: Path,
-                     rebuild: bool) -> str:
+                     rebuild: bool, handed: Mapping[str, HandedRows] | None = None) -> str:
     """Update the kept rows, then join the entity table from them (small: one row per key and group)."""
-    done = kept.update(con, sources, rebuild=rebuild, why="--full" if rebuild else "")
+    done = kept.update(con, sources, rebuild=rebuild, why="--full" if rebuild else "", handed=handed)
     try:
         copy_to_parquet(con, entity_from_kept_sql(keys, sources, done.files), tmp)
     except duckdb.Error as e:

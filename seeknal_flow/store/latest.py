@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from operators.datasets import partition_files
+from operators.last_rows import ROW_COL
 from operators.sql import copy_to_parquet  # Ctrl-C stops a long COPY at once
 from operators.sql_text import quote_ident, quote_literal
 
@@ -91,18 +92,22 @@ def rows_sql(keys: tuple[str, ...], path: Path, event_time_col: str, columns: li
     struct_pack(t := "t", f := '', r := file_row_number) AS __o
     FROM read_parquet('/g.parquet', file_row_number = true) WHERE "id" IS NOT NULL AND "t" IS NOT NULL
     """
-    key_list = ", ".join(quote_ident(k) for k in keys)
-    fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns if c not in keys)
-    event = quote_ident(event_time_col)
     if path.is_dir():  # partitioned or Spark-written: files in name order, rows in file order (as a full pass)
         where = (quote_literal(str(path) + "/**/*.parquet") if files is None
                  else "[" + ", ".join(quote_literal(str(path / f)) for f in files) + "]")
         source = f"read_parquet({where}, filename = true, file_row_number = true, hive_partitioning = true)"
-        name = "filename"
-    else:
-        source, name = f"read_parquet({quote_literal(str(path))}, file_row_number = true)", "''"
+        return _rows_select(keys, event_time_col, columns, source, "filename", "file_row_number")
+    source = f"read_parquet({quote_literal(str(path))}, file_row_number = true)"
+    return _rows_select(keys, event_time_col, columns, source, "''", "file_row_number")
+
+
+def _rows_select(keys: tuple[str, ...], event_time_col: str, columns: list[str], source: str, file: str,
+                 row: str) -> str:
+    key_list = ", ".join(quote_ident(k) for k in keys)
+    fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns if c not in keys)
+    event = quote_ident(event_time_col)
     return (f"SELECT {key_list}, CAST({event} AS TIMESTAMP) AS __et, struct_pack({fields}) AS __s, "
-            f"struct_pack(t := {event}, f := {name}, r := file_row_number) AS __o FROM {source} "
+            f"struct_pack(t := {event}, f := {file}, r := {row}) AS __o FROM {source} "
             f"WHERE {not_null(keys, event_time_col, quote_ident)}")
 
 
@@ -121,6 +126,36 @@ def latest_sql(keys: tuple[str, ...], rows: str) -> str:
 def kept_sql(keys: tuple[str, ...], file: Path) -> str:
     key_list = ", ".join(quote_ident(k) for k in keys)
     return f"SELECT {key_list}, __et, __s, __o FROM read_parquet({quote_literal(str(file))})"
+
+
+@dataclass(frozen=True)
+class HandedRows:
+    """A one-file group's latest rows, found while its node wrote it (``operators/last_rows.py``).
+
+    ``file`` holds them in the kept format; ``signature`` is the group output's
+    (:func:`group_signature`) right after the write: they are the group's only while it
+    still has that signature.
+    """
+
+    file: Path
+    signature: dict
+
+
+def hand_over(con: duckdb.DuckDBPyConnection, keys: tuple[str, ...], rows: pa.Table, output: Path,
+              event_time_col: str, file: Path) -> HandedRows:
+    """Write ``rows`` (a group's last row per key, with ``operators.last_rows.ROW_COL``) to ``file``, kept format.
+
+    The same projection as :func:`rows_sql`, over the rows in memory instead of the file:
+    the row number is the file row number the full read would see.
+    """
+    columns = [c for c in rows.column_names if c != ROW_COL]
+    con.register("__seeknal_handed", rows)
+    try:
+        sql = _rows_select(keys, event_time_col, columns, "__seeknal_handed", "''", quote_ident(ROW_COL))
+        copy_to_parquet(con, sql, file)
+    finally:
+        con.unregister("__seeknal_handed")
+    return HandedRows(file, group_signature(output))
 
 
 @dataclass
@@ -195,8 +230,13 @@ class KeptLatest:
             os.replace(tmp, self.dir / MANIFEST)
 
     def update(self, con: duckdb.DuckDBPyConnection, groups: list[GroupSource], *, rebuild: bool = False,
-               why: str = "") -> Outcome:
-        """Bring every group's kept rows up to date with its output; write the manifest; return what was done."""
+               why: str = "", handed: Mapping[str, HandedRows] | None = None) -> Outcome:
+        """Bring every group's kept rows up to date with its output; write the manifest; return what was done.
+
+        ``handed``: groups whose latest rows their node's run found as it wrote them (see
+        :func:`hand_over`); taken as the group's recomputed rows when the output is still
+        the one they came from and their columns are what a read of it gives.
+        """
         manifest, reason = (None, why or "no kept state") if rebuild else self.load()
         self._clean(manifest)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +253,13 @@ class KeptLatest:
             kept = self._kept(old, entry)
             if kept is None and self._same(old, entry):
                 out.unreadable.append(g.name)
-            if kept is not None and old["signature"] == sig:
+            given = (handed or {}).get(g.name)
+            if given is not None and given.signature == sig and self._fits(con, g, given.file):
+                os.replace(given.file, file)  # both under target/: a rename
+                entry["file"] = file.name
+                out.files[g.name] = file
+                out.recomputed.append(g.name)
+            elif kept is not None and old["signature"] == sig:
                 entry["file"] = old["file"]
                 out.files[g.name] = kept
                 out.reused.append(g.name)
@@ -252,6 +298,14 @@ class KeptLatest:
         except (OSError, pa.ArrowException):
             return None
         return file
+
+    def _fits(self, con: duckdb.DuckDBPyConnection, g: GroupSource, file: Path) -> bool:
+        """Do the rows in ``file`` have the columns and types a full read of ``g``'s output gives?"""
+        try:
+            return _columns(con, kept_sql(self.keys, file)) == _columns(
+                con, rows_sql(self.keys, g.path, g.event_time_col, g.columns))
+        except duckdb.Error:
+            return False
 
     def _merge(self, con: duckdb.DuckDBPyConnection, g: GroupSource, kept: Path, new: list[str], file: Path) -> bool:
         """Kept rows + the rows of the new partitions' files, latest per key, into ``file``; False if they don't fit.

@@ -218,8 +218,8 @@ def test_replaced_rows_keep_every_other_value_and_null(values, new):
     from operators.soa.mergeable import _scatter, replace_rows
 
     totals = pa.table({"k": ["a", "b", "c", None], "v": values})
-    touched = pa.table({"k": [None, "b"], "v": new})
-    got = replace_rows(totals, touched, "k").column("v").to_pylist()
+    touched = pa.table({"k": ["b", None], "v": new.take(pa.array([1, 0]))})  # in position order
+    got = replace_rows(totals, touched, np.array([1, 3]), "k").column("v").to_pylist()
     want = values.to_pylist()
     want[3], want[1] = new.to_pylist()
     assert got == want
